@@ -1,0 +1,65 @@
+// sinkquant: find what breaks 4-bit quantization in a checkpoint, remove it, and measure it.
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "core/error.h"
+
+namespace sq {
+
+namespace {
+std::vector<Command>& Registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+}  // namespace
+
+bool RegisterCommand(Command c) {
+  Registry().push_back(std::move(c));
+  return true;
+}
+
+const std::vector<Command>& Commands() { return Registry(); }
+
+}  // namespace sq
+
+namespace {
+
+void PrintHelp() {
+  std::printf("usage: sinkquant COMMAND [flags]   (sinkquant COMMAND --help for its flags)\n\n");
+  auto commands = sq::Commands();
+  std::sort(commands.begin(), commands.end(),
+            [](const sq::Command& a, const sq::Command& b) { return a.name < b.name; });
+  for (const auto& c : commands) std::printf("  %-10s %s\n", c.name.c_str(), c.summary.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    PrintHelp();
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string name = argv[1];
+  for (const auto& c : sq::Commands()) {
+    if (c.name != name) continue;
+    std::vector<std::string> rest(argv + 2, argv + argc);
+    if (std::find(rest.begin(), rest.end(), "--help") != rest.end()) {
+      std::printf("usage: sinkquant %s %s\n\n%s\n", name.c_str(), c.usage.c_str(),
+                  c.summary.c_str());
+      return 0;
+    }
+    try {
+      sq::Args args(name, rest);
+      return c.run(args);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "sinkquant %s: error: %s\n", name.c_str(), e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "sinkquant: unknown command '%s' (see sinkquant --help)\n", name.c_str());
+  return 2;
+}

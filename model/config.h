@@ -1,0 +1,56 @@
+// ModelConfig: every architectural fact the engine needs, as a plain struct with defaults.
+// formats/ fills it from config.json or a llama2.c header; nothing else parses files.
+#pragma once
+
+#include <string>
+
+namespace sq {
+
+// How RoPE pairs the dimensions of a head.
+enum class RopePairing {
+  kHalf,      // Hugging Face rotate_half: (x[i], x[i + head_dim/2])
+  kAdjacent,  // llama2.c / Meta original: (x[2i], x[2i+1])
+};
+
+// rope_scaling of type "llama3" (Llama 3.1/3.2): long wavelengths are stretched by `factor`.
+struct RopeScaling {
+  bool enabled = false;
+  float factor = 1.0f;
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int original_max_position = 8192;
+};
+
+struct ModelConfig {
+  std::string architecture = "LlamaForCausalLM";  // as config.json names it
+  int hidden = 0;            // d_model
+  int intermediate = 0;      // FFN width
+  int n_layers = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;        // = n_heads when there is no GQA
+  int head_dim = 0;          // usually hidden / n_heads; Qwen3 sets it explicitly
+  int vocab = 0;
+  int max_position = 2048;   // max_position_embeddings
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  RopePairing rope_pairing = RopePairing::kHalf;
+  RopeScaling rope_scaling;
+  bool tie_embeddings = false;
+  bool qkv_bias = false;        // Qwen2: biases on q/k/v projections
+  bool qk_norm = false;         // Qwen3: RMSNorm over each head of q and k before RoPE
+  bool attn_output_gate = false;  // Qwen3-Next: q_proj emits [query | gate] per head
+  int gated_norm_rank = 0;      // GatedNorm: sigmoid low-rank gate after every norm (0 = off)
+  int bos_id = -1;
+  int eos_id = -1;
+
+  int q_dim() const { return n_heads * head_dim; }
+  int kv_dim() const { return n_kv_heads * head_dim; }
+  // Rows of q_proj: the query, plus the gate when gated attention is on.
+  int q_proj_rows() const { return attn_output_gate ? 2 * q_dim() : q_dim(); }
+  int heads_per_kv() const { return n_heads / n_kv_heads; }
+};
+
+// Throws Error naming `source` when a field is missing, non-positive or inconsistent.
+void ValidateConfig(const ModelConfig& c, const std::string& source);
+
+}  // namespace sq

@@ -1,0 +1,45 @@
+// Linear: the one place where a layer's weights meet its input. The engine only calls Apply;
+// dense float today, int4 (quant/) tomorrow, wrapped by online rotations when a recipe says so.
+#pragma once
+
+#include <memory>
+
+#include "core/tensor.h"
+
+namespace sq {
+
+class Linear {
+ public:
+  virtual ~Linear() = default;
+  // x [T, in] -> y [T, out] = x W^T (+ bias). `y` is resized by the callee.
+  virtual void Apply(const Mat& x, Mat& y) const = 0;
+  virtual int in_features() const = 0;
+  virtual int out_features() const = 0;
+};
+
+// y = x W^T + b with W kept in its stored dtype; F16/BF16 are widened per call, so a bf16
+// model never holds an f32 copy of all its weights at once.
+class DenseLinear : public Linear {
+ public:
+  // w [out, in] (F32/F16/BF16); bias [out] or empty. The views must outlive this object.
+  DenseLinear(TensorView w, TensorView bias = {});
+  void Apply(const Mat& x, Mat& y) const override;
+  int in_features() const override { return static_cast<int>(w_.cols()); }
+  int out_features() const override { return static_cast<int>(w_.rows()); }
+  const TensorView& weight() const { return w_; }
+  const TensorView& bias() const { return bias_; }
+
+ private:
+  TensorView w_;
+  TensorView bias_;
+};
+
+// Optional fake quantisation of one head's keys or values after RoPE (KV-cache quantisation).
+// Implemented in quant/; the engine only calls it.
+class KvQuantizer {
+ public:
+  virtual ~KvQuantizer() = default;
+  virtual void Apply(Mat& x) const = 0;  // x [T, hd], in place
+};
+
+}  // namespace sq

@@ -1,0 +1,39 @@
+// Model: a config, its weights, and the Linear each projection runs through.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/config.h"
+#include "model/linear.h"
+#include "model/observer.h"
+#include "model/weights.h"
+
+namespace sq {
+
+struct LayerLinears {
+  std::shared_ptr<const Linear> q, k, v, o, gate, up, down;
+};
+
+struct Model {
+  ModelConfig config;
+  ModelWeights weights;
+  std::vector<LayerLinears> linears;    // one per layer
+  std::shared_ptr<const Linear> lm_head;
+  std::shared_ptr<const KvQuantizer> kv_quant;  // null: keys and values stay float
+};
+
+// Wraps `weights` in DenseLinears. The result shares the weights' storage.
+Model BuildDenseModel(const ModelConfig& config, ModelWeights weights);
+
+// Full forward pass over one sequence at positions 0..T-1 (batched prefill, causal).
+// Returns logits [T, V].
+Mat Forward(const Model& m, std::span<const int> tokens, ForwardObserver* obs = nullptr);
+
+// The same pass in pieces, for layer-by-layer calibration (GPTQ).
+Mat Embed(const Model& m, std::span<const int> tokens);                  // [T, d]
+void ForwardBlock(const Model& m, int layer, Mat& h, ForwardObserver* obs);  // h [T, d] in place
+Mat Head(const Model& m, const Mat& h, ForwardObserver* obs);            // [T, V]
+
+}  // namespace sq
