@@ -5,10 +5,10 @@
 #include <span>
 #include <vector>
 
-#include "model/config.h"
+#include "core/model_config.h"
 #include "model/linear.h"
 #include "model/observer.h"
-#include "model/weights.h"
+#include "core/model_weights.h"
 
 namespace sq {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "model/config.h"
+#include "core/model_config.h"
 
 namespace sq {
 

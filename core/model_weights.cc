@@ -1,4 +1,4 @@
-#include "model/weights.h"
+#include "core/model_weights.h"
 
 #include "core/error.h"
 
