@@ -1,0 +1,177 @@
+#include "model/ops.h"
+
+#include <cmath>
+#include <numbers>
+
+namespace sq {
+
+Mat RmsNorm(const Mat& x, const Vec& w, float eps) {
+  Mat y(x.rows(), x.cols());
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    const float ms = x.row(t).squaredNorm() / static_cast<float>(x.cols());
+    y.row(t) = x.row(t) * (1.0f / std::sqrt(ms + eps));
+    if (w.size()) y.row(t).array() *= w.transpose().array();
+  }
+  return y;
+}
+
+Mat RmsNormRef(const Mat& x, const Vec& w, float eps) {
+  Mat y(x.rows(), x.cols());
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    double ss = 0;
+    for (Eigen::Index j = 0; j < x.cols(); ++j) ss += double(x(t, j)) * x(t, j);
+    const double inv = 1.0 / std::sqrt(ss / x.cols() + eps);
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      y(t, j) = static_cast<float>(x(t, j) * inv * (w.size() ? w[j] : 1.0f));
+    }
+  }
+  return y;
+}
+
+Mat NormGateValues(const Mat& y, const Mat& down, const Mat& up) {
+  Mat z = y * down.transpose();                       // [T, r]
+  z = z.unaryExpr([](float v) { return Silu(v); });
+  Mat g = z * up.transpose();                         // [T, d]
+  return g.unaryExpr([](float v) { return Sigmoid(v); });
+}
+
+std::vector<double> RopeInvFreq(const ModelConfig& c) {
+  const int half = c.head_dim / 2;
+  std::vector<double> inv(half);
+  for (int i = 0; i < half; ++i) inv[i] = std::pow(double(c.rope_theta), -2.0 * i / c.head_dim);
+  const RopeScaling& s = c.rope_scaling;
+  if (!s.enabled) return inv;
+  // Llama 3.1 "llama3" scaling: stretch long wavelengths, keep short ones, blend between.
+  const double low_wavelen = s.original_max_position / s.low_freq_factor;
+  const double high_wavelen = s.original_max_position / s.high_freq_factor;
+  for (double& f : inv) {
+    const double wavelen = 2 * std::numbers::pi / f;
+    if (wavelen > low_wavelen) {
+      f /= s.factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
+                            (s.high_freq_factor - s.low_freq_factor);
+      f = (1 - smooth) * f / s.factor + smooth * f;
+    }
+  }
+  return inv;
+}
+
+RopeTable MakeRopeTable(const ModelConfig& c, int T) {
+  const std::vector<double> inv = RopeInvFreq(c);
+  const int half = static_cast<int>(inv.size());
+  RopeTable t{Mat(T, half), Mat(T, half)};
+  for (int p = 0; p < T; ++p) {
+    for (int i = 0; i < half; ++i) {
+      // HF computes the angle in float32; so do we, so long contexts agree bit for bit-ish.
+      const float angle = static_cast<float>(p) * static_cast<float>(inv[i]);
+      t.cos(p, i) = std::cos(angle);
+      t.sin(p, i) = std::sin(angle);
+    }
+  }
+  return t;
+}
+
+namespace {
+// Index of the two elements of rotary pair i within a head.
+inline void PairIndex(RopePairing pairing, int hd, int i, int* a, int* b) {
+  if (pairing == RopePairing::kHalf) {
+    *a = i;
+    *b = i + hd / 2;
+  } else {
+    *a = 2 * i;
+    *b = 2 * i + 1;
+  }
+}
+}  // namespace
+
+void ApplyRope(Mat& x, int hd, const RopeTable& t, RopePairing pairing) {
+  const int n_heads = static_cast<int>(x.cols() / hd), half = hd / 2;
+#pragma omp parallel for schedule(static)
+  for (Eigen::Index p = 0; p < x.rows(); ++p) {
+    float* row = x.row(p).data();
+    const float* cs = t.cos.row(p).data();
+    const float* sn = t.sin.row(p).data();
+    for (int h = 0; h < n_heads; ++h) {
+      float* head = row + h * hd;
+      for (int i = 0; i < half; ++i) {
+        int a, b;
+        PairIndex(pairing, hd, i, &a, &b);
+        const float x0 = head[a], x1 = head[b];
+        head[a] = x0 * cs[i] - x1 * sn[i];
+        head[b] = x1 * cs[i] + x0 * sn[i];
+      }
+    }
+  }
+}
+
+void ApplyRopeRef(Mat& x, int hd, const RopeTable& t, RopePairing pairing) {
+  const int half = hd / 2;
+  for (Eigen::Index p = 0; p < x.rows(); ++p) {
+    for (Eigen::Index h = 0; h < x.cols() / hd; ++h) {
+      for (int i = 0; i < half; ++i) {
+        int a, b;
+        PairIndex(pairing, hd, i, &a, &b);
+        const double x0 = x(p, h * hd + a), x1 = x(p, h * hd + b);
+        const double c = t.cos(p, i), s = t.sin(p, i);
+        x(p, h * hd + a) = static_cast<float>(x0 * c - x1 * s);
+        x(p, h * hd + b) = static_cast<float>(x1 * c + x0 * s);
+      }
+    }
+  }
+}
+
+void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs) {
+  const Eigen::Index T = q.rows();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(q.cols()));
+  Mat s = (q * k.transpose()) * scale;  // [T, T]
+  for (Eigen::Index t = 0; t < T; ++t) {
+    auto row = s.row(t).head(t + 1);
+    const float m = row.maxCoeff();
+    row = (row.array() - m).exp();
+    row /= row.sum();
+    s.row(t).tail(T - t - 1).setZero();  // causal: future keys get nothing
+  }
+  out.noalias() = s * v;
+  if (probs) *probs = std::move(s);
+}
+
+void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs) {
+  const Eigen::Index T = q.rows(), hd = q.cols();
+  out = Mat::Zero(T, v.cols());
+  Mat p = Mat::Zero(T, T);
+  for (Eigen::Index t = 0; t < T; ++t) {
+    std::vector<double> score(t + 1);
+    double m = -INFINITY;
+    for (Eigen::Index j = 0; j <= t; ++j) {
+      double dot = 0;
+      for (Eigen::Index i = 0; i < hd; ++i) dot += double(q(t, i)) * k(j, i);
+      score[j] = dot / std::sqrt(double(hd));
+      m = std::max(m, score[j]);
+    }
+    double z = 0;
+    for (double& sc : score) z += (sc = std::exp(sc - m));
+    for (Eigen::Index j = 0; j <= t; ++j) {
+      p(t, j) = static_cast<float>(score[j] / z);
+      for (Eigen::Index i = 0; i < v.cols(); ++i) out(t, i) += static_cast<float>(score[j] / z * v(j, i));
+    }
+  }
+  if (probs) *probs = std::move(p);
+}
+
+Mat SwiGlu(const Mat& gate, const Mat& up) {
+  return gate.binaryExpr(up, [](float g, float u) { return Silu(g) * u; });
+}
+
+Mat SwiGluRef(const Mat& gate, const Mat& up) {
+  Mat y(gate.rows(), gate.cols());
+  for (Eigen::Index i = 0; i < gate.rows(); ++i) {
+    for (Eigen::Index j = 0; j < gate.cols(); ++j) {
+      const double g = gate(i, j);
+      y(i, j) = static_cast<float>(g / (1.0 + std::exp(-g)) * up(i, j));
+    }
+  }
+  return y;
+}
+
+}  // namespace sq

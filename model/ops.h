@@ -1,0 +1,45 @@
+// The transformer's operations, each with a plain scalar reference (`...Ref`) that tests
+// compare the fast version against. Ops know nothing of layers or checkpoints.
+//
+// Legend: T = tokens, d = width, H = heads, Hkv = KV heads, hd = head_dim.
+#pragma once
+
+#include <vector>
+
+#include "core/model_config.h"
+#include "core/tensor.h"
+
+namespace sq {
+
+// y = x * rsqrt(mean(x^2) + eps) * w, row by row.  x [T, d], w [d] (empty w: weightless).
+Mat RmsNorm(const Mat& x, const Vec& w, float eps);
+Mat RmsNormRef(const Mat& x, const Vec& w, float eps);
+
+// GatedNorm's gate: sigmoid(up @ silu(down @ y)) elementwise.  y [T, d], down [r, d], up [d, r].
+Mat NormGateValues(const Mat& y, const Mat& down, const Mat& up);
+
+// cos/sin per position and rotary pair: [T, hd/2], with llama3 rope_scaling applied.
+struct RopeTable {
+  Mat cos, sin;
+};
+RopeTable MakeRopeTable(const ModelConfig& c, int T);
+// The inverse frequency of each rotary pair i in [0, hd/2) (after rope_scaling).
+std::vector<double> RopeInvFreq(const ModelConfig& c);
+
+// Rotates every head of x in place.  x [T, n*hd] with n heads of width hd.
+void ApplyRope(Mat& x, int hd, const RopeTable& t, RopePairing pairing);
+void ApplyRopeRef(Mat& x, int hd, const RopeTable& t, RopePairing pairing);
+
+// Causal softmax attention for one head.  q [T, hd], k [T, hd], v [T, hd] -> out [T, hd];
+// probs [T, T] (row t: query t over keys 0..t) is filled when non-null.
+void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs);
+void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs);
+
+// silu(gate) * up, elementwise.  [T, f]
+Mat SwiGlu(const Mat& gate, const Mat& up);
+Mat SwiGluRef(const Mat& gate, const Mat& up);
+
+inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+inline float Silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+}  // namespace sq
