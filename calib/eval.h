@@ -1,0 +1,33 @@
+// Perplexity and distribution comparison over token windows.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "calib/dataset.h"
+#include "model/model.h"
+
+namespace sq {
+
+struct PplResult {
+  double nll = 0;          // mean negative log-likelihood (nats) per scored token
+  double ppl = 0;          // exp(nll)
+  double ppl_stderr = 0;   // standard error of ppl (delta method: ppl * stderr(nll))
+  long tokens = 0;         // tokens scored
+  double seconds = 0;
+  double tokens_per_s = 0; // forward tokens (not only scored) per second
+};
+
+// Log-softmax of one row of logits, in double for stable sums.
+std::vector<double> LogSoftmax(const float* logits, int n);
+
+// Per-window callback: the window and its logits [T, V]; used to compare two models.
+using LogitsCallback = std::function<void(int window_index, const Window&, const Mat& logits)>;
+
+// Runs `m` over every window and accumulates the NLL of the scored tokens.
+// `progress` (may be null) is called after each window with (done, total).
+PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
+                             ForwardObserver* obs = nullptr, const LogitsCallback& on_logits = {},
+                             const std::function<void(int, int)>& progress = {});
+
+}  // namespace sq
