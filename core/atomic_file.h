@@ -1,0 +1,18 @@
+// Writing outputs so that an interrupted run never leaves a half-written file behind:
+// write to a temporary name in the target folder, then rename into place.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <string>
+
+namespace sq {
+
+// Writes `content` to `path` atomically. Throws Error naming the path.
+void WriteFileAtomic(const std::string& path, const std::string& content);
+
+// Streams into a temporary file beside `path` via `write`, then renames it into place. If
+// `write` throws, the temporary file is removed and the exception propagates.
+void WriteFileAtomic(const std::string& path, const std::function<void(std::ostream&)>& write);
+
+}  // namespace sq
