@@ -1,0 +1,148 @@
+#include "formats/checkpoint.h"
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "formats/hf_config.h"
+#include "formats/hf_names.h"
+#include "formats/json_util.h"
+#include "formats/llama2c.h"
+#include "formats/safetensors.h"
+
+namespace sq {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Which config switch makes a role legitimate, for tensors present without it.
+const char* EnabledBy(const ModelConfig& c, Role r) {
+  switch (r) {
+    case Role::kAttnQBias: case Role::kAttnKBias: case Role::kAttnVBias:
+      return c.qkv_bias ? nullptr : "attention_bias";
+    case Role::kAttnQNorm: case Role::kAttnKNorm:
+      return c.qk_norm ? nullptr : "Qwen3ForCausalLM (qk_norm)";
+    case Role::kAttnNormGateDown: case Role::kAttnNormGateUp: case Role::kFfnNormGateDown:
+    case Role::kFfnNormGateUp: case Role::kFinalNormGateDown: case Role::kFinalNormGateUp:
+      return c.gated_norm_rank > 0 ? nullptr : "gated_norm_rank";
+    default:
+      return nullptr;
+  }
+}
+
+// Puts every tensor sinkquant knows into its slot; unknown names are ignored, but a known
+// tensor the config does not enable is refused (it would otherwise be silently dropped).
+void AssignTensor(const ModelConfig& c, const std::string& name, const TensorView& v,
+                  const std::string& file, ModelWeights* w) {
+  auto id = ParseHfTensorName(name);
+  if (!id) return;
+  Check(id->layer < c.n_layers, file + ": tensor " + name + " is for layer " +
+                                    std::to_string(id->layer) + " but config.json has " +
+                                    std::to_string(c.n_layers) + " layers");
+  if (const char* by = EnabledBy(c, id->role)) {
+    throw Error(file + ": tensor " + name + " is present but config.json does not enable " + by);
+  }
+  WeightSlot(*w, *id) = v;
+}
+
+// Shard file names from model.safetensors.index.json, with the tensors each should hold.
+std::map<std::string, std::set<std::string>> ReadIndex(const std::string& index_path) {
+  const auto j = ReadJsonFile(index_path);
+  Check(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(),
+        index_path + ": missing object 'weight_map'");
+  std::map<std::string, std::set<std::string>> shards;
+  for (const auto& [name, file] : j["weight_map"].items()) {
+    Check(file.is_string(), index_path + ": weight_map entry for " + name + " is not a string");
+    const std::string f = file.get<std::string>();
+    Check(!f.empty() && f.find('/') == std::string::npos && f != "..",
+          index_path + ": weight_map file '" + f + "' for " + name +
+              " must be a plain file name in the same folder");
+    shards[f].insert(name);
+  }
+  return shards;
+}
+
+void LoadHfWeights(const std::string& dir, const ModelConfig& c, Checkpoint* ck) {
+  ModelWeights& w = ck->weights;
+  w.layers.resize(c.n_layers);
+  const fs::path single = fs::path(dir) / "model.safetensors";
+  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  std::string source;
+  if (fs::exists(single)) {
+    source = single.string();
+    SafetensorsFile st = OpenSafetensors(source);
+    for (const auto& [name, v] : st.tensors) AssignTensor(c, name, v, source, &w);
+    w.storage.push_back(st.file);
+  } else if (fs::exists(index)) {
+    source = index.string();
+    for (const auto& [shard, names] : ReadIndex(source)) {
+      const std::string shard_path = (fs::path(dir) / shard).string();
+      SafetensorsFile st = OpenSafetensors(shard_path);
+      for (const std::string& name : names) {
+        auto it = st.tensors.find(name);
+        Check(it != st.tensors.end(), shard_path + ": tensor " + name +
+                                          " listed in model.safetensors.index.json is missing");
+        AssignTensor(c, name, it->second, shard_path, &w);
+      }
+      w.storage.push_back(st.file);
+    }
+  } else {
+    throw Error(dir + ": no model.safetensors or model.safetensors.index.json");
+  }
+  if (c.tie_embeddings && w.lm_head.empty()) w.lm_head = w.embed;
+  ValidateWeights(c, w, source, [](TensorId id) { return HfTensorName(id); });
+}
+
+Checkpoint LoadHfDir(const std::string& dir) {
+  Checkpoint ck;
+  ck.source = dir;
+  const fs::path config = fs::path(dir) / "config.json";
+  Check(fs::exists(config), dir + ": no config.json (expected an HF model folder or a llama2.c "
+                                  ".bin file)");
+  ck.config = ParseHfConfig(config.string());
+  LoadHfWeights(dir, ck.config, &ck);
+  const fs::path tok = fs::path(dir) / "tokenizer.json";
+  if (fs::is_regular_file(tok)) ck.tokenizer_path = tok.string();
+  return ck;
+}
+
+}  // namespace
+
+Checkpoint LoadCheckpoint(const std::string& path) {
+  Check(fs::exists(path), "checkpoint " + path + " does not exist");
+  if (fs::is_directory(path)) return LoadHfDir(path);
+  const fs::path p(path);
+  if (p.filename() == "config.json" || p.extension() == ".safetensors" ||
+      p.filename() == "model.safetensors.index.json") {
+    return LoadHfDir(p.parent_path().empty() ? "." : p.parent_path().string());
+  }
+  Checkpoint ck;
+  ck.source = path;
+  LoadLlama2c(path, &ck.config, &ck.weights);
+  ck.tokenizer_path = FindLlama2cTokenizer(path, ck.config.vocab);
+  return ck;
+}
+
+void WriteHfCheckpoint(const std::string& dir, const ModelConfig& c, const ModelWeights& w) {
+  ValidateWeights(c, w, "writing " + dir, [](TensorId id) { return HfTensorName(id); });
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  Check(!ec && fs::is_directory(dir), "cannot create folder " + dir + ": " + ec.message());
+  // Stored tensors may be F16/BF16 or views of owned buffers; convert each to F32 first.
+  std::vector<std::shared_ptr<OwnedTensor>> owned;
+  std::vector<std::pair<std::string, TensorView>> tensors;
+  ForEachTensor(c, w, [&](TensorId id, const TensorView& v) {
+    if (v.dtype == DType::kF32) {
+      tensors.emplace_back(HfTensorName(id), v);
+      return;
+    }
+    owned.push_back(MakeOwned(ToMat(v), v.shape));
+    tensors.emplace_back(HfTensorName(id), owned.back()->View());
+  });  // skip_tied: a tied lm_head is not stored
+  WriteSafetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  WriteHfConfig((fs::path(dir) / "config.json").string(), c);
+}
+
+}  // namespace sq

@@ -1,0 +1,23 @@
+// Hugging Face config.json <-> ModelConfig for LlamaForCausalLM, MistralForCausalLM (without a
+// binding sliding window), Qwen2ForCausalLM and Qwen3ForCausalLM, plus sinkquant's extension
+// fields `attn_output_gate` (bool) and `gated_norm_rank` (int).
+#pragma once
+
+#include <string>
+
+#include "core/model_config.h"
+#include "formats/json_util.h"
+
+namespace sq {
+
+// Reads and validates config.json; throws Error naming the file and field.
+ModelConfig ParseHfConfig(const std::string& config_json_path);
+// The same from an already-parsed object; `source` names it in errors.
+ModelConfig HfConfigFromJson(const nlohmann::json& j, const std::string& source);
+
+// The config.json text for `c` (throws Error when `c` has no HF form, e.g. adjacent RoPE
+// pairing or qk_norm on a Llama). Round-trips through ParseHfConfig.
+nlohmann::ordered_json HfConfigToJson(const ModelConfig& c);
+void WriteHfConfig(const std::string& path, const ModelConfig& c);
+
+}  // namespace sq

@@ -1,0 +1,114 @@
+#include "formats/hf_names.h"
+
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace sq {
+
+namespace {
+
+struct NameEntry {
+  Role role;
+  const char* suffix;  // after "model.layers.N." for layer roles; the full name otherwise
+};
+
+constexpr NameEntry kModelNames[] = {
+    {Role::kEmbed, "model.embed_tokens.weight"},
+    {Role::kFinalNorm, "model.norm.weight"},
+    {Role::kFinalNormGateDown, "model.norm.gate_down.weight"},
+    {Role::kFinalNormGateUp, "model.norm.gate_up.weight"},
+    {Role::kLmHead, "lm_head.weight"},
+};
+
+constexpr NameEntry kLayerNames[] = {
+    {Role::kAttnNorm, "input_layernorm.weight"},
+    {Role::kAttnNormGateDown, "input_layernorm.gate_down.weight"},
+    {Role::kAttnNormGateUp, "input_layernorm.gate_up.weight"},
+    {Role::kAttnQ, "self_attn.q_proj.weight"},
+    {Role::kAttnK, "self_attn.k_proj.weight"},
+    {Role::kAttnV, "self_attn.v_proj.weight"},
+    {Role::kAttnQBias, "self_attn.q_proj.bias"},
+    {Role::kAttnKBias, "self_attn.k_proj.bias"},
+    {Role::kAttnVBias, "self_attn.v_proj.bias"},
+    {Role::kAttnQNorm, "self_attn.q_norm.weight"},
+    {Role::kAttnKNorm, "self_attn.k_norm.weight"},
+    {Role::kAttnO, "self_attn.o_proj.weight"},
+    {Role::kFfnNorm, "post_attention_layernorm.weight"},
+    {Role::kFfnNormGateDown, "post_attention_layernorm.gate_down.weight"},
+    {Role::kFfnNormGateUp, "post_attention_layernorm.gate_up.weight"},
+    {Role::kFfnGate, "mlp.gate_proj.weight"},
+    {Role::kFfnUp, "mlp.up_proj.weight"},
+    {Role::kFfnDown, "mlp.down_proj.weight"},
+};
+
+constexpr const char kLayerPrefix[] = "model.layers.";
+
+}  // namespace
+
+std::string HfTensorName(TensorId id) {
+  for (const auto& e : kModelNames) {
+    if (e.role == id.role) return e.suffix;
+  }
+  for (const auto& e : kLayerNames) {
+    if (e.role == id.role) return kLayerPrefix + std::to_string(id.layer) + "." + e.suffix;
+  }
+  throw Error(std::string("no Hugging Face name for role ") + RoleName(id.role));
+}
+
+std::optional<TensorId> ParseHfTensorName(const std::string& name) {
+  for (const auto& e : kModelNames) {
+    if (name == e.suffix) return TensorId{-1, e.role};
+  }
+  const size_t n = sizeof(kLayerPrefix) - 1;
+  if (name.compare(0, n, kLayerPrefix) != 0) return std::nullopt;
+  size_t pos = n;
+  int layer = 0;
+  while (pos < name.size() && name[pos] >= '0' && name[pos] <= '9' && layer < 1000000) {
+    layer = layer * 10 + (name[pos++] - '0');
+  }
+  if (pos == n || pos >= name.size() || name[pos] != '.') return std::nullopt;
+  const std::string suffix = name.substr(pos + 1);
+  for (const auto& e : kLayerNames) {
+    if (suffix == e.suffix) return TensorId{layer, e.role};
+  }
+  return std::nullopt;
+}
+
+TensorView& WeightSlot(ModelWeights& w, TensorId id) {
+  switch (id.role) {
+    case Role::kEmbed: return w.embed;
+    case Role::kFinalNorm: return w.final_norm;
+    case Role::kFinalNormGateDown: return w.final_norm_gate.down;
+    case Role::kFinalNormGateUp: return w.final_norm_gate.up;
+    case Role::kLmHead: return w.lm_head;
+    default: break;
+  }
+  Check(id.layer >= 0 && id.layer < static_cast<int>(w.layers.size()),
+        "layer " + std::to_string(id.layer) + " out of range");
+  LayerWeights& L = w.layers[id.layer];
+  switch (id.role) {
+    case Role::kAttnNorm: return L.attn_norm;
+    case Role::kAttnNormGateDown: return L.attn_norm_gate.down;
+    case Role::kAttnNormGateUp: return L.attn_norm_gate.up;
+    case Role::kAttnQ: return L.wq;
+    case Role::kAttnK: return L.wk;
+    case Role::kAttnV: return L.wv;
+    case Role::kAttnQBias: return L.bq;
+    case Role::kAttnKBias: return L.bk;
+    case Role::kAttnVBias: return L.bv;
+    case Role::kAttnQNorm: return L.q_norm;
+    case Role::kAttnKNorm: return L.k_norm;
+    case Role::kAttnO: return L.wo;
+    case Role::kFfnNorm: return L.ffn_norm;
+    case Role::kFfnNormGateDown: return L.ffn_norm_gate.down;
+    case Role::kFfnNormGateUp: return L.ffn_norm_gate.up;
+    case Role::kFfnGate: return L.w_gate;
+    case Role::kFfnUp: return L.w_up;
+    case Role::kFfnDown: return L.w_down;
+    default: break;
+  }
+  throw Error(std::string("no slot for role ") + RoleName(id.role));
+}
+
+}  // namespace sq

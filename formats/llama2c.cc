@@ -1,0 +1,192 @@
+#include "formats/llama2c.h"
+
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.h"
+#include "formats/mmap.h"
+
+namespace sq {
+
+namespace {
+
+constexpr size_t kHeaderBytes = 7 * sizeof(int32_t);
+
+// Hands out consecutive float32 arrays of the file, checking each fits.
+class Cursor {
+ public:
+  Cursor(const MappedFile& f, size_t offset) : f_(f), offset_(offset) {}
+
+  // The next array [n0, n1, ...] as one view; `what` names it in errors.
+  TensorView Take(std::vector<int64_t> shape, const std::string& what) {
+    TensorView v;
+    v.dtype = DType::kF32;
+    v.shape = std::move(shape);
+    const size_t bytes = v.nbytes();
+    Check(offset_ + bytes <= f_.size(),
+          f_.path() + ": file ends inside " + what + " (needs " + std::to_string(offset_ + bytes) +
+              " bytes, file has " + std::to_string(f_.size()) + ")");
+    v.data = f_.data() + offset_;
+    offset_ += bytes;
+    return v;
+  }
+  // The next [L, rows, cols] array, sliced into one [rows, cols] view per layer (or [cols]
+  // per layer when rows == 0).
+  std::vector<TensorView> TakeLayers(int L, int64_t rows, int64_t cols, const std::string& what) {
+    std::vector<int64_t> one = rows ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{cols};
+    TensorView all = Take({L, rows ? rows * cols : cols}, what);
+    std::vector<TensorView> out(L);
+    for (int l = 0; l < L; ++l) {
+      out[l].dtype = DType::kF32;
+      out[l].shape = one;
+      out[l].data = all.data + static_cast<size_t>(l) * all.cols() * sizeof(float);
+    }
+    return out;
+  }
+  size_t offset() const { return offset_; }
+
+ private:
+  const MappedFile& f_;
+  size_t offset_;
+};
+
+ModelConfig ConfigFromHeader(const int32_t h[7], const std::string& path) {
+  const std::string src = path + " (llama2.c header)";
+  for (int i = 0; i < 7; ++i) {
+    static const char* kNames[7] = {"dim", "hidden_dim", "n_layers", "n_heads",
+                                    "n_kv_heads", "vocab_size", "seq_len"};
+    Check(i == 5 || h[i] > 0, src + ": " + kNames[i] + " must be positive, got " +
+                                  std::to_string(h[i]));
+  }
+  Check(h[5] != 0 && h[5] > -(1 << 30), src + ": vocab_size " + std::to_string(h[5]) + " is invalid");
+  Check(h[0] % h[3] == 0, src + ": dim " + std::to_string(h[0]) + " is not a multiple of n_heads " +
+                              std::to_string(h[3]));
+  ModelConfig c;
+  c.architecture = "LlamaForCausalLM";
+  c.hidden = h[0];
+  c.intermediate = h[1];
+  c.n_layers = h[2];
+  c.n_heads = h[3];
+  c.n_kv_heads = h[4];
+  c.vocab = h[5] > 0 ? h[5] : -h[5];
+  c.max_position = h[6];
+  c.head_dim = c.hidden / c.n_heads;
+  c.rope_pairing = RopePairing::kAdjacent;
+  c.rope_theta = 10000.0f;
+  c.norm_eps = 1e-5f;
+  c.bos_id = 1;
+  c.eos_id = 2;
+  c.tie_embeddings = h[5] > 0;
+  ValidateConfig(c, src);
+  return c;
+}
+
+}  // namespace
+
+void LoadLlama2c(const std::string& path, ModelConfig* config, ModelWeights* weights) {
+  auto file = std::make_shared<MappedFile>(path);
+  Check(file->size() >= kHeaderBytes,
+        path + ": file is " + std::to_string(file->size()) +
+            " bytes, shorter than the 28-byte llama2.c header");
+  int32_t h[7];
+  std::memcpy(h, file->data(), kHeaderBytes);  // little-endian host assumed, as run.c does
+  const ModelConfig c = ConfigFromHeader(h, path);
+  const int L = c.n_layers;
+  const int64_t d = c.hidden, f = c.intermediate, kv = c.kv_dim(), V = c.vocab;
+
+  ModelWeights w;
+  w.layers.resize(L);
+  Cursor cur(*file, kHeaderBytes);
+  w.embed = cur.Take({V, d}, "token_embedding_table");
+  auto rms_att = cur.TakeLayers(L, 0, d, "rms_att_weight");
+  auto wq = cur.TakeLayers(L, c.q_dim(), d, "wq");
+  auto wk = cur.TakeLayers(L, kv, d, "wk");
+  auto wv = cur.TakeLayers(L, kv, d, "wv");
+  auto wo = cur.TakeLayers(L, d, c.q_dim(), "wo");
+  auto rms_ffn = cur.TakeLayers(L, 0, d, "rms_ffn_weight");
+  auto w1 = cur.TakeLayers(L, f, d, "w1");
+  auto w2 = cur.TakeLayers(L, d, f, "w2");
+  auto w3 = cur.TakeLayers(L, f, d, "w3");
+  w.final_norm = cur.Take({d}, "rms_final_weight");
+  cur.Take({c.max_position, c.head_dim / 2}, "freq_cis_real");  // unused: we compute RoPE
+  cur.Take({c.max_position, c.head_dim / 2}, "freq_cis_imag");
+  w.lm_head = c.tie_embeddings ? w.embed : cur.Take({V, d}, "wcls");
+  Check(cur.offset() == file->size(),
+        path + ": file has " + std::to_string(file->size()) + " bytes, the header implies exactly " +
+            std::to_string(cur.offset()) + " (trailing data: wrong format or a corrupt header)");
+  for (int l = 0; l < L; ++l) {
+    LayerWeights& lw = w.layers[l];
+    lw.attn_norm = rms_att[l];
+    lw.wq = wq[l];
+    lw.wk = wk[l];
+    lw.wv = wv[l];
+    lw.wo = wo[l];
+    lw.ffn_norm = rms_ffn[l];
+    lw.w_gate = w1[l];
+    lw.w_down = w2[l];
+    lw.w_up = w3[l];
+  }
+  w.storage.push_back(file);
+  ValidateWeights(c, w, path, [](TensorId id) {
+    std::string name = RoleName(id.role);
+    if (id.layer >= 0) name += " of layer " + std::to_string(id.layer);
+    return name;
+  });
+  *config = c;
+  *weights = std::move(w);
+}
+
+std::string FindLlama2cTokenizer(const std::string& model_path, int vocab) {
+  const auto dir = std::filesystem::path(model_path).parent_path();
+  for (const std::string& name : {"tok" + std::to_string(vocab) + ".bin", std::string("tokenizer.bin")}) {
+    const auto p = dir / name;
+    if (std::filesystem::is_regular_file(p)) return p.string();
+  }
+  return "";
+}
+
+namespace {
+
+// new row (h, p * hd/2 + i) <- old row (h, 2i + p) when `to_half`; the inverse otherwise.
+Mat PermuteRows(const Mat& w, int n_heads, bool to_half) {
+  Check(n_heads > 0 && w.rows() % (2 * n_heads) == 0,
+        "RoPE permutation: " + std::to_string(w.rows()) + " rows do not split into " +
+            std::to_string(n_heads) + " heads of even width");
+  const int hd = static_cast<int>(w.rows() / n_heads), half = hd / 2;
+  Mat out(w.rows(), w.cols());
+  for (int h = 0; h < n_heads; ++h) {
+    for (int i = 0; i < half; ++i) {
+      for (int p = 0; p < 2; ++p) {
+        const int half_row = h * hd + p * half + i, adj_row = h * hd + 2 * i + p;
+        if (to_half) {
+          out.row(half_row) = w.row(adj_row);
+        } else {
+          out.row(adj_row) = w.row(half_row);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Mat PermuteAdjacentToHalf(const Mat& w, int n_heads) { return PermuteRows(w, n_heads, true); }
+Mat PermuteHalfToAdjacent(const Mat& w, int n_heads) { return PermuteRows(w, n_heads, false); }
+
+void Llama2cToHf(const ModelConfig& c, const ModelWeights& w, ModelConfig* out_config,
+                 ModelWeights* out_weights) {
+  Check(c.rope_pairing == RopePairing::kAdjacent,
+        "Llama2cToHf: the model already uses rotate_half pairing");
+  Check(!c.attn_output_gate && !c.qkv_bias, "Llama2cToHf: expects a plain llama2.c model");
+  ModelWeights out = w;
+  for (auto& L : out.layers) {
+    L.wq = out.Own(PermuteAdjacentToHalf(ToMat(L.wq), c.n_heads), L.wq.shape);
+    L.wk = out.Own(PermuteAdjacentToHalf(ToMat(L.wk), c.n_kv_heads), L.wk.shape);
+  }
+  *out_config = c;
+  out_config->rope_pairing = RopePairing::kHalf;
+  *out_weights = std::move(out);
+}
+
+}  // namespace sq
