@@ -3,6 +3,7 @@
 #include <cmath>
 #include <optional>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace sq {

@@ -1,11 +1,7 @@
 #include "formats/json_util.h"
 
-#include <unistd.h>
-
 #include <charconv>
-#include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -27,28 +23,6 @@ nlohmann::json ReadJsonFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ParseJson(ss.str(), path);
-}
-
-void WriteFileAtomic(const std::string& path, const std::function<void(std::ostream&)>& fill) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    Check(out.good(), "cannot create " + tmp);
-    fill(out);
-    out.flush();
-    Check(out.good(), "write failed for " + tmp);
-    out.close();
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    Check(!ec, "cannot rename " + tmp + " to " + path + ": " + ec.message());
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-}
-
-void WriteFileAtomic(const std::string& path, const std::string& contents) {
-  WriteFileAtomic(path, [&](std::ostream& out) { out.write(contents.data(), contents.size()); });
 }
 
 nlohmann::json JsonFloat(float v) {
