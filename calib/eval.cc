@@ -1,0 +1,60 @@
+#include "calib/eval.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace sq {
+
+std::vector<double> LogSoftmax(const float* logits, int n) {
+  double m = -INFINITY;
+  for (int i = 0; i < n; ++i) m = std::max(m, double(logits[i]));
+  double z = 0;
+  for (int i = 0; i < n; ++i) z += std::exp(double(logits[i]) - m);
+  const double lz = m + std::log(z);
+  std::vector<double> out(n);
+  for (int i = 0; i < n; ++i) out[i] = double(logits[i]) - lz;
+  return out;
+}
+
+PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
+                             ForwardObserver* obs, const LogitsCallback& on_logits,
+                             const std::function<void(int, int)>& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  double sum = 0, sum_sq = 0;
+  long n = 0, forward_tokens = 0;
+  for (size_t w = 0; w < windows.size(); ++w) {
+    const Window& win = windows[w];
+    const Mat logits = Forward(m, win.tokens, obs);  // [T, V]
+    for (int t = win.first_target; t < static_cast<int>(win.tokens.size()); ++t) {
+      const float* row = logits.row(t - 1).data();
+      const int V = static_cast<int>(logits.cols());
+      double mx = -INFINITY;
+      for (int i = 0; i < V; ++i) mx = std::max(mx, double(row[i]));
+      double z = 0;
+      for (int i = 0; i < V; ++i) z += std::exp(double(row[i]) - mx);
+      const double nll = mx + std::log(z) - double(row[win.tokens[t]]);
+      Check(std::isfinite(nll), "non-finite loss at window " + std::to_string(w) + " position " +
+                                    std::to_string(t) + " (NaN or Inf in the logits)");
+      sum += nll;
+      sum_sq += nll * nll;
+      ++n;
+    }
+    forward_tokens += static_cast<long>(win.tokens.size());
+    if (on_logits) on_logits(static_cast<int>(w), win, logits);
+    if (progress) progress(static_cast<int>(w) + 1, static_cast<int>(windows.size()));
+  }
+  Check(n > 0, "no tokens were scored");
+  PplResult r;
+  r.tokens = n;
+  r.nll = sum / n;
+  r.ppl = std::exp(r.nll);
+  const double var = n > 1 ? std::max(0.0, (sum_sq / n - r.nll * r.nll) * n / (n - 1)) : 0.0;
+  r.ppl_stderr = r.ppl * std::sqrt(var / n);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r.tokens_per_s = r.seconds > 0 ? forward_tokens / r.seconds : 0;
+  return r;
+}
+
+}  // namespace sq

@@ -1,0 +1,102 @@
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "model/ops.h"
+
+using namespace sq;
+
+namespace {
+
+// Named tolerance: fast ops reorder float sums; relative error stays near float epsilon.
+constexpr float kOpTolerance = 2e-5f;
+
+Mat RandomMat(int rows, int cols, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  Mat m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
+  return m;
+}
+
+float MaxRelDiff(const Mat& a, const Mat& b) {
+  return (a - b).cwiseAbs().maxCoeff() / std::max(1e-12f, b.cwiseAbs().maxCoeff());
+}
+
+}  // namespace
+
+TEST_CASE("RmsNorm equals its scalar reference", "[model]") {
+  Mat x = RandomMat(7, 48, 1, 3.0f);
+  Vec w = RandomMat(48, 1, 2).col(0);
+  CHECK(MaxRelDiff(RmsNorm(x, w, 1e-5f), RmsNormRef(x, w, 1e-5f)) < kOpTolerance);
+  CHECK(MaxRelDiff(RmsNorm(x, Vec(), 1e-6f), RmsNormRef(x, Vec(), 1e-6f)) < kOpTolerance);
+  // Weightless output has unit RMS per row.
+  Mat y = RmsNorm(x, Vec(), 0.0f);
+  CHECK(std::abs(y.row(3).squaredNorm() / 48 - 1.0f) < 1e-5f);
+}
+
+TEST_CASE("RoPE equals its scalar reference for both pairings", "[model]") {
+  ModelConfig c;
+  c.head_dim = 16;
+  c.rope_theta = 10000;
+  for (RopePairing p : {RopePairing::kHalf, RopePairing::kAdjacent}) {
+    Mat x = RandomMat(9, 3 * 16, 3), y = x;
+    RopeTable t = MakeRopeTable(c, 9);
+    ApplyRope(x, 16, t, p);
+    ApplyRopeRef(y, 16, t, p);
+    CHECK(MaxRelDiff(x, y) < kOpTolerance);
+    // Rotation preserves each head's norm, and position 0 is the identity.
+    Mat z = RandomMat(9, 16, 4), z0 = z;
+    ApplyRope(z, 16, t, p);
+    CHECK(std::abs(z.row(5).norm() - z0.row(5).norm()) < 1e-4f);
+    CHECK((z.row(0) - z0.row(0)).cwiseAbs().maxCoeff() == 0.0f);
+  }
+}
+
+TEST_CASE("RoPE pairings differ exactly by a permutation of dimensions", "[model]") {
+  // Adjacent pairs (2i, 2i+1) become half pairs (i, i+hd/2) after permuting dims, which is
+  // what the llama2.c -> HF conversion does to q/k rows.
+  ModelConfig c;
+  c.head_dim = 8;
+  RopeTable t = MakeRopeTable(c, 5);
+  Mat x = RandomMat(5, 8, 5), xa = x, xh(5, 8);
+  for (int i = 0; i < 4; ++i) {
+    xh.col(i) = x.col(2 * i);
+    xh.col(i + 4) = x.col(2 * i + 1);
+  }
+  ApplyRope(xa, 8, t, RopePairing::kAdjacent);
+  ApplyRope(xh, 8, t, RopePairing::kHalf);
+  for (int i = 0; i < 4; ++i) {
+    CHECK((xa.col(2 * i) - xh.col(i)).cwiseAbs().maxCoeff() < 1e-6f);
+    CHECK((xa.col(2 * i + 1) - xh.col(i + 4)).cwiseAbs().maxCoeff() < 1e-6f);
+  }
+}
+
+TEST_CASE("llama3 rope_scaling matches the published rule", "[model]") {
+  ModelConfig c;
+  c.head_dim = 64;
+  c.rope_theta = 500000;
+  c.rope_scaling = {true, 32.0f, 1.0f, 4.0f, 8192};
+  const auto scaled = RopeInvFreq(c);
+  c.rope_scaling.enabled = false;
+  const auto plain = RopeInvFreq(c);
+  CHECK(scaled[0] == plain[0]);                      // short wavelength: unchanged
+  CHECK(scaled.back() == Approx(plain.back() / 32));  // long wavelength: divided by factor
+}
+
+TEST_CASE("causal attention equals its scalar reference", "[model]") {
+  Mat q = RandomMat(11, 8, 6), k = RandomMat(11, 8, 7), v = RandomMat(11, 8, 8);
+  Mat o1, o2, p1, p2;
+  HeadAttention(q, k, v, o1, &p1);
+  HeadAttentionRef(q, k, v, o2, &p2);
+  CHECK(MaxRelDiff(o1, o2) < kOpTolerance);
+  CHECK(MaxRelDiff(p1, p2) < kOpTolerance);
+  for (int t = 0; t < 11; ++t) {
+    CHECK(p1.row(t).sum() == Approx(1.0f).epsilon(1e-5));
+    if (t + 1 < 11) CHECK(p1.row(t).tail(10 - t).cwiseAbs().maxCoeff() == 0.0f);  // causal
+  }
+}
+
+TEST_CASE("SwiGLU equals its scalar reference", "[model]") {
+  Mat g = RandomMat(5, 33, 9, 4.0f), u = RandomMat(5, 33, 10);
+  CHECK(MaxRelDiff(SwiGlu(g, u), SwiGluRef(g, u)) < kOpTolerance);
+}
