@@ -1,0 +1,87 @@
+// sinkquant bench: prefill speed of a checkpoint against this machine's plain GEMM rate
+// (measured in the same run), and peak memory. A benchmark, not a test: figures are printed.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "cli/command.h"
+#include "cli/output.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "formats/checkpoint.h"
+#include "model/flops.h"
+#include "model/model.h"
+
+namespace sq {
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+double PeakRssMiB() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;
+}
+
+// GFLOP/s of one large float GEMM [m, k] x [k, n] through Eigen: the rate a GEMM-bound
+// forward pass can hope for on this machine.
+double GemmGflops(int m, int k, int n, int reps) {
+  Mat a = Mat::Random(m, k), b = Mat::Random(n, k), c(m, n);
+  c.noalias() = a * b.transpose();  // warm-up
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r) c.noalias() = a * b.transpose();
+  return 2.0 * m * k * n * reps / Seconds(t0) / 1e9;
+}
+
+int RunBench(Args& a) {
+  const std::string path = a.Required("model");
+  const int ctx = a.Int("ctx", 512);
+  const int reps = a.Int("reps", 3);
+  const std::string json = a.Str("json", "");
+  SetNumThreads(a.Int("threads", 0));
+  a.Finish();
+  Check(ctx > 0 && reps > 0, "--ctx and --reps must be positive");
+
+  Checkpoint ck = LoadCheckpoint(path);
+  Check(ctx <= ck.config.max_position, "--ctx exceeds max_position_embeddings");
+  Model m = BuildDenseModel(ck.config, std::move(ck.weights));
+  std::mt19937 rng(1);
+  std::vector<int> ids(ctx);
+  for (int& id : ids) id = static_cast<int>(rng() % ck.config.vocab);
+
+  Forward(m, ids);  // warm-up: page in the mapped weights
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r) Forward(m, ids);
+  const double secs = Seconds(t0) / reps;
+  const double gflops = PrefillFlops(ck.config, ctx) / secs / 1e9;
+  const double gemm = GemmGflops(ctx, ck.config.hidden, 4 * ck.config.hidden, 5);
+
+  std::printf("model: %s (%s, %d layers, hidden %d, vocab %d, %s weights)\n", path.c_str(),
+              ck.config.architecture.c_str(), ck.config.n_layers, ck.config.hidden,
+              ck.config.vocab, DTypeName(m.weights.layers[0].wq.dtype));
+  std::printf("threads: %d\n", NumThreads());
+  std::printf("prefill ctx %d: %.3f s, %.1f tokens/s, %.1f GFLOP/s\n", ctx, secs, ctx / secs, gflops);
+  std::printf("reference Eigen GEMM [%d x %d] x [%d x %d]: %.1f GFLOP/s\n", ctx, ck.config.hidden,
+              ck.config.hidden, 4 * ck.config.hidden, gemm);
+  std::printf("forward / GEMM: %.0f%%\n", 100 * gflops / gemm);
+  std::printf("peak RSS: %.0f MiB\n", PeakRssMiB());
+  if (!json.empty()) {
+    nlohmann::json j = {{"ctx", ctx}, {"seconds", secs}, {"tokens_per_s", ctx / secs},
+                        {"gflops", gflops}, {"gemm_gflops", gemm}, {"peak_rss_mib", PeakRssMiB()},
+                        {"threads", NumThreads()}};
+    WriteFileAtomic(json, j.dump(2) + "\n");
+  }
+  return 0;
+}
+
+const bool kRegistered = RegisterCommand(
+    {"bench", "prefill speed (tokens/s, GFLOP/s) against this machine's GEMM rate, peak RSS",
+     "--model PATH [--ctx 512] [--reps 3] [--threads N] [--json FILE]", RunBench});
+
+}  // namespace
+}  // namespace sq
