@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/output.h"
 
+#include "core/error.h"
 #include "core/threads.h"
 #include "model/loader.h"
 
