@@ -3,8 +3,15 @@
 #include <cstring>
 #include <filesystem>
 
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
 #include "core/error.h"
+#include "formats/checkpoint.h"
 #include "formats/mmap.h"
+#include "formats/tokenizer.h"
 
 namespace sq {
 
@@ -187,6 +194,74 @@ void Llama2cToHf(const ModelConfig& c, const ModelWeights& w, ModelConfig* out_c
   *out_config = c;
   out_config->rope_pairing = RopePairing::kHalf;
   *out_weights = std::move(out);
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Refuses an `out` that exists and is non-empty (unless `force`) before any work is done.
+void CheckOutDir(const fs::path& out, bool force) {
+  if (!fs::exists(out)) return;
+  Check(fs::is_directory(out), "--out " + out.string() + " exists and is not a folder");
+  Check(force || fs::is_empty(out),
+        "--out " + out.string() + " exists and is not empty (pass --force to replace it)");
+}
+
+// Renames the finished `tmp` folder to `out`, replacing an existing `out` (checked before).
+void MoveIntoPlace(const fs::path& tmp, const fs::path& out) {
+  const fs::path old = out.string() + ".old." + std::to_string(::getpid());
+  const bool had_old = fs::exists(out);
+  if (had_old) fs::rename(out, old);
+  std::error_code ec;
+  fs::rename(tmp, out, ec);
+  if (ec) {
+    if (had_old) fs::rename(old, out);
+    throw Error("cannot rename " + tmp.string() + " to " + out.string() + ": " + ec.message());
+  }
+  if (had_old) fs::remove_all(old);
+}
+
+void WriteTokenizerConfig(const fs::path& dir, const ModelConfig& c) {
+  nlohmann::ordered_json t = {{"add_bos_token", true},  {"add_eos_token", false},
+                              {"bos_token", "<s>"},      {"eos_token", "</s>"},
+                              {"unk_token", "<unk>"},    {"model_max_length", c.max_position},
+                              {"tokenizer_class", "LlamaTokenizerFast"}};
+  WriteFileAtomic((dir / "tokenizer_config.json").string(), t.dump(2) + "\n");
+  nlohmann::ordered_json g = {{"bos_token_id", c.bos_id}, {"eos_token_id", c.eos_id}};
+  WriteFileAtomic((dir / "generation_config.json").string(), g.dump(2) + "\n");
+}
+
+}  // namespace
+
+ConvertSummary ConvertLlama2cToHf(const std::string& model_bin, const std::string& tokenizer_bin,
+                                  const std::string& out_dir, bool force) {
+  fs::path out = fs::path(out_dir).lexically_normal();
+  if (out.has_filename() == false) out = out.parent_path();  // "dir/" -> "dir"
+  CheckOutDir(out, force);
+  ModelConfig c;
+  ModelWeights w;
+  LoadLlama2c(model_bin, &c, &w);
+  ConvertSummary s;
+  s.tokenizer_bin = tokenizer_bin.empty() ? FindLlama2cTokenizer(model_bin, c.vocab) : tokenizer_bin;
+  Check(!s.tokenizer_bin.empty(), model_bin + ": no tokenizer.bin or tok" + std::to_string(c.vocab) +
+                                      ".bin beside it; pass --tokenizer");
+  ModelWeights hf;
+  Llama2cToHf(c, w, &s.config, &hf);
+
+  const fs::path tmp = out.string() + ".tmp." + std::to_string(::getpid());
+  fs::remove_all(tmp);
+  try {
+    WriteHfCheckpoint(tmp.string(), s.config, hf);
+    WriteHfTokenizerFromLlama2c(s.tokenizer_bin, c.vocab, (tmp / "tokenizer.json").string());
+    WriteTokenizerConfig(tmp, s.config);
+    MoveIntoPlace(tmp, out);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
+  return s;
 }
 
 }  // namespace sq

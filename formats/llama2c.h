@@ -35,4 +35,16 @@ Mat PermuteHalfToAdjacent(const Mat& w, int n_heads);
 void Llama2cToHf(const ModelConfig& c, const ModelWeights& w, ModelConfig* out_config,
                  ModelWeights* out_weights);
 
+struct ConvertSummary {
+  ModelConfig config;         // of the written HF model (rope_pairing kHalf)
+  std::string tokenizer_bin;  // the llama2.c tokenizer that was converted
+};
+// `sinkquant convert`: writes `out_dir` as an HF Llama folder: config.json, model.safetensors
+// (F32, q/k rows permuted to rotate_half), tokenizer.json and tokenizer_config.json
+// (add_bos_token). `tokenizer_bin` "" = tokenizer.bin / tok<V>.bin beside the model. Everything
+// is written into a temporary sibling folder that is renamed into place at the end. An
+// existing non-empty `out_dir` is refused unless `force` (then it is replaced).
+ConvertSummary ConvertLlama2cToHf(const std::string& model_bin, const std::string& tokenizer_bin,
+                                  const std::string& out_dir, bool force);
+
 }  // namespace sq
