@@ -107,7 +107,8 @@ Mat Attention(const Model& m, int l, const Mat& x, ForwardObserver* obs) {
   const bool want_probs = obs && obs->Wants(Site::kAttnProbs, l);
   std::vector<Mat> probs(want_probs ? H : 0);
   Mat out(T, H * hd);
-#pragma omp parallel for schedule(dynamic)
+  const bool parallel = static_cast<double>(T) * T * hd * H > (1 << 20);  // worth the threads?
+#pragma omp parallel for schedule(dynamic) if (parallel)
   for (int h = 0; h < H; ++h) {
     const int g = h / c.heads_per_kv();  // GQA: heads share KV head g
     Mat o;

@@ -87,7 +87,8 @@ inline void PairIndex(RopePairing pairing, int hd, int i, int* a, int* b) {
 
 void ApplyRope(Mat& x, int hd, const RopeTable& t, RopePairing pairing) {
   const int n_heads = static_cast<int>(x.cols() / hd), half = hd / 2;
-#pragma omp parallel for schedule(static)
+  // Threads only pay off on large inputs; on small ones their start-up costs more than the work.
+#pragma omp parallel for schedule(static) if (x.size() > (1 << 16))
   for (Eigen::Index p = 0; p < x.rows(); ++p) {
     float* row = x.row(p).data();
     const float* cs = t.cos.row(p).data();
