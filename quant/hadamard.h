@@ -1,0 +1,56 @@
+// Orthogonal rotations for QuaRot-style transforms: Hadamard matrices (Sylvester powers of two,
+// Paley constructions, their Kronecker products) and, for widths no construction reaches, a
+// seeded random orthogonal matrix (QR of a Gaussian).
+//
+// A rotation is applied to rows: x [T, n] -> x Q. Every Q here is orthogonal (Q Q^T = I), so
+// y = x W^T = (x Q)(W Q)^T: rotating a linear's input and its weight columns together is exact.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace sq {
+
+// A +-1 Hadamard matrix of order n (H H^T = n I) when n = 2^k * m with m = 1 or an order a
+// Paley construction reaches with a prime q (Paley I: m = q + 1, q = 3 mod 4; Paley II:
+// m = 2 (q + 1), q = 1 mod 4), taking the largest power of two. Returns false otherwise
+// (e.g. 172 = 4 * 43, 6, 3).
+bool HadamardMatrix(int n, Mat* h);
+
+// The Paley factor m (1 for a power of two) of the construction HadamardMatrix uses, or 0 when
+// none exists.
+int HadamardBase(int n);
+
+// Q = diag(signs) H / sqrt(n) with random signs (QuaRot's randomized Hadamard), or a Haar-random
+// orthogonal matrix when no Hadamard of order n is constructible. Deterministic per seed.
+class Rotation {
+ public:
+  Rotation(int n, uint64_t seed);
+
+  int size() const { return n_; }
+  bool is_hadamard() const { return base_ > 0; }
+  // "hadamard 192 = 16 x paley 12", "hadamard 512 (sylvester)", "random-orthogonal 172 (QR)".
+  std::string Describe() const;
+  const Mat& matrix() const { return q_; }  // [n, n]
+
+  // x [T, n] -> x Q. Fast path: signs, the m x m Paley block, then a fast Walsh-Hadamard
+  // transform across the 2^k blocks: O(n log n + n m) per row instead of O(n^2).
+  void Apply(Mat& x) const;
+  // The plain reference: x Q as a dense product.
+  void ApplyRef(Mat& x) const;
+
+ private:
+  int n_ = 0;
+  int base_ = 0;     // Paley factor m; 0 = random orthogonal (dense)
+  Vec signs_;        // [n] random +-1 (Hadamard only)
+  Mat base_h_;       // [m, m] +-1 Paley block (m > 1)
+  Mat q_;            // [n, n]
+};
+
+// In-place unnormalised Walsh-Hadamard transform of every row of x [T, n] (n a power of two),
+// i.e. x H_n with Sylvester's H_n.
+void FwhtRows(Mat& x);
+
+}  // namespace sq

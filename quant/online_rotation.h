@@ -1,0 +1,49 @@
+// Rotations that cannot be folded into weights and run inside the forward pass instead:
+// a Linear wrapper y = inner(x Q), where the inner linear holds W Q. Because the inner linear
+// sees x Q, an int4 inner linear quantizes the rotated activation (that is the point).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "model/model.h"
+#include "quant/hadamard.h"
+
+namespace sq {
+
+class OnlineRotation : public Linear {
+ public:
+  OnlineRotation(std::shared_ptr<const Linear> inner, std::shared_ptr<const Rotation> rotation);
+  void Apply(const Mat& x, Mat& y) const override;
+  int in_features() const override { return inner_->in_features(); }
+  int out_features() const override { return inner_->out_features(); }
+  const Linear& inner() const { return *inner_; }
+  const Rotation& rotation() const { return *rotation_; }
+
+ private:
+  std::shared_ptr<const Linear> inner_;
+  std::shared_ptr<const Rotation> rotation_;
+};
+
+// Which linear inputs a transformed model rotates at run time; null = none. q/k/v share the
+// attention input, gate/up the FFN input.
+struct LayerOnlineRotations {
+  std::shared_ptr<const Rotation> attn_in;  // input of q/k/v   [T, d]
+  std::shared_ptr<const Rotation> o_in;     // input of o_proj  [T, H*hd]
+  std::shared_ptr<const Rotation> ffn_in;   // input of gate/up [T, d]
+  std::shared_ptr<const Rotation> down_in;  // input of down    [T, f]
+};
+struct OnlineRotations {
+  std::vector<LayerOnlineRotations> layers;  // empty, or one per layer
+  std::shared_ptr<const Rotation> head_in;   // input of lm_head [T, d]
+  bool empty() const;
+};
+
+// Wraps the linears of `m` whose input `r` rotates (m's linears must already hold W Q).
+void WrapOnlineRotations(Model& m, const OnlineRotations& r);
+
+// The rotation applied to the input of the linear(s) at an observer site, or null. Lets
+// statistics gathered at the site describe what the linear actually sees.
+const Rotation* RotationAtSite(const OnlineRotations& r, Site site, int layer);
+
+}  // namespace sq

@@ -1,0 +1,100 @@
+#include "quant/rotate.h"
+
+#include "core/error.h"
+
+namespace sq {
+
+namespace {
+
+void RequireFolded(const ModelWeights& w) {
+  auto check = [](const TensorView& v, const std::string& what) {
+    Check(IsOnes(v), "rotate: " + what + " has a weight that is not all ones; fold norms first "
+                     "(recipe step fold-norms)");
+  };
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    check(w.layers[l].attn_norm, "layer " + std::to_string(l) + " attn_norm");
+    check(w.layers[l].ffn_norm, "layer " + std::to_string(l) + " ffn_norm");
+  }
+  check(w.final_norm, "final_norm");
+}
+
+// A block-diagonal matrix with `n` copies of q on the diagonal.
+Mat BlockDiag(const Mat& q, int n) {
+  const Eigen::Index k = q.rows();
+  Mat b = Mat::Zero(n * k, n * k);
+  for (int i = 0; i < n; ++i) b.block(i * k, i * k, k, k) = q;
+  return b;
+}
+
+// Reader W [out, in] whose input becomes x Q: W <- W Q.
+void RotateInput(ModelWeights& w, TensorView& v, const Mat& q) { Replace(w, v, ToMat(v) * q); }
+// Writer W [out, in] whose output must become y Q: W <- Q^T W.
+void RotateOutput(ModelWeights& w, TensorView& v, const Mat& q) {
+  Replace(w, v, q.transpose() * ToMat(v));
+}
+
+}  // namespace
+
+TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions& opt) {
+  RequireFolded(in.weights);
+  Check(in.online.empty(), "rotate: the model is already rotated");
+  TransformedModel t = in;
+  const ModelConfig& c = t.config;
+  ModelWeights& w = t.weights;
+  const bool gated_norm = c.gated_norm_rank > 0;
+  auto rd = std::make_shared<const Rotation>(c.hidden, opt.seed);
+  auto rf = std::make_shared<const Rotation>(c.intermediate, opt.seed + 1);
+  auto rh = std::make_shared<const Rotation>(c.head_dim, opt.seed + 2);
+  auto ro = std::make_shared<const Rotation>(c.q_dim(), opt.seed + 3);
+  const Mat& qd = rd->matrix();
+  t.online.layers.resize(c.n_layers);
+  std::string what;
+
+  if (opt.residual) {
+    if (!gated_norm) {
+      RotateInput(w, w.embed, qd);  // E [V, d] <- E Q
+      what += " residual " + rd->Describe() + ";";
+    } else {
+      t.online.head_in = rd;
+      what += " online after every GatedNorm " + rd->Describe() + ";";
+    }
+    RotateInput(w, w.lm_head, qd);
+    t.config.tie_embeddings = false;
+  }
+  for (int l = 0; l < c.n_layers; ++l) {
+    LayerWeights& L = w.layers[l];
+    LayerOnlineRotations& on = t.online.layers[l];
+    if (opt.residual) {
+      for (TensorView* r : {&L.wq, &L.wk, &L.wv, &L.w_gate, &L.w_up}) RotateInput(w, *r, qd);
+      if (gated_norm) {
+        on.attn_in = on.ffn_in = rd;
+      } else {
+        RotateOutput(w, L.wo, qd);
+        RotateOutput(w, L.w_down, qd);
+      }
+    }
+    if (opt.down) {
+      RotateInput(w, L.w_down, rf->matrix());
+      on.down_in = rf;
+    }
+    if (opt.heads && !c.attn_output_gate) {
+      const Mat& h = rh->matrix();
+      // v per KV head: v_g H = x (H^T W_g)^T; bias b_g H. o_proj reads every head rotated.
+      RotateOutput(w, L.wv, BlockDiag(h, c.n_kv_heads));
+      if (!L.bv.empty()) Replace(w, L.bv, (ToMat(L.bv) * BlockDiag(h, c.n_kv_heads)).transpose());
+      RotateInput(w, L.wo, BlockDiag(h, c.n_heads));
+    } else if (opt.heads) {
+      RotateInput(w, L.wo, ro->matrix());
+      on.o_in = ro;
+    }
+  }
+  if (opt.down) what += " down_proj input online " + rf->Describe() + ";";
+  if (opt.heads) {
+    what += c.attn_output_gate ? " o_proj input online (gated attention) " + ro->Describe()
+                               : " v/o per head " + rh->Describe();
+  }
+  t.steps.push_back("rotate(seed=" + std::to_string(opt.seed) + ":" + what + ")");
+  return t;
+}
+
+}  // namespace sq

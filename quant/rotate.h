@@ -1,0 +1,36 @@
+// Hadamard rotation (QuaRot, Ashkboos et al. 2024) on norm-folded weights.
+//
+// Residual stream (models without GatedNorm): h -> h Q with one Q [d, d] for the whole stream.
+//   embedding E <- E Q; readers (q, k, v, gate, up, lm_head) W <- W Q; writers (o, down)
+//   W <- Q^T W. Exact because a weightless RMSNorm commutes with Q: n(h Q) = n(h) Q.
+// With GatedNorm the norm output is multiplied elementwise by a data-dependent gate computed in
+// the original basis; n(h Q) * g != (n(h) * g) Q, so the residual is NOT rotated. Instead the
+// readers of every gated norm get an online rotation: they compute (out Q)(W Q)^T.
+// down_proj input: online rotation Q_f [f, f] (W_down <- W_down Q_f), since silu(gate) * up is
+//   elementwise and nothing before it can absorb Q_f.
+// v -> o: without gated attention, a per-head rotation H [hd, hd] folds into v_proj's rows
+//   (W_v <- H^T W_v per KV head) and o_proj's columns (per head); attention mixes tokens, not
+//   dims, so softmax(q k^T) v H = (softmax(q k^T) v) H. With gated attention the output is
+//   multiplied elementwise by sigmoid(gate) before o_proj, so it cannot pass: o_proj gets an
+//   online rotation over its whole input [H*hd] instead.
+// Rotations are Hadamard matrices with random signs where a construction exists (hadamard.h),
+// else seeded random orthogonal matrices.
+#pragma once
+
+#include <cstdint>
+
+#include "quant/transforms.h"
+
+namespace sq {
+
+struct RotateOptions {
+  uint64_t seed = 0;
+  bool residual = true;  // rotate the residual stream (or, with GatedNorm, the gated norm outputs)
+  bool down = true;      // online rotation of the down_proj input
+  bool heads = true;     // v/o: per-head fold, or online o_proj rotation with gated attention
+};
+
+// Throws Error unless every norm weight is exactly one (run FoldNorms first).
+TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions& opt);
+
+}  // namespace sq

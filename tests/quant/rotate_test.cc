@@ -1,0 +1,97 @@
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "quant/hadamard.h"
+#include "quant/online_rotation.h"
+
+using namespace sq;
+
+namespace {
+
+// Named tolerance: a rotation reorders float sums; entries are O(1), errors near epsilon.
+constexpr float kRotationTolerance = 2e-5f;
+
+Mat RandomMat(int rows, int cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  Mat m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("Hadamard constructions are +-1 with H H^T = n I", "[quant]") {
+  for (int n : {1, 2, 4, 8, 12, 20, 24, 28, 36, 40, 44, 48, 64, 96, 192, 512}) {
+    Mat h;
+    INFO("order " << n);
+    REQUIRE(HadamardMatrix(n, &h));
+    REQUIRE(h.rows() == n);
+    CHECK((h.array().abs() == 1.0f).all());
+    CHECK((h * h.transpose() - n * Mat::Identity(n, n)).cwiseAbs().maxCoeff() == 0.0f);
+  }
+  CHECK(HadamardBase(192) == 12);  // bytelm hidden: 16 x Paley I (q = 11)
+  CHECK(HadamardBase(28) == 28);   // Paley II (q = 13)
+  CHECK(HadamardBase(512) == 1);
+  // No construction here: 172 = 4 * 43 (stories260K's FFN), 6, 3.
+  for (int n : {172, 6, 3, 52}) {
+    Mat h;
+    CHECK_FALSE(HadamardMatrix(n, &h));
+    CHECK(HadamardBase(n) == 0);
+  }
+}
+
+TEST_CASE("Rotation is orthogonal and its fast path equals the dense reference", "[quant]") {
+  for (int n : {8, 12, 48, 64, 172, 192, 512}) {
+    INFO("size " << n);
+    Rotation r(n, 7);
+    const Mat& q = r.matrix();
+    CHECK((q * q.transpose() - Mat::Identity(n, n)).cwiseAbs().maxCoeff() < kRotationTolerance);
+    CHECK(r.is_hadamard() == (n != 172));
+    Mat x = RandomMat(5, n, n), ref = x;
+    r.Apply(x);
+    r.ApplyRef(ref);
+    CHECK((x - ref).cwiseAbs().maxCoeff() < kRotationTolerance * 10);
+    CHECK(std::abs(x.row(2).norm() - ref.row(2).norm()) < 1e-3f);
+  }
+  // Different seeds give different sign patterns; the same seed the same matrix.
+  CHECK((Rotation(64, 1).matrix() - Rotation(64, 2).matrix()).cwiseAbs().maxCoeff() > 0.1f);
+  CHECK((Rotation(64, 1).matrix() - Rotation(64, 1).matrix()).cwiseAbs().maxCoeff() == 0.0f);
+}
+
+TEST_CASE("FwhtRows equals multiplication by Sylvester's matrix", "[quant]") {
+  Mat h;
+  REQUIRE(HadamardMatrix(32, &h));
+  Mat x = RandomMat(3, 32, 3), ref = x * h;
+  FwhtRows(x);
+  CHECK((x - ref).cwiseAbs().maxCoeff() < 1e-4f);
+  Mat bad(1, 12);
+  CHECK_THROWS(FwhtRows(bad));
+}
+
+TEST_CASE("A Hadamard rotation spreads a one-hot outlier over every channel", "[quant]") {
+  // The reason rotation helps int4: a row with one huge entry becomes flat.
+  Rotation r(192, 3);
+  Mat x = Mat::Zero(1, 192);
+  x(0, 53) = 130.0f;
+  r.Apply(x);
+  CHECK(x.cwiseAbs().maxCoeff() == Approx(130.0f / std::sqrt(192.0f)).epsilon(1e-4));
+  CHECK(x.cwiseAbs().minCoeff() == Approx(130.0f / std::sqrt(192.0f)).epsilon(1e-4));
+}
+
+TEST_CASE("OnlineRotation computes inner(x Q) and checks its size", "[quant]") {
+  Mat w = RandomMat(6, 12, 4);
+  TensorView wv;
+  wv.shape = {6, 12};
+  wv.data = reinterpret_cast<const std::byte*>(w.data());
+  auto rot = std::make_shared<const Rotation>(12, 5);
+  Mat wq = w * rot->matrix();
+  TensorView wqv = wv;
+  wqv.data = reinterpret_cast<const std::byte*>(wq.data());
+  OnlineRotation lin(std::make_shared<DenseLinear>(wqv), rot);
+  Mat x = RandomMat(4, 12, 6), y, ref = x * w.transpose();
+  lin.Apply(x, y);
+  CHECK((y - ref).cwiseAbs().maxCoeff() < 1e-4f);
+  CHECK_THROWS(OnlineRotation(std::make_shared<DenseLinear>(wqv),
+                              std::make_shared<const Rotation>(8, 1)));
+}

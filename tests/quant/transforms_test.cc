@@ -1,0 +1,172 @@
+// "Float logits unchanged": every exact transform must leave the model's logits within
+// kInvariance (max |delta| / max |logit|) on random gated models and on real text.
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "calib/dataset.h"
+#include "model/loader.h"
+#include "model/random_weights.h"
+#include "quant/norm_fold.h"
+#include "quant/rotate.h"
+#include "quant/smooth.h"
+#include "tests/test_paths.h"
+
+using namespace sq;
+
+namespace {
+
+// Named tolerance of the issue: max relative logit difference below 1e-4.
+constexpr double kInvariance = 1e-4;
+
+double MaxRelDiff(const Mat& a, const Mat& ref) {
+  return (a - ref).cwiseAbs().maxCoeff() / std::max(1e-12f, ref.cwiseAbs().maxCoeff());
+}
+
+double MaxRelLogitDiff(const Model& a, const Model& b, const std::vector<Window>& windows) {
+  double worst = 0;
+  for (const Window& w : windows) {
+    worst = std::max(worst, MaxRelDiff(Forward(a, w.tokens), Forward(b, w.tokens)));
+  }
+  return worst;
+}
+
+std::vector<Window> RandomWindows(int vocab, int n, int len, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> tok(0, vocab - 1);
+  std::vector<Window> out(n);
+  for (Window& w : out) {
+    for (int i = 0; i < len; ++i) w.tokens.push_back(tok(rng));
+  }
+  return out;
+}
+
+// A small model with GQA; optionally gated attention and GatedNorm. Norm weights are random
+// (not ones) so that folding has something to fold.
+Model GatedTestModel(bool attn_gate, int gated_norm_rank, int intermediate, bool bias) {
+  ModelConfig c;
+  c.hidden = 48;
+  c.intermediate = intermediate;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 12;
+  c.vocab = 40;
+  c.max_position = 64;
+  c.attn_output_gate = attn_gate;
+  c.gated_norm_rank = gated_norm_rank;
+  c.qkv_bias = bias;
+  ModelWeights w = RandomWeights(c, 11);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(0.2f, 3.0f);
+  auto randomize = [&](TensorView& v) {
+    Mat g(v.numel(), 1);
+    for (Eigen::Index i = 0; i < g.size(); ++i) g(i) = u(rng);
+    v = w.Own(g, v.shape);
+  };
+  for (LayerWeights& L : w.layers) {
+    randomize(L.attn_norm);
+    randomize(L.ffn_norm);
+  }
+  randomize(w.final_norm);
+  return BuildDenseModel(c, w);
+}
+
+void CheckAllNormsOne(const TransformedModel& t) {
+  for (const LayerWeights& L : t.weights.layers) {
+    CHECK(IsOnes(L.attn_norm));
+    CHECK(IsOnes(L.ffn_norm));
+  }
+  CHECK(IsOnes(t.weights.final_norm));
+}
+
+// Runs every exact transform and recipe chain on `m`, checking the logits each time.
+void CheckInvariance(const Model& m, const std::vector<Window>& calib,
+                     const std::vector<Window>& eval) {
+  const TransformedModel base = Untransformed(m);
+  const TransformedModel folded = FoldNorms(base);
+  CheckAllNormsOne(folded);
+  CHECK(MaxRelLogitDiff(BuildModel(folded), m, eval) < kInvariance);
+
+  const ChannelAbsMax stats = CollectChannelAbsMax(m, calib);
+  const TransformedModel smoothed = SmoothQuant(base, stats, {});
+  CHECK(MaxRelLogitDiff(BuildModel(smoothed), m, eval) < kInvariance);
+  // Smoothing changed the weights (it is not trivially the identity).
+  CHECK(MaxRelDiff(ToMat(smoothed.weights.layers[0].wq), ToMat(m.weights.layers[0].wq)) > 1e-3);
+
+  const TransformedModel rotated = RotateHadamard(folded, {.seed = 3});
+  CHECK_FALSE(rotated.online.empty());
+  CHECK(MaxRelLogitDiff(BuildModel(rotated), m, eval) < kInvariance);
+
+  const TransformedModel smooth_rotated = RotateHadamard(FoldNorms(smoothed), {.seed = 4});
+  CHECK(MaxRelLogitDiff(BuildModel(smooth_rotated), m, eval) < kInvariance);
+  CHECK(smooth_rotated.steps.size() == 3);
+}
+
+}  // namespace
+
+TEST_CASE("Transforms keep logits: gated attention + GatedNorm random model", "[quant]") {
+  // intermediate 40 = 2 x Paley 20; 52 has no construction (random orthogonal).
+  for (int f : {40, 52}) {
+    INFO("intermediate " << f);
+    const Model m = GatedTestModel(true, 4, f, false);
+    CheckInvariance(m, RandomWindows(40, 3, 24, 1), RandomWindows(40, 2, 32, 2));
+    // The gated attention output cannot be rotated through: o_proj's rotation is online.
+    const TransformedModel r = RotateHadamard(FoldNorms(Untransformed(m)), {});
+    CHECK(r.online.layers[0].o_in);
+    CHECK(r.online.layers[0].attn_in);  // GatedNorm: readers rotate online after the gate
+    CHECK(r.online.head_in);
+  }
+}
+
+TEST_CASE("Transforms keep logits: plain GQA model with q/k/v biases", "[quant]") {
+  const Model m = GatedTestModel(false, 0, 40, true);
+  CheckInvariance(m, RandomWindows(40, 3, 24, 3), RandomWindows(40, 2, 32, 4));
+  const TransformedModel r = RotateHadamard(FoldNorms(Untransformed(m)), {});
+  CHECK_FALSE(r.online.layers[0].o_in);     // per-head rotation folded into v and o
+  CHECK_FALSE(r.online.layers[0].attn_in);  // the residual stream itself is rotated
+  CHECK(r.online.layers[0].down_in);
+  // The embedding is rotated: its rows keep their norms but not their entries.
+  const Mat e0 = ToMat(m.weights.embed), e1 = ToMat(r.weights.embed);
+  CHECK(std::abs(e0.row(3).norm() - e1.row(3).norm()) < 1e-4f);
+  CHECK(MaxRelDiff(e1, e0) > 0.1);
+}
+
+TEST_CASE("Transforms keep logits: gated attention without GatedNorm", "[quant]") {
+  const Model m = GatedTestModel(true, 0, 40, false);
+  CheckInvariance(m, RandomWindows(40, 3, 24, 5), RandomWindows(40, 2, 32, 6));
+}
+
+TEST_CASE("Transforms refuse the wrong order", "[quant]") {
+  const Model m = GatedTestModel(false, 0, 40, false);
+  const TransformedModel base = Untransformed(m);
+  CHECK_THROWS_WITH(RotateHadamard(base, {}), Catch::Contains("fold norms first"));
+  const TransformedModel r = RotateHadamard(FoldNorms(base), {});
+  CHECK_THROWS_WITH(FoldNorms(r), Catch::Contains("before rotating"));
+  CHECK_THROWS_WITH(SmoothQuant(r, CollectChannelAbsMax(m, RandomWindows(40, 1, 8, 1)), {}),
+                    Catch::Contains("before rotating"));
+}
+
+TEST_CASE("Transforms keep logits on stories260K with real text", "[quant]") {
+  LoadedModel lm = LoadModel(test::RequireShared("models/stories260K/stories260K.bin"), "");
+  WindowOptions o;
+  o.ctx = 128;
+  auto calib = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-calib.txt")),
+                           *lm.tokenizer, o, "calib");
+  auto eval = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-valid.txt")),
+                          *lm.tokenizer, o, "valid");
+  calib.resize(8);
+  eval.resize(4);
+  CheckInvariance(lm.model, calib, eval);
+}
+
+TEST_CASE("Transforms keep logits on bytelm-austen-gatednorm with real text", "[quant]") {
+  LoadedModel lm = LoadModel(test::RequireShared("models/bytelm-austen-gatednorm"), "");
+  REQUIRE(lm.model.config.attn_output_gate);
+  REQUIRE(lm.model.config.gated_norm_rank == 16);
+  WindowOptions o;
+  o.ctx = 256;
+  auto text = MakeWindows(ReadTextFile(test::RequireShared("corpora/austen-emma-valid.txt")),
+                          *lm.tokenizer, o, "emma");
+  std::vector<Window> calib(text.begin() + 10, text.begin() + 14), eval(text.begin(), text.begin() + 2);
+  CheckInvariance(lm.model, calib, eval);
+}
