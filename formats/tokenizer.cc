@@ -1,0 +1,37 @@
+#include "formats/tokenizer.h"
+
+#include <fstream>
+
+#include "core/error.h"
+
+namespace sq {
+
+namespace {
+
+// A .json name, or text starting with '{'. A llama2.c file starts with a small int32
+// (max_token_length), whose high bytes are zero, so it is never taken for JSON.
+bool LooksLikeJson(const std::string& path) {
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return true;
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open tokenizer");
+  char head[4] = {0, 0, 0, 0};
+  f.read(head, 4);
+  if (f.gcount() == 4 && head[2] == 0 && head[3] == 0) return false;
+  for (char c : head) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    return c == '{';
+  }
+  return false;
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> LoadTokenizer(const std::string& path, int vocab_size) {
+  if (LooksLikeJson(path)) return LoadHfTokenizer(path);
+  if (vocab_size <= 0) {
+    throw Error(path + ": a llama2.c tokenizer.bin needs the vocab size from the model header");
+  }
+  return LoadLlama2cTokenizer(path, vocab_size);
+}
+
+}  // namespace sq
