@@ -1,0 +1,48 @@
+// GPTQ (Frantar et al. 2022): quantize the columns of W [out, in] one at a time, spreading each
+// column's rounding error over the columns not yet quantized through the inverse Hessian of the
+// layer's reconstruction loss ||X W^T - X Q^T||^2, H = 2 X^T X / N.
+#pragma once
+
+#include <Eigen/Dense>
+
+#include "core/tensor.h"
+#include "quant/quantizer.h"
+
+namespace sq {
+
+// Accumulates H = 2 X^T X / N over calibration rows (tokens), in double.
+class HessianAccumulator {
+ public:
+  explicit HessianAccumulator(int in) : h_(Eigen::MatrixXd::Zero(in, in)) {}
+  void Add(const Mat& x);  // x [T, in]
+  Eigen::MatrixXd H() const;  // [in, in]
+  long rows() const { return n_; }
+
+ private:
+  Eigen::MatrixXd h_;  // sum of x^T x
+  long n_ = 0;
+};
+
+struct GptqOptions {
+  double damp = 0.01;      // added to the diagonal: damp * mean(diag(H))
+  int block = 128;         // columns per lazy-update block
+  bool act_order = false;  // quantize columns by decreasing diag(H)
+};
+
+// What happened while quantizing one matrix (for reports).
+struct GptqStats {
+  int dead_columns = 0;     // diag(H) == 0: never seen nonzero input; weights set to 0
+  double damp_used = 0;     // the dampening factor that made H positive definite
+};
+
+// Quantizes w [out, in] with GPTQ. Groups are contiguous runs of G columns (as RTN stores them):
+// without act-order each group's scale is fitted (with the clip search if asked) from the
+// already-updated weights when its first column is reached, as in the reference GPTQ; with
+// act-order the columns are visited out of order, so all group scales are fitted up front from
+// the original weights ("static groups", AutoGPTQ), which keeps the contiguous group layout.
+// Per-channel scales are always fitted up front. If H + damp is not positive definite the
+// dampening is multiplied by 10 (up to 4 times) before giving up with an Error.
+QuantizedWeight GptqQuantize(const Mat& w, const Eigen::MatrixXd& h, const WeightQuantSpec& spec,
+                             const GptqOptions& opt, GptqStats* stats = nullptr);
+
+}  // namespace sq

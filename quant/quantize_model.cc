@@ -1,0 +1,336 @@
+#include "quant/quantize_model.h"
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include "core/error.h"
+#include "quant/gptq.h"
+#include "quant/int4_linear.h"
+#include "quant/kv_quant.h"
+
+namespace sq {
+
+// ---- config -------------------------------------------------------------------------------
+
+const std::vector<Role>& LinearRoles() {
+  static const std::vector<Role> kRoles = {Role::kAttnQ,   Role::kAttnK,  Role::kAttnV,
+                                           Role::kAttnO,   Role::kFfnGate, Role::kFfnUp,
+                                           Role::kFfnDown, Role::kLmHead};
+  return kRoles;
+}
+
+Role ParseLinearRole(const std::string& name) {
+  static const std::map<std::string, Role> kShort = {
+      {"q", Role::kAttnQ},       {"k", Role::kAttnK},   {"v", Role::kAttnV},
+      {"o", Role::kAttnO},       {"gate", Role::kFfnGate}, {"up", Role::kFfnUp},
+      {"down", Role::kFfnDown},  {"lm_head", Role::kLmHead}};
+  if (auto it = kShort.find(name); it != kShort.end()) return it->second;
+  for (Role r : LinearRoles()) {
+    if (name == RoleName(r)) return r;
+  }
+  throw Error("unknown linear '" + name + "' (expected q, k, v, o, gate, up, down, lm_head)");
+}
+
+std::vector<Role> ParseLinearRoles(const std::string& list) {
+  std::vector<Role> out;
+  if (list == "none" || list.empty()) return out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    out.push_back(ParseLinearRole(list.substr(start, comma - start)));
+    start = comma + 1;
+  }
+  return out;
+}
+
+bool QuantConfig::KeepsFloat(Role r) const {
+  return std::find(keep_float.begin(), keep_float.end(), r) != keep_float.end();
+}
+
+std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
+  auto b = [](bool v) { return std::string(v ? "true" : "false"); };
+  auto f = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%g", v);
+    return std::string(buf);
+  };
+  std::string kept;
+  for (Role r : keep_float) {
+    if (!kept.empty()) kept += ',';
+    kept += RoleName(r);
+  }
+  return {{"w_bits", std::to_string(w_bits)},
+          {"w_group", std::to_string(w_group)},
+          {"w_sym", b(w_sym)},
+          {"clip_search", b(clip_search)},
+          {"gptq", b(gptq)},
+          {"act_order", b(act_order)},
+          {"gptq_block", std::to_string(gptq_block)},
+          {"gptq_damp", f(gptq_damp)},
+          {"a_bits", std::to_string(a_bits)},
+          {"a_clip", f(a_clip)},
+          {"kv_bits", std::to_string(kv_bits)},
+          {"kv_group", std::to_string(kv_group)},
+          {"keep_float", kept.empty() ? "none" : kept},
+          {"seed", std::to_string(seed)}};
+}
+
+void QuantConfig::Validate() const {
+  auto bits_ok = [](int b) { return b == 16 || (b >= 2 && b <= 8); };
+  Check(bits_ok(w_bits), "--w-bits must be 16 or in [2, 8], got " + std::to_string(w_bits));
+  Check(bits_ok(a_bits), "--a-bits must be 16 or in [2, 8], got " + std::to_string(a_bits));
+  Check(bits_ok(kv_bits), "--kv-bits must be 16 or in [2, 8], got " + std::to_string(kv_bits));
+  Check(w_group >= 0, "--w-group must be >= 0, got " + std::to_string(w_group));
+  Check(kv_group >= 0, "--kv-group must be >= 0, got " + std::to_string(kv_group));
+  Check(a_clip > 0 && a_clip <= 1, "--a-clip must be in (0, 1], got " + std::to_string(a_clip));
+  Check(gptq_block > 0, "GPTQ block must be positive");
+  Check(gptq_damp > 0, "GPTQ dampening must be positive");
+}
+
+std::shared_ptr<const Linear>& LinearAt(Model& m, int layer, Role role) {
+  if (role == Role::kLmHead) return m.lm_head;
+  LayerLinears& L = m.linears.at(layer);
+  switch (role) {
+    case Role::kAttnQ: return L.q;
+    case Role::kAttnK: return L.k;
+    case Role::kAttnV: return L.v;
+    case Role::kAttnO: return L.o;
+    case Role::kFfnGate: return L.gate;
+    case Role::kFfnUp: return L.up;
+    case Role::kFfnDown: return L.down;
+    default: throw Error(std::string("LinearAt: ") + RoleName(role) + " is not a linear");
+  }
+}
+
+const std::shared_ptr<const Linear>& LinearAt(const Model& m, int layer, Role role) {
+  return LinearAt(const_cast<Model&>(m), layer, role);
+}
+
+// ---- building quantized linears -----------------------------------------------------------
+
+namespace {
+
+// The quantized replacement of `orig`: weights `qw` (null: keep float weights), input fake-quant
+// `act`. Online input transforms around `orig` are kept around the replacement.
+std::shared_ptr<const Linear> MakeQuantLinear(const std::shared_ptr<const Linear>& orig,
+                                              std::shared_ptr<const QuantizedWeight> qw,
+                                              const ActQuantSpec& act) {
+  if (const auto* t = dynamic_cast<const InputTransformLinear*>(orig.get())) {
+    return t->WithInner(MakeQuantLinear(t->inner(), std::move(qw), act));
+  }
+  if (!qw) return std::make_shared<Int4Linear>(orig, act);
+  return std::make_shared<Int4Linear>(std::move(qw), act, FloatWeightOf(*orig).bias);
+}
+
+struct Key {
+  int layer;
+  Role role;
+  bool operator<(const Key& o) const {
+    return layer != o.layer ? layer < o.layer : static_cast<int>(role) < static_cast<int>(o.role);
+  }
+};
+using WeightMap = std::map<Key, std::shared_ptr<const QuantizedWeight>>;
+
+// The (layer, role) pairs to quantize, in forward order.
+std::vector<Key> QuantizedKeys(const Model& m, const QuantConfig& cfg) {
+  std::vector<Key> keys;
+  for (int l = 0; l < m.config.n_layers; ++l) {
+    for (Role r : LinearRoles()) {
+      if (r != Role::kLmHead && !cfg.KeepsFloat(r)) keys.push_back({l, r});
+    }
+  }
+  if (!cfg.KeepsFloat(Role::kLmHead)) keys.push_back({-1, Role::kLmHead});
+  return keys;
+}
+
+// ---- GPTQ, layer by layer -------------------------------------------------------------------
+
+// Collects the Hessians of the linears that read one site of one layer. Linears behind an online
+// input transform get their own Hessian of the transformed input; plain ones share one.
+class HessianObserver : public ForwardObserver {
+ public:
+  HessianObserver(Site site, int layer) : site_(site), layer_(layer) {}
+  // Returns the slot of `lin`'s Hessian.
+  int Track(const Linear& lin) {
+    const auto* t = dynamic_cast<const InputTransformLinear*>(&lin);
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].transform == t) return static_cast<int>(i);
+    }
+    slots_.push_back({t, HessianAccumulator(lin.in_features())});
+    return static_cast<int>(slots_.size()) - 1;
+  }
+  bool Wants(Site site, int layer) const override { return site == site_ && layer == layer_; }
+  void Observe(const Where& at, const Mat& x) override {
+    if (at.site != site_ || at.layer != layer_) return;
+    for (Slot& s : slots_) {
+      if (!s.transform) {
+        s.h.Add(x);
+      } else {
+        Mat xt;
+        s.transform->TransformInput(x, xt);
+        s.h.Add(xt);
+      }
+    }
+  }
+  const HessianAccumulator& Hessian(int slot) const { return slots_[slot].h; }
+
+ private:
+  struct Slot {
+    const InputTransformLinear* transform;
+    HessianAccumulator h;
+  };
+  Site site_;
+  int layer_;
+  std::vector<Slot> slots_;
+};
+
+struct Stage {
+  Site site;
+  std::vector<Role> roles;
+};
+
+class GptqRunner {
+ public:
+  GptqRunner(Model& work, const QuantConfig& cfg, const std::vector<Window>& calib,
+             WeightMap& weights, QuantizeReport& rep)
+      : work_(work), cfg_(cfg), weights_(weights), rep_(rep) {
+    for (const Window& w : calib) {
+      hs_.push_back(Embed(work_, w.tokens));
+      rep_.calib_tokens += static_cast<long>(w.tokens.size());
+      rep_.hidden_state_bytes += static_cast<size_t>(hs_.back().size()) * sizeof(float);
+    }
+    rep_.calib_windows = static_cast<int>(calib.size());
+  }
+
+  void Layer(int l) {
+    static const Stage kStages[] = {
+        {Site::kAttnInput, {Role::kAttnQ, Role::kAttnK, Role::kAttnV}},
+        {Site::kOInput, {Role::kAttnO}},
+        {Site::kFfnInput, {Role::kFfnGate, Role::kFfnUp}},
+        {Site::kDownInput, {Role::kFfnDown}}};
+    for (const Stage& st : kStages) {
+      std::vector<Role> roles;
+      for (Role r : st.roles) {
+        if (!cfg_.KeepsFloat(r)) roles.push_back(r);
+      }
+      if (roles.empty()) continue;
+      HessianObserver obs(st.site, l);
+      std::vector<int> slot;
+      for (Role r : roles) slot.push_back(obs.Track(*LinearAt(work_, l, r)));
+      for (const Mat& h : hs_) {
+        Mat hh = h;
+        ForwardBlock(work_, l, hh, &obs);
+      }
+      for (size_t i = 0; i < roles.size(); ++i) Quantize(l, roles[i], obs.Hessian(slot[i]));
+    }
+    for (Mat& h : hs_) ForwardBlock(work_, l, h, nullptr);
+  }
+
+  void LmHead() {
+    HessianObserver obs(Site::kHeadInput, work_.config.n_layers);
+    const int slot = obs.Track(*work_.lm_head);
+    for (const Mat& h : hs_) Head(work_, h, &obs);
+    Quantize(-1, Role::kLmHead, obs.Hessian(slot));
+  }
+
+ private:
+  void Quantize(int l, Role r, const HessianAccumulator& h) {
+    std::shared_ptr<const Linear>& lin = LinearAt(work_, l, r);
+    GptqStats stats;
+    auto qw = std::make_shared<const QuantizedWeight>(
+        GptqQuantize(FloatWeightOf(*lin).w, h.H(), cfg_.weight_spec(),
+                     {cfg_.gptq_damp, cfg_.gptq_block, cfg_.act_order}, &stats));
+    weights_[{l, r}] = qw;
+    gptq_stats_[{l, r}] = stats;
+    lin = MakeQuantLinear(lin, qw, ActQuantSpec{});  // weight-only while calibrating
+  }
+
+ public:
+  std::map<Key, GptqStats> gptq_stats_;
+
+ private:
+  Model& work_;
+  const QuantConfig& cfg_;
+  WeightMap& weights_;
+  QuantizeReport& rep_;
+  std::vector<Mat> hs_;  // per calibration window: hidden state entering the next layer [T, d]
+};
+
+}  // namespace
+
+Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
+                    QuantizeReport* report, const std::function<void(int, int)>& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  cfg.Validate();
+  QuantizeReport rep;
+  const std::vector<Key> keys = QuantizedKeys(fp, cfg);
+  WeightMap weights;
+  std::map<Key, GptqStats> gptq_stats;
+  const int L = fp.config.n_layers;
+  if (cfg.w_bits < 16 && cfg.gptq) {
+    Check(!calib.empty(), "GPTQ needs calibration windows (--calib FILE)");
+    Model work = fp;
+    work.kv_quant = nullptr;
+    GptqRunner runner(work, cfg, calib, weights, rep);
+    for (int l = 0; l < L; ++l) {
+      runner.Layer(l);
+      if (progress) progress(l + 1, L);
+    }
+    if (!cfg.KeepsFloat(Role::kLmHead)) runner.LmHead();
+    gptq_stats = runner.gptq_stats_;
+  } else if (cfg.w_bits < 16) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const Key& k = keys[i];
+      weights[k] = std::make_shared<const QuantizedWeight>(
+          QuantizeRtn(FloatWeightOf(*LinearAt(fp, k.layer, k.role)).w, cfg.weight_spec()));
+      if (progress && k.role == Role::kFfnDown) progress(k.layer + 1, L);
+    }
+  }
+
+  Model q = fp;
+  const ActQuantSpec act = cfg.act_spec();
+  const std::string wfmt = cfg.w_bits < 16
+      ? cfg.weight_spec().Describe() + (cfg.gptq ? " gptq" : " rtn") + (cfg.act_order ? " act-order" : "")
+      : std::string("w16");
+  for (const Key& k : keys) {
+    LinearReport lr{k.layer, k.role, wfmt + ", " + act.Describe()};
+    if (auto it = gptq_stats.find(k); it != gptq_stats.end()) {
+      lr.dead_columns = it->second.dead_columns;
+      lr.gptq_damp = it->second.damp_used;
+    }
+    std::shared_ptr<const QuantizedWeight> qw;
+    if (auto it = weights.find(k); it != weights.end()) qw = it->second;
+    if (qw) rep.weight_bytes += qw->bytes();
+    if (qw || act.enabled()) {
+      std::shared_ptr<const Linear>& lin = LinearAt(q, k.layer, k.role);
+      lin = MakeQuantLinear(lin, qw, act);
+    } else {
+      lr.format = "float";
+    }
+    rep.linears.push_back(lr);
+  }
+  for (Role r : cfg.keep_float) {
+    if (r == Role::kLmHead) {
+      rep.linears.push_back({-1, r, "float (kept)"});
+    } else {
+      for (int l = 0; l < L; ++l) rep.linears.push_back({l, r, "float (kept)"});
+    }
+  }
+  if (cfg.kv_bits < 16) {
+    auto kv = std::make_shared<GroupKvQuantizer>(cfg.kv_bits, cfg.kv_group);
+    Check(cfg.kv_group == 0 || fp.config.head_dim % cfg.kv_group == 0,
+          "--kv-group " + std::to_string(cfg.kv_group) + " does not divide head_dim " +
+              std::to_string(fp.config.head_dim));
+    rep.kv = kv->Describe();
+    q.kv_quant = kv;
+  } else {
+    rep.kv = "float";
+  }
+  rep.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (report) *report = std::move(rep);
+  return q;
+}
+
+}  // namespace sq

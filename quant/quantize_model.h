@@ -1,0 +1,83 @@
+// QuantizeModel: float model in, quantized model out. What to do is plain data (QuantConfig);
+// transforms (issue 8) change the float weights first and then call this.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "calib/dataset.h"
+#include "core/model_weights.h"
+#include "model/model.h"
+#include "quant/quantizer.h"
+
+namespace sq {
+
+struct QuantConfig {
+  int w_bits = 4;            // 2..8, or 16: weights stay float
+  int w_group = 0;           // G columns per scale along K; 0: per output channel
+  bool w_sym = true;
+  bool clip_search = true;   // MSE clip-ratio search per channel / group (RTN and GPTQ scales)
+  bool gptq = false;         // GPTQ instead of round-to-nearest (needs calibration windows)
+  bool act_order = false;    // GPTQ: columns by decreasing Hessian diagonal
+  int gptq_block = 128;
+  double gptq_damp = 0.01;   // times mean(diag(H))
+  int a_bits = 16;           // 2..8, or 16: activations stay float
+  float a_clip = 1.0f;
+  int kv_bits = 16;          // 2..8, or 16: KV cache stays float
+  int kv_group = 0;          // 0: one group per head (head_dim)
+  // Linears left entirely in float (weights and input). Embeddings are a table lookup and are
+  // never quantized. Default as in QuaRot: the lm_head.
+  std::vector<Role> keep_float = {Role::kLmHead};
+  uint64_t seed = 0;         // for transforms that draw random numbers
+
+  WeightQuantSpec weight_spec() const { return {w_bits, w_group, w_sym, clip_search}; }
+  ActQuantSpec act_spec() const { return {a_bits, a_clip}; }
+  bool KeepsFloat(Role r) const;
+  // Every setting as (key, value) text, in a fixed order, for printing and JSON.
+  std::vector<std::pair<std::string, std::string>> Settings() const;
+  void Validate() const;  // throws Error naming the flag
+};
+
+// The roles of the linears, in forward order: q, k, v, o, gate, up, down, lm_head.
+const std::vector<Role>& LinearRoles();
+// "q"/"attn_q", ..., "lm_head" -> Role; throws Error listing the names.
+Role ParseLinearRole(const std::string& name);
+// Comma-separated list ("lm_head,down"; "none" = empty).
+std::vector<Role> ParseLinearRoles(const std::string& list);
+
+// The Linear of `role` in `layer` (layer ignored for kLmHead).
+std::shared_ptr<const Linear>& LinearAt(Model& m, int layer, Role role);
+const std::shared_ptr<const Linear>& LinearAt(const Model& m, int layer, Role role);
+
+struct LinearReport {
+  int layer = -1;  // -1: lm_head
+  Role role = Role::kAttnQ;
+  std::string format;       // "w4 g128 sym clip-search gptq, a4 clip 1.00" or "float"
+  int dead_columns = 0;     // GPTQ: input channels that were always 0
+  double gptq_damp = 0;     // GPTQ: the dampening that was used
+};
+struct QuantizeReport {
+  std::vector<LinearReport> linears;
+  std::string kv;               // "kv4 per-head asym" or "float"
+  int calib_windows = 0;        // GPTQ calibration
+  long calib_tokens = 0;
+  size_t hidden_state_bytes = 0;  // GPTQ: memory of the kept per-window hidden states
+  size_t weight_bytes = 0;      // quantized codes + scales + zero points
+  double seconds = 0;
+};
+
+// Quantizes every linear not kept float. With GPTQ the model is processed layer by layer:
+// the calibration windows' hidden states (kept in memory: windows x tokens x hidden floats)
+// run through the already-quantized layers, then layer l's Hessians are collected in four
+// true-sequential stages (q/k/v share kAttnInput, then o, then gate/up share kFfnInput, then
+// down), each after the previous stage's linears were quantized. During calibration the
+// quantized-so-far layers use quantized weights with FLOAT activations and float KV (as in
+// QuaRot/GPTQ): activation quantization is applied only in the returned model.
+// `progress` (may be empty) is called with (layers done, total).
+Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
+                    QuantizeReport* report = nullptr,
+                    const std::function<void(int, int)>& progress = {});
+
+}  // namespace sq
