@@ -36,6 +36,7 @@ int RunGenerate(Args& a) {
     ids.push_back(static_cast<int>(next));
   }
   std::printf("%s\n", lm.tokenizer->Decode(ids, /*skip_special=*/true).c_str());
+  std::fflush(stdout);  // the text first, then the counts on stderr
   std::fprintf(stderr, "[%zu prompt tokens, %zu generated]\n", prompt_len, ids.size() - prompt_len);
   return 0;
 }

@@ -1,0 +1,44 @@
+// Running the real `sinkquant` binary from tests: exit code and combined output.
+#pragma once
+
+#include <array>
+#include <cstdio>
+#include <string>
+#include <sys/wait.h>
+
+#include "tests/test_paths.h"
+
+namespace sq::test {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `sinkquant ARGS` through the shell (args are passed as written).
+inline RunResult RunSinkquant(const std::string& args) {
+  const std::string cmd = Binary() + " " + args + " 2>&1";
+  RunResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// Writes `content` to a file in `dir` and returns its path.
+inline std::string WriteTemp(const std::string& dir, const std::string& name,
+                             const std::string& content) {
+  const std::string path = dir + "/" + name;
+  FILE* f = fopen(path.c_str(), "wb");
+  if (f) {
+    fwrite(content.data(), 1, content.size(), f);
+    fclose(f);
+  }
+  return path;
+}
+
+}  // namespace sq::test
