@@ -1,0 +1,462 @@
+// Graph legend: B = batch, T = seq, d = hidden, H = heads, Hkv = KV heads, hd = head_dim,
+// V = vocab. Activations are [B, T, ...] throughout; attention works in [B, H, T, hd].
+#include "quant/onnx_export.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <typeinfo>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "model/ops.h"
+#include "quant/int4_linear.h"
+#include "quant/kv_quant.h"
+#include "quant/quantizer.h"
+
+namespace sq {
+
+OnnxFormat ParseOnnxFormat(const std::string& name) {
+  if (name == "qdq") return OnnxFormat::kQdq;
+  if (name == "matmulnbits") return OnnxFormat::kMatMulNBits;
+  throw Error("--onnx-format must be qdq or matmulnbits, got '" + name + "'");
+}
+
+namespace {
+
+using Ints = std::vector<int64_t>;
+
+constexpr const char* kMsDomain = "com.microsoft";
+
+std::vector<float> Flat(const Mat& m) { return {m.data(), m.data() + m.size()}; }
+
+// Writes the graph of one model into an OnnxBuilder.
+class GraphWriter {
+ public:
+  GraphWriter(const Model& m, OnnxBuilder& b, const OnnxExportOptions& opt, OnnxExportReport& r)
+      : m_(m), c_(m.config), b_(b), opt_(opt), r_(r) {}
+
+  void Build() {
+    b_.AddInput("input_ids", OnnxType::kInt64, {std::string("batch"), std::string("seq")});
+    Prologue();
+    std::string h = b_.Node("Gather", {Embedding(), "input_ids"}, {{"axis", int64_t{0}}},
+                            "embed");  // [B, T, d]
+    for (int l = 0; l < c_.n_layers; ++l) h = Block(l, h);
+    const std::string p = "final_norm";
+    const std::string x = Norm(h, m_.weights.final_norm, m_.weights.final_norm_gate, p);
+    const std::string logits = Linear(*m_.lm_head, x, "lm_head", m_.weights.lm_head);
+    b_.Node("Identity", {logits}, {}, "logits");
+    b_.AddOutput("logits", OnnxType::kFloat,
+                 {std::string("batch"), std::string("seq"), int64_t{c_.vocab}});
+  }
+
+ private:
+  // ---- constants (cached by value) ------------------------------------------------------
+  std::string I(const Ints& v) {
+    std::string key;
+    for (int64_t x : v) key += std::to_string(x) + ",";
+    auto [it, fresh] = ints_.try_emplace(key);
+    if (fresh) it->second = b_.Ints(b_.Unique("const_i64"), v);
+    return it->second;
+  }
+  std::string IScalar(int64_t v) {  // a rank-0 int64
+    auto [it, fresh] = int_scalars_.try_emplace(v);
+    if (fresh) it->second = b_.Int64(b_.Unique("const_i64_scalar"), {}, {&v, 1});
+    return it->second;
+  }
+  std::string F(float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    auto [it, fresh] = floats_.try_emplace(bits);
+    if (fresh) it->second = b_.Scalar(b_.Unique("const_f32"), v);
+    return it->second;
+  }
+  std::string Op(const std::string& op, const std::vector<std::string>& in, const std::string& name,
+                 const std::vector<OnnxAttr>& attrs = {}) {
+    return b_.Node(op, in, attrs, name);
+  }
+
+  // Shape-derived values shared by every layer: RoPE tables sliced to T and the causal mask.
+  void Prologue() {
+    const std::string shape = Op("Shape", {"input_ids"}, "seq/shape");                  // [2]
+    const std::string t1 = Op("Slice", {shape, I({1}), I({2}), I({0})}, "seq/len");     // [1]
+    const std::string t0 = Op("Gather", {shape, IScalar(1)}, "seq/len_scalar");         // []
+    // The same table values sinkquant uses (MakeRopeTable is per position, so a longer table
+    // has identical rows).
+    const RopeTable rope = MakeRopeTable(c_, c_.max_position);
+    const int64_t half = c_.head_dim / 2;
+    auto table = [&](const Mat& t, const std::string& name) {
+      const std::string full = b_.Float(name + "_table", {c_.max_position, half}, Flat(t));
+      const std::string s = Op("Slice", {full, I({0}), t1, I({0})}, name + "/slice");  // [T, hd/2]
+      return Op("Unsqueeze", {s, I({1})}, name);  // [T, 1, hd/2]: broadcasts over B and heads
+    };
+    cos_ = table(rope.cos, "rope/cos");
+    sin_ = table(rope.sin, "rope/sin");
+    const std::string pos = Op("Range", {IScalar(0), t0, IScalar(1)}, "mask/pos");      // [T]
+    const std::string row = Op("Unsqueeze", {pos, I({1})}, "mask/query");               // [T, 1]
+    const std::string col = Op("Unsqueeze", {pos, I({0})}, "mask/key");                 // [1, T]
+    future_ = Op("Greater", {col, row}, "mask/future");  // [T, T]: key after query
+  }
+
+  std::string Embedding() {
+    const TensorView& e = m_.weights.embed;
+    embed_ = b_.Float("embed.weight", {e.rows(), e.cols()}, Flat(ToMat(e)));
+    return embed_;
+  }
+
+  // ---- blocks ---------------------------------------------------------------------------
+  std::string Block(int l, std::string h) {
+    const LayerWeights& L = m_.weights.layers[l];
+    const LayerLinears& lin = m_.linears[l];
+    std::string p = "l";  // (not "l" + ...: GCC 12 warns falsely on that)
+    p += std::to_string(l) + "/";
+    std::string x = Norm(h, L.attn_norm, L.attn_norm_gate, p + "attn_norm");
+    const std::string attn = Attention(l, x, p);                                  // [B, T, H*hd]
+    h = Op("Add", {h, Linear(*lin.o, attn, p + "o_proj", L.wo)}, p + "attn_residual");
+    x = Norm(h, L.ffn_norm, L.ffn_norm_gate, p + "ffn_norm");
+    const std::string g = Linear(*lin.gate, x, p + "gate_proj", L.w_gate);       // [B, T, f]
+    const std::string u = Linear(*lin.up, x, p + "up_proj", L.w_up);
+    const std::string silu = Op("Mul", {g, Op("Sigmoid", {g}, p + "silu/sigmoid")}, p + "silu");
+    const std::string a = Op("Mul", {silu, u}, p + "swiglu");
+    return Op("Add", {h, Linear(*lin.down, a, p + "down_proj", L.w_down)}, p + "ffn_residual");
+  }
+
+  // x * (1 / sqrt(mean(x^2) + eps)) * w over the last axis, as RmsNorm computes it.
+  std::string RmsNorm(const std::string& x, const TensorView& w, const std::string& p) {
+    const std::string sq = Op("Mul", {x, x}, p + "/square");
+    const std::string ms = Op("ReduceMean", {sq, I({-1})}, p + "/mean", {{"keepdims", int64_t{1}}});
+    const std::string rs = Op("Sqrt", {Op("Add", {ms, F(c_.norm_eps)}, p + "/add_eps")}, p + "/rms");
+    std::string y = Op("Mul", {x, Op("Reciprocal", {rs}, p + "/inv_rms")}, p + "/normed");
+    if (w.empty()) return y;
+    const std::string wn = b_.Float(p + ".weight", {w.numel()}, Flat(ToMat(w)));
+    return Op("Mul", {y, wn}, p + "/scaled");
+  }
+
+  // RMSNorm, then GatedNorm's gate y * sigmoid(up @ silu(down @ y)) when present.
+  std::string Norm(const std::string& x, const TensorView& w, const NormGate& gate,
+                   const std::string& p) {
+    const std::string y = RmsNorm(x, w, p);
+    if (!gate.present()) return y;
+    const Mat down_t = ToMat(gate.down).transpose(), up_t = ToMat(gate.up).transpose();
+    const std::string dn = b_.Float(p + ".gate_down.weight_t", {down_t.rows(), down_t.cols()},
+                                    Flat(down_t));  // [d, r]
+    const std::string un = b_.Float(p + ".gate_up.weight_t", {up_t.rows(), up_t.cols()},
+                                    Flat(up_t));    // [r, d]
+    const std::string z = Op("MatMul", {y, dn}, p + "/gate_down");
+    const std::string s = Op("Mul", {z, Op("Sigmoid", {z}, p + "/gate_silu/sigmoid")},
+                             p + "/gate_silu");
+    const std::string g = Op("Sigmoid", {Op("MatMul", {s, un}, p + "/gate_up")}, p + "/gate");
+    return Op("Mul", {y, g}, p + "/gated");
+  }
+
+  std::string Attention(int l, const std::string& x, const std::string& p) {
+    const LayerWeights& L = m_.weights.layers[l];
+    const LayerLinears& lin = m_.linears[l];
+    const int64_t H = c_.n_heads, Hkv = c_.n_kv_heads, hd = c_.head_dim;
+    const std::string q = Linear(*lin.q, x, p + "q_proj", L.wq);  // [B, T, H*hd] (or 2*H*hd)
+    const std::string k = Linear(*lin.k, x, p + "k_proj", L.wk);  // [B, T, Hkv*hd]
+    const std::string v = Linear(*lin.v, x, p + "v_proj", L.wv);
+    std::string q4, gate4;
+    if (c_.attn_output_gate) {  // per head: [query | gate]
+      const std::string qg = Op("Reshape", {q, I({0, 0, H, 2, hd})}, p + "q_gate_split");
+      q4 = Op("Gather", {qg, IScalar(0)}, p + "query", {{"axis", int64_t{3}}});  // [B, T, H, hd]
+      gate4 = Op("Gather", {qg, IScalar(1)}, p + "gate", {{"axis", int64_t{3}}});
+    } else {
+      q4 = Op("Reshape", {q, I({0, 0, H, hd})}, p + "query");
+    }
+    std::string k4 = Op("Reshape", {k, I({0, 0, Hkv, hd})}, p + "key");    // [B, T, Hkv, hd]
+    std::string v4 = Op("Reshape", {v, I({0, 0, Hkv, hd})}, p + "value");
+    if (c_.qk_norm) {
+      q4 = RmsNorm(q4, L.q_norm, p + "q_norm");
+      k4 = RmsNorm(k4, L.k_norm, p + "k_norm");
+    }
+    q4 = Rope(q4, H, p + "q_rope");
+    k4 = Rope(k4, Hkv, p + "k_rope");
+    if (m_.kv_quant) {
+      k4 = KvQuant(k4, p + "k_quant");
+      v4 = KvQuant(v4, p + "v_quant");
+    }
+    if (H != Hkv) {  // GQA: head h reads KV head h / (H / Hkv)
+      k4 = RepeatKv(k4, p + "k_repeat");
+      v4 = RepeatKv(v4, p + "v_repeat");
+    }
+    const std::string qt = Op("Transpose", {q4}, p + "q_t", {{"perm", Ints{0, 2, 1, 3}}});
+    const std::string kt = Op("Transpose", {k4}, p + "k_t", {{"perm", Ints{0, 2, 3, 1}}});
+    const std::string vt = Op("Transpose", {v4}, p + "v_t", {{"perm", Ints{0, 2, 1, 3}}});
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    std::string s = Op("Mul", {Op("MatMul", {qt, kt}, p + "qk"), F(scale)}, p + "scores");
+    s = Op("Where", {future_, F(-std::numeric_limits<float>::infinity()), s}, p + "masked");
+    const std::string pr = Op("Softmax", {s}, p + "probs", {{"axis", int64_t{-1}}});  // [B,H,T,T]
+    std::string o = Op("MatMul", {pr, vt}, p + "attn");                               // [B,H,T,hd]
+    o = Op("Transpose", {o}, p + "attn_t", {{"perm", Ints{0, 2, 1, 3}}});             // [B,T,H,hd]
+    if (c_.attn_output_gate) {
+      o = Op("Mul", {o, Op("Sigmoid", {gate4}, p + "gate_sigmoid")}, p + "attn_gated");
+    }
+    return Op("Reshape", {o, I({0, 0, H * hd})}, p + "attn_out");
+  }
+
+  // Rotates x [B, T, n, hd] with the pairing of the config.
+  std::string Rope(const std::string& x, int64_t n, const std::string& p) {
+    const int64_t hd = c_.head_dim, half = hd / 2;
+    auto rotate = [&](const std::string& x0, const std::string& x1, std::string* y0,
+                      std::string* y1) {
+      *y0 = Op("Sub", {Op("Mul", {x0, cos_}, p + "/x0_cos"), Op("Mul", {x1, sin_}, p + "/x1_sin")},
+               p + "/y0");
+      *y1 = Op("Add", {Op("Mul", {x1, cos_}, p + "/x1_cos"), Op("Mul", {x0, sin_}, p + "/x0_sin")},
+               p + "/y1");
+    };
+    std::string y0, y1;
+    if (c_.rope_pairing == RopePairing::kHalf) {  // (x[i], x[i + hd/2])
+      const auto parts = b_.NodeN("Split", {x, I({half, half})}, 2, {{"axis", int64_t{-1}}},
+                                  p + "/split");
+      rotate(parts[0], parts[1], &y0, &y1);
+      return Op("Concat", {y0, y1}, p, {{"axis", int64_t{-1}}});
+    }
+    // kAdjacent: (x[2i], x[2i+1])
+    const std::string x5 = Op("Reshape", {x, I({0, 0, n, half, 2})}, p + "/pairs");
+    const std::string x0 = Op("Gather", {x5, IScalar(0)}, p + "/even", {{"axis", int64_t{4}}});
+    const std::string x1 = Op("Gather", {x5, IScalar(1)}, p + "/odd", {{"axis", int64_t{4}}});
+    rotate(x0, x1, &y0, &y1);
+    const std::string y = Op("Concat", {Op("Unsqueeze", {y0, I({-1})}, p + "/y0_u"),
+                                        Op("Unsqueeze", {y1, I({-1})}, p + "/y1_u")},
+                             p + "/interleave", {{"axis", int64_t{-1}}});
+    return Op("Reshape", {y, I({0, 0, n, hd})}, p);
+  }
+
+  // [B, T, Hkv, hd] -> [B, T, H, hd], each KV head repeated H / Hkv times in a row.
+  std::string RepeatKv(const std::string& x, const std::string& p) {
+    const int64_t rep = c_.heads_per_kv();
+    const std::string u = Op("Unsqueeze", {x, I({3})}, p + "/unsqueeze");  // [B, T, Hkv, 1, hd]
+    const std::string t = Op("Tile", {u, I({1, 1, 1, rep, 1})}, p + "/tile");
+    return Op("Reshape", {t, I({0, 0, c_.n_heads, c_.head_dim})}, p);
+  }
+
+  // GroupKvQuantizer::Apply in the same float op order, on x [B, T, Hkv, hd].
+  std::string KvQuant(const std::string& x, const std::string& p) {
+    const auto* kv = dynamic_cast<const GroupKvQuantizer*>(m_.kv_quant.get());
+    if (!kv) {
+      throw Error(std::string("ONNX export: unknown KV quantizer ") +
+                  typeid(*m_.kv_quant).name() + " (only GroupKvQuantizer is exported)");
+    }
+    const int64_t hd = c_.head_dim, G = kv->group() == 0 ? hd : kv->group();
+    Check(hd % G == 0, "ONNX export: KV group " + std::to_string(G) + " does not divide head_dim");
+    const float qmax = static_cast<float>((1 << kv->bits()) - 1);
+    const std::string xg = Op("Reshape", {x, I({0, 0, c_.n_kv_heads, hd / G, G})}, p + "/groups");
+    const std::vector<OnnxAttr> keep = {{"keepdims", int64_t{1}}};
+    const std::string lo = Op("Min", {Op("ReduceMin", {xg, I({-1})}, p + "/min", keep), F(0.0f)},
+                              p + "/lo");
+    const std::string hi = Op("Max", {Op("ReduceMax", {xg, I({-1})}, p + "/max", keep), F(0.0f)},
+                              p + "/hi");
+    const std::string range = Op("Max", {Op("Sub", {hi, lo}, p + "/range"), F(kActScaleEps)},
+                                 p + "/range_eps");
+    const std::string s = Op("Div", {range, F(qmax)}, p + "/scale");
+    const std::string z0 = Op("Round", {Op("Div", {Op("Neg", {lo}, p + "/neg_lo"), s}, p + "/z_div")},
+                              p + "/z_round");
+    const std::string z = Op("Clip", {z0, F(0.0f), F(qmax)}, p + "/zero");
+    const std::string q0 = Op("Round", {Op("Div", {xg, s}, p + "/div")}, p + "/round");
+    const std::string q = Op("Clip", {Op("Add", {q0, z}, p + "/add_zero"), F(0.0f), F(qmax)},
+                             p + "/code");
+    const std::string y = Op("Mul", {Op("Sub", {q, z}, p + "/sub_zero"), s}, p + "/dequant");
+    return Op("Reshape", {y, I({0, 0, c_.n_kv_heads, hd})}, p);
+  }
+
+  // ---- linears --------------------------------------------------------------------------
+  // FakeQuantRows in the same float op order.
+  std::string ActQuant(const std::string& x, const ActQuantSpec& a, const std::string& p) {
+    const float qmax = static_cast<float>((1 << (a.bits - 1)) - 1), qmin = -qmax - 1;
+    std::string amax = Op("ReduceMax", {Op("Abs", {x}, p + "/abs"), I({-1})}, p + "/absmax",
+                          {{"keepdims", int64_t{1}}});
+    if (a.clip != 1.0f) amax = Op("Mul", {amax, F(a.clip)}, p + "/clip");
+    amax = Op("Max", {amax, F(kActScaleEps)}, p + "/absmax_eps");
+    const std::string s = Op("Div", {amax, F(qmax)}, p + "/scale");
+    const std::string r = Op("Round", {Op("Div", {x, s}, p + "/div")}, p + "/round");
+    return Op("Mul", {Op("Clip", {r, F(qmin), F(qmax)}, p + "/code"), s}, p);
+  }
+
+  std::string AddBias(const std::string& y, const Vec& bias, const std::string& p) {
+    if (bias.size() == 0) return y;
+    const std::string bn = b_.Float(p + ".bias", {bias.size()}, {bias.data(), size_t(bias.size())});
+    return Op("Add", {y, bn}, p + "/bias");
+  }
+
+  // y = lin(x) for x [B, T, in]; `source` is the checkpoint's view of the weight (for the
+  // size report).
+  std::string Linear(const sq::Linear& lin, const std::string& x, const std::string& p,
+                     const TensorView& source) {
+    r_.linear_source_bytes += static_cast<int64_t>(source.nbytes());
+    r_.linear_f32_bytes += int64_t{4} * lin.in_features() * lin.out_features();
+    return LinearOp(lin, x, p);
+  }
+
+  std::string LinearOp(const sq::Linear& lin, const std::string& x, const std::string& p) {
+    if (const auto* d = dynamic_cast<const DenseLinear*>(&lin)) return Dense(*d, x, p);
+    if (const auto* q = dynamic_cast<const Int4Linear*>(&lin)) {
+      std::string xq = x;
+      if (q->act().enabled()) {
+        xq = ActQuant(x, q->act(), p + "/act_quant");
+        ++r_.act_quantized_linears;
+      }
+      if (q->float_linear()) return LinearOp(*q->float_linear(), xq, p);
+      ++r_.quantized_linears;
+      const std::string y = opt_.format == OnnxFormat::kQdq ? Qdq(*q->weight(), xq, p)
+                                                             : MatMulNBits(*q->weight(), xq, p);
+      return AddBias(y, q->bias(), p);
+    }
+    throw Error(std::string("ONNX export: ") + p + " is a Linear of unknown kind (" +
+                typeid(lin).name() + "); refusing to export a graph that would compute "
+                "something else");
+  }
+
+  std::string Dense(const DenseLinear& d, const std::string& x, const std::string& p) {
+    ++r_.float_linears;
+    const TensorView& w = d.weight();
+    std::string wt;
+    if (w.data == m_.weights.embed.data && w.shape == m_.weights.embed.shape) {
+      // Tied lm_head: reuse the embedding table (ORT folds the constant Transpose).
+      wt = Op("Transpose", {embed_}, p + ".weight_t", {{"perm", Ints{1, 0}}});
+    } else {
+      const Mat t = ToMat(w).transpose();  // [in, out]
+      wt = b_.Float(p + ".weight_t", {t.rows(), t.cols()}, Flat(t));
+      r_.linear_bytes += static_cast<int64_t>(t.size()) * 4;
+    }
+    const std::string y = Op("MatMul", {x, wt}, p);
+    return d.bias().empty() ? y : AddBias(y, ToVec(d.bias()), p);
+  }
+
+  // Codes [K, N] (transposed) -> DequantizeLinear (blocked along K, or per output channel) ->
+  // MatMul. Codes of <= 4 bits are INT4/UINT4, wider ones INT8/UINT8.
+  std::string Qdq(const QuantizedWeight& w, const std::string& x, const std::string& p) {
+    const int64_t N = w.rows, K = w.cols, ng = w.n_groups();
+    const bool sym = w.grid.sym, nibble = w.grid.bits <= 4, per_channel = ng == 1;
+    std::vector<int8_t> codes(K * N);
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t n = 0; n < N; ++n) codes[k * N + n] = static_cast<int8_t>(w.Code(n, k));
+    }
+    auto ints = [&](const std::string& name, const Ints& shape, const std::vector<int8_t>& v) {
+      std::vector<uint8_t> u(v.begin(), v.end());
+      if (nibble) return sym ? b_.Int4(name, shape, v) : b_.Uint4(name, shape, u);
+      return sym ? b_.Int8(name, shape, v) : b_.Uint8(name, shape, u);
+    };
+    const int64_t before = b_.initializer_bytes();
+    const std::string wq = ints(p + ".weight_q", {K, N}, codes);
+    std::vector<float> scales(ng * N);
+    std::vector<int8_t> zeros(sym ? 0 : ng * N);
+    for (int64_t g = 0; g < ng; ++g) {
+      for (int64_t n = 0; n < N; ++n) {
+        const QuantParams qp = w.Params(n, g);
+        scales[g * N + n] = qp.scale;
+        if (!sym) zeros[g * N + n] = static_cast<int8_t>(qp.zero);
+      }
+    }
+    const Ints sshape = per_channel ? Ints{N} : Ints{ng, N};
+    std::vector<std::string> in = {wq, b_.Float(p + ".weight_scale", sshape, scales)};
+    if (!sym) in.push_back(ints(p + ".weight_zero", sshape, zeros));
+    r_.linear_bytes += b_.initializer_bytes() - before;
+    std::vector<OnnxAttr> attrs = {{"axis", int64_t{per_channel ? 1 : 0}}};
+    if (!per_channel) attrs.push_back({"block_size", int64_t{w.group}});
+    const std::string wt = Op("DequantizeLinear", in, p + ".weight_t", attrs);  // [K, N]
+    return Op("MatMul", {x, wt}, p);
+  }
+
+  // com.microsoft MatMulNBits: B uint8 [N, n_blocks, bs/2] (column n, element k in block k/bs,
+  // low nibble when k is even), scales [N * n_blocks], zero points packed the same way (default
+  // 8 when absent, which is how signed int4 codes are stored: u = q + 8).
+  std::string MatMulNBits(const QuantizedWeight& w, const std::string& x, const std::string& p) {
+    Check(w.grid.bits == 4, "--onnx-format matmulnbits: " + p + " has " +
+                                std::to_string(w.grid.bits) + "-bit weights; MatMulNBits is "
+                                "written for 4 bits only (use --onnx-format qdq)");
+    const int64_t N = w.rows, K = w.cols;
+    const bool per_channel = w.n_groups() == 1, sym = w.grid.sym;
+    // Each block must lie inside one quantization group (a group may span several blocks,
+    // which then repeat its scale); a per-channel scale simply repeats in every block.
+    int64_t bs = 0;
+    if (per_channel) {
+      for (bs = 16; bs < 128 && bs < K;) bs *= 2;
+    } else {
+      for (int64_t cand : {256, 128, 64, 32, 16}) {
+        if (w.group % cand == 0) {
+          bs = cand;
+          break;
+        }
+      }
+    }
+    Check(bs > 0, "--onnx-format matmulnbits: " + p + " has groups of " +
+                      std::to_string(w.group) + " columns, not a multiple of 16 (use qdq)");
+    const int64_t nb = (K + bs - 1) / bs;
+    std::vector<uint8_t> b(N * nb * bs / 2, 0), zp(sym ? 0 : N * ((nb + 1) / 2), 0);
+    std::vector<float> scales(N * nb);
+    for (int64_t n = 0; n < N; ++n) {
+      uint8_t* row = b.data() + n * nb * bs / 2;
+      for (int64_t k = 0; k < K; ++k) {
+        const int u = w.Code(n, k) + (sym ? 8 : 0);
+        row[k / 2] |= static_cast<uint8_t>((k % 2) ? u << 4 : u);
+      }
+      for (int64_t blk = 0; blk < nb; ++blk) {
+        const QuantParams qp = w.Params(n, per_channel ? 0 : w.GroupOf(blk * bs));
+        scales[n * nb + blk] = qp.scale;
+        if (!sym) zp[n * ((nb + 1) / 2) + blk / 2] |= static_cast<uint8_t>(blk % 2 ? qp.zero << 4 : qp.zero);
+      }
+    }
+    const int64_t before = b_.initializer_bytes();
+    std::vector<std::string> in = {b_.Uint8(p + ".weight_nbits", {N, nb, bs / 2}, b),
+                                   b_.Float(p + ".weight_scale", {N * nb}, scales)};
+    if (!sym) in.push_back(b_.Uint8(p + ".weight_zero", {N * ((nb + 1) / 2)}, zp));
+    r_.linear_bytes += b_.initializer_bytes() - before;
+    return b_.Node("MatMulNBits", in,
+                   {{"K", K}, {"N", N}, {"bits", int64_t{4}}, {"block_size", bs}}, p, kMsDomain);
+  }
+
+  const Model& m_;
+  const ModelConfig& c_;
+  OnnxBuilder& b_;
+  const OnnxExportOptions& opt_;
+  OnnxExportReport& r_;
+  std::map<std::string, std::string> ints_;
+  std::map<int64_t, std::string> int_scalars_;
+  std::map<uint32_t, std::string> floats_;
+  std::string embed_, cos_, sin_, future_;
+};
+
+}  // namespace
+
+OnnxExportReport ExportOnnx(const Model& m, const std::string& path, const OnnxExportOptions& opt) {
+  Check(!path.empty(), "ONNX export: empty output path");
+  Check(m.config.head_dim % 2 == 0, "ONNX export: head_dim must be even for RoPE");
+  OnnxExportReport r;
+  OnnxWriteOptions wo;
+  wo.external_threshold = opt.external_threshold;
+  OnnxBuilder b(path, wo);
+  GraphWriter(m, b, opt, r).Build();
+  r.total_initializer_bytes = b.initializer_bytes();
+  r.other_bytes = r.total_initializer_bytes - r.linear_bytes;
+  r.files = b.Save();
+  return r;
+}
+
+PplResult WriteReferenceLogits(const Model& m, const std::vector<Window>& windows,
+                               const std::string& json_path) {
+  const std::string logits_path = json_path + ".f32";
+  PplResult r;
+  WriteFileAtomic(logits_path, [&](std::ostream& os) {
+    r = EvaluatePerplexity(m, windows, nullptr, [&](int, const Window&, const Mat& logits) {
+      os.write(reinterpret_cast<const char*>(logits.data()),
+               static_cast<std::streamsize>(logits.size() * sizeof(float)));
+    });
+  });
+  nlohmann::json wj = nlohmann::json::array();
+  for (const Window& w : windows) wj.push_back({{"tokens", w.tokens}, {"first_target", w.first_target}});
+  const nlohmann::json j = {
+      {"format", "sinkquant-reference-logits-1"},
+      {"vocab", m.config.vocab},
+      {"logits_file", std::filesystem::path(logits_path).filename().string()},
+      {"logits_layout", "float32 little-endian, [T, vocab] per window, windows in order"},
+      {"ppl", r.ppl}, {"nll", r.nll}, {"tokens", r.tokens},
+      {"windows", wj}};
+  WriteFileAtomic(json_path, j.dump() + "\n");
+  return r;
+}
+
+}  // namespace sq

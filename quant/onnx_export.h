@@ -1,0 +1,58 @@
+// ONNX export of a Model (float or quantized) as a graph ONNX Runtime runs:
+//   input `input_ids` int64 [batch, seq] -> output `logits` float [batch, seq, vocab]
+// The whole forward pass of model/model.cc in standard ops (opset 21, IR 10): RMSNorm from
+// Mul/ReduceMean/Add/Sqrt/Reciprocal, GatedNorm gates, RoPE from constant cos/sin tables sliced
+// to the sequence, causal attention with GQA, gated attention, q/k-norm, SwiGLU. Quantized
+// linears (Int4Linear) become INT4/UINT4 initializers + (blocked) DequantizeLinear + MatMul, or
+// com.microsoft MatMulNBits; their input is fake-quantized per token with standard ops in the
+// exact float op order of FakeQuantRows. A Linear kind the exporter does not know is refused
+// with an Error: it never writes something that computes differently.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "calib/dataset.h"
+#include "calib/eval.h"
+#include "formats/onnx_writer.h"
+#include "model/model.h"
+
+namespace sq {
+
+enum class OnnxFormat {
+  kQdq,          // INT4 initializer -> DequantizeLinear (axis, block_size) -> MatMul
+  kMatMulNBits,  // com.microsoft MatMulNBits (uint8 [N, K/bs, bs/2], scales, zero points)
+};
+// "qdq" / "matmulnbits"; throws Error naming the flag otherwise.
+OnnxFormat ParseOnnxFormat(const std::string& name);
+
+struct OnnxExportOptions {
+  OnnxFormat format = OnnxFormat::kQdq;
+  size_t external_threshold = 1024;  // initializers with more bytes go to `<out>.data`
+};
+
+struct OnnxExportReport {
+  OnnxFileSizes files;
+  int quantized_linears = 0;      // linears written with integer weights
+  int float_linears = 0;          // linears written as float MatMuls
+  int act_quantized_linears = 0;  // linears whose input is fake-quantized per token
+  // Linear weights as written (codes + scales + zero points) and the same weights in f32 and
+  // in the checkpoint's own dtype. Biases, norms, embeddings and tables are `other_bytes`.
+  int64_t linear_bytes = 0, linear_f32_bytes = 0, linear_source_bytes = 0;
+  int64_t other_bytes = 0;
+  int64_t total_initializer_bytes = 0;
+};
+
+// Writes `m` to `path` (and `path`.data for large tensors), atomically.
+OnnxExportReport ExportOnnx(const Model& m, const std::string& path,
+                            const OnnxExportOptions& opt = {});
+
+// Reference data for scripts/onnx/verify.mjs: runs `m` over `windows` (EvaluatePerplexity) and
+// writes `json_path` (the token ids of every window, first_target, vocab, sinkquant's ppl and
+// nll) and `json_path`.f32 (the logits of every window, [T, V] row-major float32 little endian,
+// windows one after another). Both atomically. Returns the perplexity result.
+PplResult WriteReferenceLogits(const Model& m, const std::vector<Window>& windows,
+                               const std::string& json_path);
+
+}  // namespace sq

@@ -1,0 +1,226 @@
+// ONNX export checked in a real ONNX Runtime: the exported graph runs in onnxruntime-node
+// (scripts/onnx/verify.mjs) on windows whose logits sinkquant wrote, and must reproduce them.
+#include <onnx/onnx_pb.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "formats/onnx_writer.h"
+#include "model/model.h"
+#include "model/random_weights.h"
+#include "quant/kv_quant.h"
+#include "quant/onnx_export.h"
+#include "quant/quantize_model.h"
+#include "tests/test_paths.h"
+
+using namespace sq;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Float graphs: the same ops in a different summation order (Eigen vs MLAS) give logits that
+// differ by ~1e-6 relative; perplexity agrees far inside the 1e-4.
+constexpr double kFloatPplRtol = 1e-4;
+constexpr double kFloatLogitTol = 1e-3;
+// Fake-quantized graphs: a float difference of one ulp can flip one activation's rounding,
+// which moves a few logits by a quantization step; the perplexity stays within 1e-3.
+constexpr double kQuantPplRtol = 1e-3;
+
+struct Run {
+  int status = -1;
+  std::string output;
+};
+
+// Runs a shell command, capturing stdout and stderr.
+Run Shell(const std::string& cmd) {
+  Run r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string VerifyScript() {
+  const std::string dir = std::string(SINKQUANT_SOURCE_DIR) + "/scripts/onnx";
+  if (!fs::exists(dir + "/node_modules/onnxruntime-node")) {
+    FAIL("onnxruntime-node is not installed in " << dir
+                                                  << " (run scripts/setup.sh, or npm ci "
+                                                     "--ignore-scripts there)");
+  }
+  return dir + "/verify.mjs";
+}
+
+// Runs the verifier and returns its JSON result; the run must exit `want_status`.
+nlohmann::json Verify(const std::string& model, const std::string& ref, double ppl_rtol,
+                      double max_logit_diff, int want_status = 0) {
+  const std::string out = model + ".verify.json";
+  char tol[128];
+  std::snprintf(tol, sizeof(tol), " --ppl-rtol %g --max-logit-diff %g", ppl_rtol, max_logit_diff);
+  const Run r = Shell("node " + VerifyScript() + " --model " + model + " --ref " + ref + tol +
+                      " --json " + out);
+  INFO(r.output);
+  REQUIRE(r.status == want_status);
+  std::ifstream in(out);
+  return nlohmann::json::parse(in);
+}
+
+std::vector<Window> RandomWindows(int n, int T, int vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> id(0, vocab - 1);
+  std::vector<Window> ws(n);
+  for (Window& w : ws) {
+    w.tokens.resize(T);
+    for (int& t : w.tokens) t = id(rng);
+    T -= 3;  // windows of different lengths
+  }
+  return ws;
+}
+
+// A small model with every feature the engine has.
+ModelConfig FullConfig(RopePairing pairing) {
+  ModelConfig c;
+  c.hidden = 64;
+  c.intermediate = 96;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 16;
+  c.vocab = 97;
+  c.max_position = 64;
+  c.rope_pairing = pairing;
+  c.rope_scaling = {true, 8.0f, 1.0f, 4.0f, 16};
+  c.tie_embeddings = true;
+  c.qkv_bias = true;
+  c.qk_norm = true;
+  c.attn_output_gate = true;
+  c.gated_norm_rank = 4;
+  ValidateConfig(c, "test");
+  return c;
+}
+
+ModelConfig PlainConfig() {
+  ModelConfig c;
+  c.hidden = 64;
+  c.intermediate = 128;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 4;
+  c.head_dim = 16;
+  c.vocab = 101;
+  c.max_position = 64;
+  ValidateConfig(c, "test");
+  return c;
+}
+
+// Exports `m`, writes sinkquant's logits for random windows, and runs the verifier.
+nlohmann::json ExportAndVerify(const Model& m, const std::string& name, const OnnxExportOptions& o,
+                               double ppl_rtol, double max_logit_diff) {
+  const std::string dir = test::TempDir("onnx_" + name);
+  const std::string model = dir + "/model.onnx", ref = dir + "/ref.json";
+  ExportOnnx(m, model, o);
+  WriteReferenceLogits(m, RandomWindows(3, 24, m.config.vocab, 7), ref);
+  return Verify(model, ref, ppl_rtol, max_logit_diff);
+}
+
+onnx::ModelProto ReadModel(const std::string& path) {
+  onnx::ModelProto p;
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(p.ParseFromIstream(&in));
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("PackNibbles puts element 0 in the low nibble and pads odd counts", "[quant][onnx]") {
+  const std::vector<uint8_t> v = {1, 2, 15, 0, 7};
+  CHECK(PackNibbles(v) == std::string("\x21\x0f\x07", 3));
+  const std::vector<uint8_t> neg = {static_cast<uint8_t>(int8_t{-8}), static_cast<uint8_t>(int8_t{-1})};
+  CHECK(PackNibbles(neg) == std::string("\xf8", 1));  // -8 -> 0x8 low, -1 -> 0xf high
+}
+
+TEST_CASE("OnnxBuilder writes large tensors to the external data file", "[quant][onnx]") {
+  const std::string dir = test::TempDir("onnx_writer");
+  const std::string path = dir + "/m.onnx";
+  std::vector<float> big(1000), small(4, 2.0f);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i);
+  {
+    OnnxBuilder b(path, {.external_threshold = 64});
+    b.AddInput("x", OnnxType::kFloat, {int64_t{1000}});
+    b.Float("big", {1000}, big);
+    b.Float("small", {4}, small);
+    b.Int4("codes", {3}, std::vector<int8_t>{-8, 7, -1});
+    b.Node("Add", {"x", "big"}, {}, "y");
+    b.AddOutput("y", OnnxType::kFloat, {int64_t{1000}});
+    const OnnxFileSizes s = b.Save();
+    CHECK(s.data_path == path + ".data");
+    CHECK(s.data_bytes == 4000);
+    CHECK(s.model_bytes == fs::file_size(path));
+  }
+  const onnx::ModelProto p = ReadModel(path);
+  CHECK(p.ir_version() == 10);
+  REQUIRE(p.graph().initializer_size() == 3);
+  const onnx::TensorProto& big_t = p.graph().initializer(0);
+  CHECK(big_t.data_location() == onnx::TensorProto::EXTERNAL);
+  CHECK(big_t.raw_data().empty());
+  std::map<std::string, std::string> ext;
+  for (const auto& e : big_t.external_data()) ext[e.key()] = e.value();
+  CHECK(ext["location"] == "m.onnx.data");
+  CHECK(ext["length"] == "4000");
+  std::ifstream data(path + ".data", std::ios::binary);
+  data.seekg(std::stoll(ext["offset"]));
+  std::vector<float> back(1000);
+  data.read(reinterpret_cast<char*>(back.data()), 4000);
+  CHECK(back == big);
+  CHECK(p.graph().initializer(1).raw_data().size() == 16);  // under the threshold: inline
+  CHECK(p.graph().initializer(2).data_type() == 22);
+  CHECK(p.graph().initializer(2).raw_data() == std::string("\x78\x0f", 2));
+  // Nothing else is left in the folder (no temporary files).
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
+  CHECK(files == 2);
+}
+
+TEST_CASE("An OnnxBuilder destroyed before Save leaves no file behind", "[quant][onnx]") {
+  const std::string dir = test::TempDir("onnx_writer_abort");
+  std::vector<float> big(1000, 1.0f);
+  {
+    OnnxBuilder b(dir + "/m.onnx", {.external_threshold = 64});
+    b.Float("big", {1000}, big);
+    CHECK(!fs::is_empty(dir));  // the external data streams to a temporary file
+  }
+  CHECK(fs::is_empty(dir));
+}
+
+TEST_CASE("OnnxBuilder rejects duplicate names and out-of-range int4", "[quant][onnx]") {
+  OnnxBuilder b(test::TempDir("onnx_writer_bad") + "/m.onnx");
+  b.Float("w", {1}, std::vector<float>{1.0f});
+  CHECK_THROWS_WITH(b.Float("w", {1}, std::vector<float>{1.0f}),
+                    Catch::Contains("duplicate tensor name w"));
+  CHECK_THROWS_WITH(b.Int4("q", {1}, std::vector<int8_t>{8}), Catch::Contains("outside [-8, 7]"));
+}
+
+TEST_CASE("Float export of a model with every feature runs identically in ONNX Runtime",
+          "[quant][onnx]") {
+  for (RopePairing pairing : {RopePairing::kHalf, RopePairing::kAdjacent}) {
+    const ModelConfig c = FullConfig(pairing);
+    const Model m = BuildDenseModel(c, RandomWeights(c, 11));
+    const auto r = ExportAndVerify(m, pairing == RopePairing::kHalf ? "full_half" : "full_adj",
+                                   {}, kFloatPplRtol, kFloatLogitTol);
+    CHECK(r["ppl_rel_diff"].get<double>() < kFloatPplRtol);
+    CHECK(r["argmax_agreement"].get<double>() == 1.0);
+  }
+}
