@@ -401,7 +401,7 @@ class GraphWriter {
       }
     }
     const int64_t before = b_.initializer_bytes();
-    std::vector<std::string> in = {b_.Uint8(p + ".weight_nbits", {N, nb, bs / 2}, b),
+    std::vector<std::string> in = {x, b_.Uint8(p + ".weight_nbits", {N, nb, bs / 2}, b),
                                    b_.Float(p + ".weight_scale", {N * nb}, scales)};
     if (!sym) in.push_back(b_.Uint8(p + ".weight_zero", {N * ((nb + 1) / 2)}, zp));
     r_.linear_bytes += b_.initializer_bytes() - before;

@@ -224,3 +224,64 @@ TEST_CASE("Float export of a model with every feature runs identically in ONNX R
     CHECK(r["argmax_agreement"].get<double>() == 1.0);
   }
 }
+
+namespace {
+
+Model QuantizedRandom(const ModelConfig& c, QuantConfig q) {
+  const Model fp = BuildDenseModel(c, RandomWeights(c, 5));
+  return QuantizeModel(fp, q, {});
+}
+
+QuantConfig W4A4(int group, bool sym, int kv_bits) {
+  QuantConfig q;
+  q.w_bits = 4;
+  q.w_group = group;
+  q.w_sym = sym;
+  q.a_bits = 4;
+  q.kv_bits = kv_bits;
+  return q;
+}
+
+}  // namespace
+
+TEST_CASE("W4A4 RTN exports (QDQ and MatMulNBits) reproduce sinkquant's simulation",
+          "[quant][onnx]") {
+  struct Case {
+    const char* name;
+    QuantConfig q;
+    OnnxFormat format;
+  };
+  QuantConfig w8 = W4A4(0, true, 16);
+  w8.w_bits = 8;
+  w8.a_bits = 8;
+  const std::vector<Case> cases = {
+      {"qdq_g16_sym_kv4", W4A4(16, true, 4), OnnxFormat::kQdq},
+      {"qdq_channel_asym", W4A4(0, false, 16), OnnxFormat::kQdq},
+      {"qdq_w8a8", w8, OnnxFormat::kQdq},
+      {"nbits_g16_sym_kv4", W4A4(16, true, 4), OnnxFormat::kMatMulNBits},
+      {"nbits_g32_asym", W4A4(32, false, 16), OnnxFormat::kMatMulNBits},
+      {"nbits_channel_sym", W4A4(0, true, 8), OnnxFormat::kMatMulNBits},
+  };
+  for (const Case& k : cases) {
+    SECTION(k.name) {
+      const Model m = QuantizedRandom(FullConfig(RopePairing::kHalf), k.q);
+      OnnxExportOptions o;
+      o.format = k.format;
+      const auto r = ExportAndVerify(m, k.name, o, kQuantPplRtol, 1e30);
+      INFO(r.dump(2));
+      CHECK(r["ppl_rel_diff"].get<double>() < kQuantPplRtol);
+      CHECK(r["argmax_agreement"].get<double>() > 0.95);
+    }
+  }
+}
+
+TEST_CASE("The verifier fails when the ONNX model computes something else", "[quant][onnx]") {
+  const ModelConfig c = PlainConfig();
+  const std::string dir = test::TempDir("onnx_mismatch");
+  ExportOnnx(BuildDenseModel(c, RandomWeights(c, 1)), dir + "/model.onnx");
+  // Reference logits from the same model quantized to W4A4: ORT runs the float graph.
+  WriteReferenceLogits(QuantizedRandom(c, W4A4(16, true, 16)), RandomWindows(2, 20, c.vocab, 3),
+                       dir + "/ref.json");
+  const auto r = Verify(dir + "/model.onnx", dir + "/ref.json", kQuantPplRtol, 1e30, 1);
+  CHECK(r["max_abs_logit_diff"].get<double>() > 0.01);
+}
