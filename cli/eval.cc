@@ -1,10 +1,16 @@
-// sinkquant eval: perplexity of a model over a text file (llama.cpp's `perplexity`).
+// sinkquant eval: perplexity of a model over a text file (llama.cpp's `perplexity`); with
+// quantization flags, the float model against the quantized one over the same tokens.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "calib/compare.h"
 #include "calib/dataset.h"
 #include "calib/eval.h"
 #include "cli/command.h"
@@ -13,6 +19,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "model/loader.h"
+#include "quant/recipe.h"
 
 namespace sq {
 namespace {
@@ -21,6 +28,12 @@ struct EvalOptions {
   std::string model, tokenizer, data, json;
   WindowOptions windows;
   int threads = 0;
+  // Quantization (any of these given: compare float against quantized).
+  bool quant = false;
+  std::string method, calib;
+  long calib_tokens = 0;
+  QuantConfig config;
+  int sqnr_windows = 4;
 };
 
 EvalOptions ParseEvalOptions(Args& a) {
@@ -32,8 +45,193 @@ EvalOptions ParseEvalOptions(Args& a) {
   o.windows.max_tokens = a.Int("max-tokens", 0);
   o.json = a.Str("json", "");
   o.threads = a.Int("threads", 0);
+
+  QuantConfig& c = o.config;
+  c.w_bits = a.Int("w-bits", 16);
+  c.a_bits = a.Int("a-bits", 16);
+  c.kv_bits = a.Int("kv-bits", 16);
+  c.w_group = a.Int("w-group", 0);
+  c.kv_group = a.Int("kv-group", 0);
+  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0));
+  c.w_sym = !a.Flag("w-asym");
+  c.clip_search = !a.Flag("no-clip-search");
+  c.act_order = a.Flag("act-order");
+  c.gptq_block = a.Int("gptq-block", c.gptq_block);
+  c.gptq_damp = a.Float("gptq-damp", c.gptq_damp);
+  if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
+  c.seed = static_cast<uint64_t>(a.Int("seed", 0));
+  const bool gptq_flag = a.Flag("gptq");
+  o.method = a.Str("method", gptq_flag ? "gptq" : "");
+  Check(!gptq_flag || o.method == "gptq",
+        "--gptq contradicts --method " + o.method + " (use one of them)");
+  o.calib = a.Str("calib", "");
+  o.calib_tokens = a.Int("calib-tokens", 0);
+  o.sqnr_windows = a.Int("sqnr-windows", 4);
   a.Finish();
+  o.quant = c.w_bits < 16 || c.a_bits < 16 || c.kv_bits < 16 || !o.method.empty();
+  if (o.quant && o.method.empty()) o.method = "rtn";
   return o;
+}
+
+void PrintFloat(const EvalOptions& o, size_t n_windows, const PplResult& r) {
+  std::printf("model:  %s\n", o.model.c_str());
+  std::printf("data:   %s (%zu windows, ctx %d)\n", o.data.c_str(), n_windows, o.windows.ctx);
+  std::printf("tokens scored: %ld\n", r.tokens);
+  std::printf("mean NLL: %.6f nats\n", r.nll);
+  std::printf("PPL = %.4f +/- %.4f\n", r.ppl, r.ppl_stderr);
+  std::printf("speed: %.1f tokens/s (%.2f s, %d threads)\n", r.tokens_per_s, r.seconds, NumThreads());
+}
+
+// How --w-group applies to each input width K of the model (a group must tile K: G >= K is per
+// channel; otherwise ceil(K / G) groups, the last one shorter when G does not divide K).
+std::string GroupNote(const Model& m, const QuantConfig& c) {
+  if (c.w_bits >= 16) return "";
+  std::set<int> ks;
+  for (const LayerLinears& L : m.linears) {
+    for (const auto* lin : {L.q.get(), L.o.get(), L.down.get()}) ks.insert(lin->in_features());
+  }
+  std::string s;
+  for (int k : ks) {
+    if (!s.empty()) s += "; ";
+    s += "K=" + std::to_string(k) + ": ";
+    if (c.w_group == 0 || c.w_group >= k) {
+      s += "per-channel";
+    } else {
+      const int n = (k + c.w_group - 1) / c.w_group, last = k - (n - 1) * c.w_group;
+      s += std::to_string(n) + " groups";
+      if (last != c.w_group) s += " (last of " + std::to_string(last) + ")";
+    }
+  }
+  return s;
+}
+
+// Calibration windows: the text of --calib, windowed like the evaluation text.
+std::vector<Window> CalibWindows(const EvalOptions& o, const Tokenizer& tok) {
+  if (o.calib.empty()) return {};
+  std::error_code ec;
+  if (std::filesystem::equivalent(o.calib, o.data, ec)) {
+    std::fprintf(stderr, "warning: --calib and --data are the same file (%s): the quantized "
+                         "numbers are measured on calibration text\n", o.data.c_str());
+  }
+  WindowOptions wo = o.windows;
+  wo.max_tokens = o.calib_tokens;
+  return MakeWindows(ReadTextFile(o.calib), tok, wo, o.calib);
+}
+
+const char* ShortRole(Role r) {
+  switch (r) {
+    case Role::kAttnQ: return "q";
+    case Role::kAttnK: return "k";
+    case Role::kAttnV: return "v";
+    case Role::kAttnO: return "o";
+    case Role::kFfnGate: return "gate";
+    case Role::kFfnUp: return "up";
+    case Role::kFfnDown: return "down";
+    case Role::kLmHead: return "lm_head";
+    default: return RoleName(r);
+  }
+}
+
+void PrintSqnr(const std::vector<LinearSqnr>& sq, int windows) {
+  if (sq.empty()) return;
+  std::printf("output SQNR per linear (dB, float input of that linear, %d windows):\n", windows);
+  std::printf("  layer");
+  std::vector<Role> cols;
+  for (Role r : LinearRoles()) {
+    for (const LinearSqnr& s : sq) {
+      if (s.role == r) {
+        cols.push_back(r);
+        std::printf(" %7s", ShortRole(r));
+        break;
+      }
+    }
+  }
+  std::printf("\n");
+  std::map<int, std::map<Role, double>> rows;
+  for (const LinearSqnr& s : sq) rows[s.layer][s.role] = s.sqnr_db;
+  auto print_row = [&](int layer, const std::map<Role, double>& row) {
+    if (layer < 0) std::printf("  %5s", "head"); else std::printf("  %5d", layer);
+    for (Role r : cols) {
+      auto it = row.find(r);
+      if (it == row.end()) std::printf(" %7s", "-"); else std::printf(" %7.2f", it->second);
+    }
+    std::printf("\n");
+  };
+  for (const auto& [layer, row] : rows) if (layer >= 0) print_row(layer, row);
+  if (rows.count(-1)) print_row(-1, rows[-1]);
+}
+
+nlohmann::json PplJson(const PplResult& r) {
+  return {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll", r.nll}, {"tokens", r.tokens},
+          {"tokens_per_s", r.tokens_per_s}};
+}
+
+int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window>& windows) {
+  const std::vector<Window> calib = CalibWindows(o, *lm.tokenizer);
+  const Recipe recipe = MakeRecipe(o.method, o.config);
+  Check(!recipe.config.gptq || !calib.empty(),
+        "--method " + recipe.name + " needs calibration text: --calib FILE");
+  const RecipeResult rr = ApplyRecipe(lm.model, recipe, calib, StderrProgress("quantize"));
+  CompareOptions co;
+  co.sqnr_windows = o.sqnr_windows;
+  co.sqnr_reference = recipe.transforms.empty() ? nullptr : &rr.transformed;
+  co.progress = StderrProgress("eval");
+  const CompareResult r = EvalQuantized(lm.model, rr.quantized, windows, co);
+
+  long calib_tokens = 0;
+  for (const Window& w : calib) calib_tokens += static_cast<long>(w.tokens.size());
+  std::printf("model:  %s\n", o.model.c_str());
+  std::printf("data:   %s (%zu windows, ctx %d)\n", o.data.c_str(), windows.size(), o.windows.ctx);
+  if (!o.calib.empty()) {
+    std::printf("calib:  %s (%zu windows, %ld tokens)\n", o.calib.c_str(), calib.size(), calib_tokens);
+  }
+  std::printf("recipe:");
+  for (const auto& [k, v] : recipe.Settings()) std::printf(" %s=%s", k.c_str(), v.c_str());
+  std::printf("\n");
+  for (const std::string& line : rr.log) std::printf("  transform: %s\n", line.c_str());
+  if (const std::string g = GroupNote(lm.model, recipe.config); !g.empty()) {
+    std::printf("weight groups: %s\n", g.c_str());
+  }
+  std::printf("kv cache: %s; embeddings float (a lookup)\n", rr.report.kv.c_str());
+  std::printf("quantized in %.2f s (%.1f KiB of quantized weights)\n", rr.report.seconds,
+              rr.report.weight_bytes / 1024.0);
+  std::printf("tokens scored: %ld\n", r.tokens);
+  std::printf("float PPL = %.4f +/- %.4f\n", r.fp.ppl, r.fp.ppl_stderr);
+  std::printf("quant PPL = %.4f +/- %.4f  (delta %+.4f, ratio %.4f)\n", r.quant.ppl,
+              r.quant.ppl_stderr, r.quant.ppl - r.fp.ppl, r.quant.ppl / r.fp.ppl);
+  std::printf("KL(float || quant): mean %.6f, p99 %.6f, max %.6f nats\n", r.kld_mean, r.kld_p99,
+              r.kld_max);
+  std::printf("same top token: %.2f%%\n", 100.0 * r.top1);
+  PrintSqnr(r.linears, std::min<int>(o.sqnr_windows, windows.size()));
+  std::printf("speed: float %.1f, quant %.1f tokens/s (%d threads)\n", r.fp.tokens_per_s,
+              r.quant.tokens_per_s, NumThreads());
+
+  if (!o.json.empty()) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const LinearSqnr& s : r.linears) {
+      layers.push_back({{"layer", s.layer}, {"linear", ShortRole(s.role)},
+                        {"sqnr_db", std::isfinite(s.sqnr_db) ? nlohmann::json(s.sqnr_db)
+                                                             : nlohmann::json(nullptr)}});
+    }
+    nlohmann::json settings = nlohmann::json::object();
+    for (const auto& [k, v] : recipe.Settings()) settings[k] = v;
+    nlohmann::json formats = nlohmann::json::array();
+    for (const LinearReport& lr : rr.report.linears) {
+      formats.push_back({{"layer", lr.layer}, {"linear", ShortRole(lr.role)}, {"format", lr.format}});
+    }
+    nlohmann::json j = {{"fp", PplJson(r.fp)},       {"quant", PplJson(r.quant)},
+                        {"delta_ppl", r.quant.ppl - r.fp.ppl},
+                        {"kld", r.kld_mean},         {"kld_p99", r.kld_p99},
+                        {"kld_max", r.kld_max},      {"top1", r.top1},
+                        {"tokens", r.tokens},        {"layers", layers},
+                        {"recipe", settings},        {"transforms", rr.log},
+                        {"linears", formats},        {"kv", rr.report.kv},
+                        {"model", o.model},          {"data", o.data},
+                        {"calib", o.calib},          {"calib_tokens", calib_tokens},
+                        {"ctx", o.windows.ctx},      {"quantize_seconds", rr.report.seconds}};
+    WriteFileAtomic(o.json, j.dump(2) + "\n");
+  }
+  return 0;
 }
 
 int RunEval(Args& a) {
@@ -46,14 +244,10 @@ int RunEval(Args& a) {
             std::to_string(lm.model.config.max_position));
   const std::string text = ReadTextFile(o.data);
   const auto windows = MakeWindows(text, *lm.tokenizer, o.windows, o.data);
+  if (o.quant) return RunQuantEval(o, lm, windows);
 
   const PplResult r = EvaluatePerplexity(lm.model, windows, nullptr, {}, StderrProgress("eval"));
-  std::printf("model:  %s\n", o.model.c_str());
-  std::printf("data:   %s (%zu windows, ctx %d)\n", o.data.c_str(), windows.size(), o.windows.ctx);
-  std::printf("tokens scored: %ld\n", r.tokens);
-  std::printf("mean NLL: %.6f nats\n", r.nll);
-  std::printf("PPL = %.4f +/- %.4f\n", r.ppl, r.ppl_stderr);
-  std::printf("speed: %.1f tokens/s (%.2f s, %d threads)\n", r.tokens_per_s, r.seconds, NumThreads());
+  PrintFloat(o, windows.size(), r);
   if (!o.json.empty()) {
     nlohmann::json j = {{"ppl", r.ppl},         {"ppl_stderr", r.ppl_stderr}, {"nll", r.nll},
                         {"tokens", r.tokens},   {"tokens_per_s", r.tokens_per_s},
@@ -64,9 +258,14 @@ int RunEval(Args& a) {
 }
 
 const bool kRegistered = RegisterCommand(
-    {"eval", "perplexity of a model on a text file",
+    {"eval", "perplexity of a model on a text file; float vs quantized with --w-bits/--a-bits",
      "--model PATH [--tokenizer PATH] --data FILE [--ctx N] [--max-tokens N] [--json FILE] "
-     "[--threads N]",
+     "[--threads N]\n"
+     "  quantized (compares float and quantized over the same tokens):\n"
+     "  [--method rtn|gptq] [--gptq] [--calib FILE] [--calib-tokens N] [--w-bits 4|8|16]\n"
+     "  [--w-group G (0 = per channel)] [--w-asym] [--no-clip-search] [--act-order]\n"
+     "  [--gptq-block N] [--gptq-damp F] [--a-bits 4|8|16] [--a-clip R] [--kv-bits 4|8|16]\n"
+     "  [--kv-group G] [--keep-float LIST (default lm_head; 'none')] [--sqnr-windows N] [--seed N]",
      RunEval});
 
 }  // namespace

@@ -1,0 +1,64 @@
+// Recipes: a named, recorded way to turn a float model into a quantized one. A recipe is data
+// (torchao's split: WHAT = the QuantConfig, HOW = the transform steps and the quantizer, WHERE =
+// QuantConfig::keep_float). `--method NAME` picks one; every setting it used is listed by
+// Settings(), so a number in a table can be reproduced with one `sinkquant eval`.
+//
+// Built-in recipes and transform steps are listed in recipe.cc (static registration from other
+// files of a static library would be dropped by the linker); add new ones there or call
+// RegisterRecipe / RegisterTransform before MakeRecipe.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "calib/dataset.h"
+#include "model/model.h"
+#include "quant/quantize_model.h"
+
+namespace sq {
+
+// A transform step: float model -> float model (exact in float or not: its summary says). It
+// appends a one-line description of what it did (with its settings) to `log`.
+using TransformStep = std::function<Model(const Model& fp, const QuantConfig& cfg,
+                                          const std::vector<Window>& calib,
+                                          std::vector<std::string>& log)>;
+
+struct RecipeDef {
+  std::string name;
+  std::string summary;
+  std::vector<std::string> transforms;          // step names, applied in order
+  std::function<void(QuantConfig&)> configure;  // the settings that define the recipe
+};
+
+struct Recipe {
+  std::string name;
+  std::vector<std::string> transforms;
+  QuantConfig config;
+  // ("method", name), ("transforms", "a,b" or "none"), then QuantConfig::Settings().
+  std::vector<std::pair<std::string, std::string>> Settings() const;
+};
+
+// Adds a recipe or replaces the one of the same name.
+void RegisterRecipe(RecipeDef def);
+void RegisterTransform(const std::string& name, TransformStep step);
+std::vector<RecipeDef> Recipes();  // all known recipes, built-ins first
+std::string RecipeNames();         // "rtn, gptq, ..." for messages
+
+// `base` holds the user's flags; the recipe's own settings are applied on top. Throws Error
+// listing the known names for an unknown method.
+Recipe MakeRecipe(const std::string& method, const QuantConfig& base);
+
+struct RecipeResult {
+  Model transformed;               // float model after the transforms (SQNR reference)
+  Model quantized;
+  QuantizeReport report;
+  std::vector<std::string> log;    // what each transform did
+};
+
+// Runs the transforms, then QuantizeModel on the transformed model.
+RecipeResult ApplyRecipe(const Model& fp, const Recipe& r, const std::vector<Window>& calib,
+                         const std::function<void(int, int)>& progress = {});
+
+}  // namespace sq
