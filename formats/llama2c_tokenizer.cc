@@ -49,7 +49,8 @@ class Llama2cTokenizer : public Tokenizer {
     unicode::CheckUtf8(text, "tokenizer input text");
     std::vector<int> ids;
     if (!text.empty()) {
-      std::string prefixed = " " + std::string(text);  // SentencePiece's dummy prefix
+      std::string prefixed(1, ' ');  // SentencePiece's dummy prefix
+      prefixed += text;
       size_t pos = 0;
       while (pos < prefixed.size()) {
         size_t start = pos;
