@@ -38,9 +38,16 @@ HfBpeModel::HfBpeModel(const json& m) {
   if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"].get<double>() > 0) {
     throw Error("BPE dropout " + m["dropout"].dump() + " is not supported (encoding must be deterministic)");
   }
+  // Ids index a table: a vocab of n entries may use ids below n + 65536 (room for gaps), so a
+  // file claiming id 1000000000 is refused instead of allocating a billion strings.
+  const size_t n_vocab = m.at("vocab").size();
   for (auto& [token, id_json] : m.at("vocab").items()) {
     int id = id_json.get<int>();
     if (id < 0) throw Error("vocab entry \"" + token + "\" has negative id " + std::to_string(id));
+    if (static_cast<size_t>(id) >= n_vocab + 65536) {
+      throw Error("vocab entry \"" + token + "\" has id " + std::to_string(id) + " but the vocab has " +
+                  std::to_string(n_vocab) + " entries (ids must stay below entries + 65536)");
+    }
     vocab_[token] = id;
     if (id >= static_cast<int>(id_to_token_.size())) id_to_token_.resize(id + 1);
     id_to_token_[id] = token;
