@@ -1,6 +1,7 @@
 #include "quant/quantize_model.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
 
@@ -144,6 +145,24 @@ std::vector<Key> QuantizedKeys(const Model& m, const QuantConfig& cfg) {
   return keys;
 }
 
+// Refuses NaN / Inf in a weight that is about to be quantized: it would give a NaN scale and
+// silently poison the whole row (or group) of the quantized model.
+void CheckFiniteWeights(const Model& m, const std::vector<Key>& keys) {
+  for (const Key& k : keys) {
+    const Mat& w = FloatWeightOf(*LinearAt(m, k.layer, k.role)).w;
+    if (w.allFinite()) continue;
+    for (Eigen::Index r = 0; r < w.rows(); ++r) {
+      for (Eigen::Index c = 0; c < w.cols(); ++c) {
+        if (std::isfinite(w(r, c))) continue;
+        throw Error((k.layer < 0 ? std::string("lm_head") : "layer " + std::to_string(k.layer) +
+                     " " + RoleName(k.role)) + " weight [" + std::to_string(w.rows()) + ", " +
+                    std::to_string(w.cols()) + "] has " + std::to_string(w(r, c)) + " at [" +
+                    std::to_string(r) + ", " + std::to_string(c) + "]: refusing to quantize");
+      }
+    }
+  }
+}
+
 // ---- GPTQ, layer by layer -------------------------------------------------------------------
 
 // Collects the Hessians of the linears that read one site of one layer. Linears behind an online
@@ -265,6 +284,7 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
   cfg.Validate();
   QuantizeReport rep;
   const std::vector<Key> keys = QuantizedKeys(fp, cfg);
+  if (cfg.w_bits < 16) CheckFiniteWeights(fp, keys);
   WeightMap weights;
   std::map<Key, GptqStats> gptq_stats;
   const int L = fp.config.n_layers;
