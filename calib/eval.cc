@@ -18,6 +18,39 @@ std::vector<double> LogSoftmax(const float* logits, int n) {
   return out;
 }
 
+namespace {
+
+// Finds where NaN / Inf first appears in a forward pass (sites arrive in forward order), so a
+// non-finite loss can name the layer instead of just the window.
+class FirstNonFinite : public ForwardObserver {
+ public:
+  bool Wants(Site site, int layer) const override { return site != Site::kAttnProbs && !found_; }
+  void Observe(const Where& at, const Mat& x) override {
+    if (found_ || x.allFinite()) return;
+    for (Eigen::Index r = 0; r < x.rows() && !found_; ++r) {
+      if (x.row(r).allFinite()) continue;
+      found_ = true;
+      what_ = std::string(SiteName(at.site)) + " of layer " + std::to_string(at.layer) +
+              (at.head >= 0 ? " head " + std::to_string(at.head) : "") + " at position " +
+              std::to_string(r);
+    }
+  }
+  const std::string& what() const { return what_; }
+
+ private:
+  bool found_ = false;
+  std::string what_;
+};
+
+// Re-runs `tokens` to say where the first non-finite value appears ("" when none does).
+std::string LocateNonFinite(const Model& m, const std::vector<int>& tokens) {
+  FirstNonFinite probe;
+  Forward(m, tokens, &probe);
+  return probe.what().empty() ? "" : "; first NaN/Inf: " + probe.what();
+}
+
+}  // namespace
+
 PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
                              ForwardObserver* obs, const LogitsCallback& on_logits,
                              const std::function<void(int, int)>& progress) {
@@ -35,8 +68,11 @@ PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
       double z = 0;
       for (int i = 0; i < V; ++i) z += std::exp(double(row[i]) - mx);
       const double nll = mx + std::log(z) - double(row[win.tokens[t]]);
-      Check(std::isfinite(nll), "non-finite loss at window " + std::to_string(w) + " position " +
-                                    std::to_string(t) + " (NaN or Inf in the logits)");
+      if (!std::isfinite(nll)) {
+        throw Error("non-finite loss at window " + std::to_string(w) + " position " +
+                    std::to_string(t) + " (NaN or Inf in the logits" +
+                    LocateNonFinite(m, win.tokens) + ")");
+      }
       sum += nll;
       sum_sq += nll * nll;
       ++n;
