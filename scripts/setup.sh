@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-compiler
-          libonnx-dev catch2 nlohmann-json3-dev nodejs npm)
+          libonnx-dev catch2 nlohmann-json3-dev nodejs npm
+          clang libclang-rt-14-dev libomp-dev)  # clang: the fuzzers (scripts/fuzz)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "calib/eval.h"
 #include "model/model.h"
 #include "model/random_weights.h"
 #include "quant/quantize_model.h"
@@ -93,4 +94,17 @@ TEST_CASE("all-zero activation rows fake-quantize to zeros", "[hardening]") {
     REQUIRE(r.allFinite());
     REQUIRE(r.row(1).isZero(0));
   }
+}
+
+TEST_CASE("a NaN weight makes eval name the layer where NaN first appears", "[hardening]") {
+  const ModelConfig c = Tiny();
+  ModelWeights w = RandomWeights(c, 4);
+  Poke(w.layers[1].w_up, 0, 0, std::numeric_limits<float>::quiet_NaN());
+  const Model m = BuildDenseModel(c, w);
+  Window win;
+  win.tokens = {1, 5, 7, 9, 11};
+  REQUIRE_THROWS_WITH(EvaluatePerplexity(m, {win}), Contains("first NaN/Inf: down_input of layer 1"));
+  // The same window through the finite model scores normally.
+  const Model ok = BuildDenseModel(c, RandomWeights(c, 4));
+  REQUIRE(std::isfinite(EvaluatePerplexity(ok, {win}).nll));
 }
