@@ -53,10 +53,71 @@ Int4Kernel BestInt4Kernel() {
 // ---------------------------------------------------------------------------------------------
 // Activations: FakeQuantRows's op sequence, keeping the codes.
 
+namespace {
+
+// One token row: absmax -> scale -> codes and group sums. The scalar version is the definition;
+// the AVX-512 one runs the same IEEE ops (division, round-to-nearest-even, clamp) 16 at a time.
+struct ActRowArgs {
+  int K, group, group_pad;
+  float clip, qmin, qmax;
+};
+
+float ActScale(float absmax, const ActRowArgs& r) {
+  float a = absmax;
+  if (r.clip != 1.0f) a = a * r.clip;
+  a = std::max(a, kActScaleEps);
+  return a / r.qmax;
+}
+
+float QuantizeRowScalar(const float* x, const ActRowArgs& r, int8_t* q, int32_t* sums) {
+  float a = 0;
+  for (int k = 0; k < r.K; ++k) a = std::max(a, std::abs(x[k]));
+  const float s = ActScale(a, r);
+  for (int k = 0; k < r.K; ++k) {
+    const int g = k / r.group;
+    const int c = static_cast<int>(std::clamp(RoundHalfEven(x[k] / s), r.qmin, r.qmax));
+    q[g * r.group_pad + k % r.group] = static_cast<int8_t>(c);
+    sums[g] += c;
+  }
+  return s;
+}
+
+__attribute__((target("avx512f,avx512bw"))) float QuantizeRowAvx512(const float* x,
+                                                                    const ActRowArgs& r, int8_t* q,
+                                                                    int32_t* sums) {
+  auto mask_of = [](int left) {
+    return static_cast<__mmask16>(left >= 16 ? 0xFFFF : (1u << left) - 1);
+  };
+  __m512 amax = _mm512_setzero_ps();
+  for (int k = 0; k < r.K; k += 16) {
+    amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask_of(r.K - k), x + k)));
+  }
+  const float s = ActScale(_mm512_reduce_max_ps(amax), r);
+  const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(r.qmin), hi = _mm512_set1_ps(r.qmax);
+  for (int g = 0, k0 = 0; k0 < r.K; ++g, k0 += r.group) {
+    const int n = std::min(r.group, r.K - k0);
+    __m512i sum = _mm512_setzero_si512();
+    for (int j = 0; j < n; j += 16) {
+      const __mmask16 m = mask_of(n - j);
+      __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + k0 + j), vs);
+      v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m512i c = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
+      sum = _mm512_mask_add_epi32(sum, m, sum, c);
+      _mm512_mask_cvtepi32_storeu_epi8(q + g * r.group_pad + j, m, c);
+    }
+    sums[g] = _mm512_reduce_add_epi32(sum);
+  }
+  return s;
+}
+
+}  // namespace
+
 void QuantizeActs(const Mat& x, const ActQuantSpec& spec, int group, int group_pad,
-                  QuantizedActs* out) {
+                  QuantizedActs* out, bool allow_simd) {
   Check(spec.enabled() && spec.bits >= 2 && spec.bits <= 8,
         "integer int4 kernel: activation bits must be in [2, 8], got " + std::to_string(spec.bits));
+  Check(spec.clip > 0 && spec.clip <= 1,
+        "integer int4 kernel: activation clip must be in (0, 1], got " + std::to_string(spec.clip));
   Check(group > 0 && group_pad >= group && group_pad % 4 == 0,
         "integer int4 kernel: bad group " + std::to_string(group) + " / padded " +
             std::to_string(group_pad));
@@ -67,24 +128,16 @@ void QuantizeActs(const Mat& x, const ActQuantSpec& spec, int group, int group_p
   out->codes.assign(static_cast<size_t>(T) * out->stride(), 0);
   out->scales.resize(T);
   out->sums.assign(static_cast<size_t>(T) * out->n_groups, 0);
-  const float qmax = static_cast<float>((1 << (spec.bits - 1)) - 1), qmin = -qmax - 1;
+  const float qmax = static_cast<float>((1 << (spec.bits - 1)) - 1);
+  const ActRowArgs args{K, group, group_pad, spec.clip, -qmax - 1, qmax};
+  const bool simd =
+      allow_simd && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #pragma omp parallel for schedule(static)
   for (int t = 0; t < T; ++t) {
-    const float* xr = x.row(t).data();
-    float a = 0;
-    for (int k = 0; k < K; ++k) a = std::max(a, std::abs(xr[k]));
-    if (spec.clip != 1.0f) a = a * spec.clip;
-    a = std::max(a, kActScaleEps);
-    const float s = a / qmax;
-    out->scales[t] = s;
     int8_t* q = out->codes.data() + static_cast<size_t>(t) * out->stride();
     int32_t* sums = out->sums.data() + static_cast<size_t>(t) * out->n_groups;
-    for (int k = 0; k < K; ++k) {
-      const int g = k / group;
-      const int c = static_cast<int>(std::clamp(RoundHalfEven(xr[k] / s), qmin, qmax));
-      q[g * group_pad + k % group] = static_cast<int8_t>(c);
-      sums[g] += c;
-    }
+    out->scales[t] = simd ? QuantizeRowAvx512(x.row(t).data(), args, q, sums)
+                          : QuantizeRowScalar(x.row(t).data(), args, q, sums);
   }
 }
 
@@ -216,6 +269,47 @@ constexpr int kVnniRows = 4;
 
 #define SQ_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
+inline int32_t Load4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Group-end fix-up of one token row: `acc` holds the raw vpdpbusd sums of NV = 2 NP vectors
+// (even v: low nibbles, odd v: high nibbles, i.e. 16 x the sum). Subtracts z * sum(a), then
+// out = fma(float(int), scale, out).
+template <int NP>
+SQ_VNNI_TARGET inline void VnniGroupEnd(const __m512i* acc, const PackedInt4& w, int p0, int g,
+                                        int32_t act_sum, float* out) {
+  const __m512i sum = _mm512_set1_epi32(act_sum);
+  const __m512i sym_corr = _mm512_set1_epi32(8 * act_sum);
+  for (int v = 0; v < 2 * NP; ++v) {
+    const int j = v / 2, half = v % 2;
+    const __m512 sc = _mm512_loadu_ps(w.panel_scales(p0 + j, g) + 16 * half);
+    __m512i i = half ? _mm512_srai_epi32(acc[v], 4) : acc[v];
+    if (w.sym) {  // z = 8 for every real channel (padded channels have scale 0)
+      i = _mm512_sub_epi32(i, sym_corr);
+    } else {
+      const __m512i z = _mm512_loadu_si512(w.panel_zeros(p0 + j, g) + 16 * half);
+      i = _mm512_sub_epi32(i, _mm512_mullo_epi32(z, sum));
+    }
+    _mm512_store_ps(out + 16 * v,
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), sc, _mm512_load_ps(out + 16 * v)));
+  }
+}
+
+template <int MR, int NV>
+SQ_VNNI_TARGET inline void VnniFinish(float (*tile)[NV * 16], const QuantizedActs& a, int t0,
+                                      int p0, Mat& y) {
+  for (int r = 0; r < MR; ++r) {
+    const __m512 sa = _mm512_set1_ps(a.scales[t0 + r]);
+    for (int v = 0; v < NV; ++v)
+      _mm512_store_ps(&tile[r][16 * v], _mm512_mul_ps(_mm512_load_ps(&tile[r][16 * v]), sa));
+  }
+  StoreTile(&tile[0][0], MR, NV * 16, t0, p0 * kPanel, y);
+}
+
+// Any MR x NP tile (used for the tails; GCC keeps these small arrays in registers).
 template <int MR, int NP>
 SQ_VNNI_TARGET void VnniTile(const QuantizedActs& a, const PackedInt4& w, int t0, int p0, Mat& y) {
   constexpr int NV = 2 * NP;  // zmm of int32 per token row
@@ -239,37 +333,82 @@ SQ_VNNI_TARGET void VnniTile(const QuantizedActs& a, const PackedInt4& w, int t0
         wv[2 * j + 1] = _mm512_and_si512(x, hi);
       }
       for (int r = 0; r < MR; ++r) {
-        int32_t a4;
-        std::memcpy(&a4, ar[r] + 4 * s, 4);
-        const __m512i av = _mm512_set1_epi32(a4);
+        const __m512i av = _mm512_set1_epi32(Load4(ar[r] + 4 * s));
         for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], wv[v], av);
       }
     }
     for (int r = 0; r < MR; ++r) {
-      const __m512i sum = _mm512_set1_epi32(a.sums[static_cast<size_t>(t0 + r) * w.n_groups + g]);
-      for (int v = 0; v < NV; ++v) {
-        const int j = v / 2, half = v % 2;
-        const __m512i z = _mm512_loadu_si512(w.panel_zeros(p0 + j, g) + 16 * half);
-        const __m512 sc = _mm512_loadu_ps(w.panel_scales(p0 + j, g) + 16 * half);
-        __m512i i = half ? _mm512_srai_epi32(acc[r][v], 4) : acc[r][v];
-        i = _mm512_sub_epi32(i, _mm512_mullo_epi32(z, sum));
-        float* out = &tile[r][16 * v];
-        _mm512_store_ps(out, _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), sc, _mm512_load_ps(out)));
-      }
+      VnniGroupEnd<NP>(acc[r], w, p0, g, a.sums[static_cast<size_t>(t0 + r) * w.n_groups + g],
+                       tile[r]);
     }
   }
-  for (int r = 0; r < MR; ++r) {
-    const __m512 sa = _mm512_set1_ps(a.scales[t0 + r]);
-    for (int v = 0; v < NV; ++v)
-      _mm512_store_ps(&tile[r][16 * v], _mm512_mul_ps(_mm512_load_ps(&tile[r][16 * v]), sa));
+  VnniFinish<MR, NV>(tile, a, t0, p0, y);
+}
+
+// The hot loop of the main tile (4 tokens x 64 channels, one group): 16 named accumulators,
+// stored to `acc` [4][4] at the end. A separate non-inlined function: inlined into the group
+// loop, GCC 12 splits the accumulators' live ranges and copies/spills them every step.
+__attribute__((noinline)) SQ_VNNI_TARGET void VnniDot4x2(const uint8_t* b0, const uint8_t* b1,
+                                                         const int8_t* a0, const int8_t* a1,
+                                                         const int8_t* a2, const int8_t* a3,
+                                                         int steps, __m512i* acc) {
+  const __m512i lo = _mm512_set1_epi8(0x0F), hi = _mm512_set1_epi8(static_cast<char>(0xF0));
+  __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00;
+  __m512i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+  __m512i c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+  for (int s = 0; s < steps; ++s) {
+    const __m512i x0 = _mm512_load_si512(b0 + s * kBlockBytes);
+    const __m512i x1 = _mm512_load_si512(b1 + s * kBlockBytes);
+    const __m512i w0 = _mm512_and_si512(x0, lo), w1 = _mm512_and_si512(x0, hi);
+    const __m512i w2 = _mm512_and_si512(x1, lo), w3 = _mm512_and_si512(x1, hi);
+#define SQ_VNNI_ROW(r)                                         \
+  {                                                            \
+    const __m512i av = _mm512_set1_epi32(Load4(a##r + 4 * s)); \
+    c##r##0 = _mm512_dpbusd_epi32(c##r##0, w0, av);            \
+    c##r##1 = _mm512_dpbusd_epi32(c##r##1, w1, av);            \
+    c##r##2 = _mm512_dpbusd_epi32(c##r##2, w2, av);            \
+    c##r##3 = _mm512_dpbusd_epi32(c##r##3, w3, av);            \
   }
-  StoreTile(&tile[0][0], MR, NV * 16, t0, p0 * kPanel, y);
+    SQ_VNNI_ROW(0)
+    SQ_VNNI_ROW(1)
+    SQ_VNNI_ROW(2)
+    SQ_VNNI_ROW(3)
+#undef SQ_VNNI_ROW
+  }
+  acc[0] = c00, acc[1] = c01, acc[2] = c02, acc[3] = c03;
+  acc[4] = c10, acc[5] = c11, acc[6] = c12, acc[7] = c13;
+  acc[8] = c20, acc[9] = c21, acc[10] = c22, acc[11] = c23;
+  acc[12] = c30, acc[13] = c31, acc[14] = c32, acc[15] = c33;
+}
+
+SQ_VNNI_TARGET void VnniTile4x2(const QuantizedActs& a, const PackedInt4& w, int t0, int p0,
+                                Mat& y) {
+  alignas(64) float tile[4][64] = {};
+  alignas(64) __m512i acc[16];
+  const int steps = w.steps();
+  for (int g = 0; g < w.n_groups; ++g) {
+    const size_t off = static_cast<size_t>(g) * steps * kBlockBytes;
+    const int8_t* a0 = a.row(t0) + g * w.group_pad;
+    VnniDot4x2(w.panel(p0) + off, w.panel(p0 + 1) + off, a0, a0 + a.stride(), a0 + 2 * a.stride(),
+               a0 + 3 * a.stride(), steps, acc);
+    const int32_t* sums = a.sums.data() + static_cast<size_t>(t0) * w.n_groups + g;
+    for (int r = 0; r < 4; ++r)
+      VnniGroupEnd<2>(acc + 4 * r, w, p0, g, sums[r * w.n_groups], tile[r]);
+  }
+  VnniFinish<4, 4>(tile, a, t0, p0, y);
 }
 
 template <int NP>
 SQ_VNNI_TARGET void VnniPanels(const QuantizedActs& a, const PackedInt4& w, int p0, Mat& y) {
   int t = 0;
-  for (; t + kVnniRows <= a.rows; t += kVnniRows) VnniTile<kVnniRows, NP>(a, w, t, p0, y);
+  for (; t + kVnniRows <= a.rows; t += kVnniRows) {
+    if constexpr (NP == 2) {
+      VnniTile4x2(a, w, t, p0, y);
+    } else {
+      VnniTile<kVnniRows, NP>(a, w, t, p0, y);
+    }
+  }
   switch (a.rows - t) {
     case 3:
       VnniTile<3, NP>(a, w, t, p0, y);

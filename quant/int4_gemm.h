@@ -48,9 +48,10 @@ struct QuantizedActs {
 
 // Quantizes x [T, K] per token exactly as FakeQuantRows does (same float ops, so the codes and
 // scale reproduce its output bit for bit: x_fq = code * scale). `group`, `group_pad` as in the
-// weight the codes will meet. Throws Error when `spec` is not enabled.
+// weight the codes will meet. Throws Error when `spec` is not enabled. `allow_simd` false forces
+// the scalar definition (tests compare the two).
 void QuantizeActs(const Mat& x, const ActQuantSpec& spec, int group, int group_pad,
-                  QuantizedActs* out);
+                  QuantizedActs* out, bool allow_simd = true);
 
 // y [T, N] (resized) from packed weights. kAuto picks BestInt4Kernel(); asking for a kernel the
 // CPU lacks throws Error. Parallel (OpenMP) over panels of output channels.

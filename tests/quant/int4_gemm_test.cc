@@ -78,26 +78,29 @@ TEST_CASE("packing rejects weights that are not 4-bit", "[kernels]") {
 }
 
 TEST_CASE("activation codes times scale reproduce FakeQuantRows bit for bit", "[kernels]") {
-  for (float clip : {1.0f, 0.9f}) {
-    for (int bits : {4, 8}) {
-      Mat x = RandomMat(6, 70, 21, 3.0f);
-      x.row(2).setZero();         // the eps path: codes 0, never NaN
-      x(4, 7) = 0.5f * 3.0f / 7;  // ties and large values exercise half-to-even and clamping
-      x(4, 9) = 100.0f;
-      const ActQuantSpec spec{bits, clip};
-      QuantizedActs qa;
-      QuantizeActs(x, spec, 32, 32, &qa);
-      Mat fq = x;
-      FakeQuantRows(fq, spec);
-      for (int t = 0; t < 6; ++t) {
-        int32_t sums[3] = {0, 0, 0};
-        for (int k = 0; k < 70; ++k) {
-          const int code = qa.row(t)[(k / 32) * 32 + k % 32];
-          REQUIRE(static_cast<float>(code) * qa.scales[t] == fq(t, k));
-          sums[k / 32] += code;
+  for (bool simd : {true, false}) {
+    for (float clip : {1.0f, 0.9f}) {
+      for (int bits : {4, 8}) {
+        INFO("simd " << simd << " clip " << clip << " bits " << bits);
+        Mat x = RandomMat(6, 70, 21, 3.0f);
+        x.row(2).setZero();         // the eps path: codes 0, never NaN
+        x(4, 7) = 0.5f * 3.0f / 7;  // ties and large values exercise half-to-even and clamping
+        x(4, 9) = 100.0f;
+        const ActQuantSpec spec{bits, clip};
+        QuantizedActs qa;
+        QuantizeActs(x, spec, 32, 32, &qa, simd);
+        Mat fq = x;
+        FakeQuantRows(fq, spec);
+        for (int t = 0; t < 6; ++t) {
+          int32_t sums[3] = {0, 0, 0};
+          for (int k = 0; k < 70; ++k) {
+            const int code = qa.row(t)[(k / 32) * 32 + k % 32];
+            REQUIRE(static_cast<float>(code) * qa.scales[t] == fq(t, k));
+            sums[k / 32] += code;
+          }
+          for (int g = 0; g < 3; ++g) REQUIRE(qa.sums[t * 3 + g] == sums[g]);
+          CHECK(qa.row(t)[2 * 32 + 6] == 0);  // padding of the short last group
         }
-        for (int g = 0; g < 3; ++g) REQUIRE(qa.sums[t * 3 + g] == sums[g]);
-        CHECK(qa.row(t)[2 * 32 + 6] == 0);  // padding of the short last group
       }
     }
   }
