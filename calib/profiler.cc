@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
 
 #include "core/error.h"
 #include "model/ops.h"
@@ -324,6 +326,7 @@ void Profiler::State::DetectSinks(ProfileResult& r) const {
         }
         hp.top_key_mass = acc.top_mass_sum / q;
         hp.mean_output_norm = acc.out_norm_sum / q;
+        hp.output_ratio = median_v > 0 ? hp.mean_output_norm / median_v : 0;
         auto top = std::max_element(acc.top_pos.begin(), acc.top_pos.end());
         hp.top_key_position = static_cast<int>(top - acc.top_pos.begin());
         hp.top_key_share = *top / q;
@@ -470,6 +473,26 @@ const SiteProfile* ProfileResult::FindSite(Site s, int layer) const {
     if (p.site == s && p.layer == layer) return &p;
   }
   return nullptr;
+}
+
+std::vector<std::vector<int>> SelectWindows(const std::vector<Window>& windows, long max_tokens,
+                                            uint64_t seed) {
+  std::vector<size_t> order(windows.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  if (seed != 0) std::shuffle(order.begin(), order.end(), std::mt19937_64(seed));
+  std::vector<std::vector<int>> out;
+  long scored = 0;
+  for (size_t i : order) {
+    if (max_tokens > 0 && scored >= max_tokens) break;
+    const Window& w = windows[i];
+    std::vector<int> tokens = w.tokens;
+    if (max_tokens > 0 && w.targets() > max_tokens - scored) {
+      tokens.resize(static_cast<size_t>(w.first_target + max_tokens - scored));
+    }
+    scored += static_cast<long>(tokens.size()) - w.first_target;
+    out.push_back(std::move(tokens));
+  }
+  return out;
 }
 
 ProfileResult RunProfile(const Model& model, const std::vector<std::vector<int>>& windows,

@@ -16,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "calib/dataset.h"
 #include "calib/stats.h"
 #include "model/model.h"
 
@@ -81,6 +82,7 @@ struct HeadAttentionProfile {
   std::vector<double> value_ratio;    // [K] mean ||v_k|| / median ||v|| of its KV head
   std::vector<double> contribution;   // [K] mean p[t,k] ||v_k|| / ||o_t||
   double mean_output_norm = 0;        // mean ||o_t||, the head's output before o_proj
+  double output_ratio = 0;            // mean ||o_t|| / median ||v||: small for a no-op head
   bool sink = false;
   int sink_position = -1;             // the first position with the largest mass, if sink
   bool noop = false;
@@ -155,6 +157,11 @@ class Profiler : public ForwardObserver {
   struct State;
   std::unique_ptr<State> s_;
 };
+
+// The token lists of `windows` to profile: in file order when `seed` is 0, else shuffled with
+// that seed; then cut (the last one trimmed) so that `max_tokens` tokens are scored (0: all).
+std::vector<std::vector<int>> SelectWindows(const std::vector<Window>& windows, long max_tokens,
+                                            uint64_t seed);
 
 // Runs `model` over every window with a Profiler. `progress` (may be empty) gets (done, total).
 ProfileResult RunProfile(const Model& model, const std::vector<std::vector<int>>& windows,

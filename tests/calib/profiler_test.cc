@@ -145,12 +145,17 @@ TEST_CASE("a planted sink head with a drained value is found at its layer and he
       CHECK(h.top_key_share > 0.95);
       CHECK(h.value_ratio[0] < 0.05);
       CHECK(h.noop);
+      // Its output is the sink's tiny value: the sink is nearly all of it, and it is ~0.
+      CHECK(h.contribution[0] > 0.5);
+      CHECK(h.output_ratio < 0.05);
     }
     // Head 3 reads the same drained value (GQA), head 0 reads KV head 0 whose value is normal.
     const auto& h3 = r.heads[kSinkLayer * c.n_heads + kOtherHead];
     const auto& h0 = r.heads[kSinkLayer * c.n_heads + 0];
     CHECK(h3.value_ratio[0] == Approx(r.heads[kSinkLayer * c.n_heads + kSinkHead].value_ratio[0]));
     CHECK(h0.value_ratio[0] > 0.3);
+    CHECK(h0.output_ratio > 0.1);
+    CHECK(h0.contribution[0] < 0.3);
     // The sink key's energy sits in the planted low-frequency pair.
     const RopeHead& k = r.rope_keys[kSinkLayer * c.n_kv_heads + kSinkKv];
     const auto top = std::max_element(k.sink_key_share.begin(), k.sink_key_share.end());
