@@ -237,7 +237,7 @@ void WriteTokenizerConfig(const fs::path& dir, const ModelConfig& c) {
 ConvertSummary ConvertLlama2cToHf(const std::string& model_bin, const std::string& tokenizer_bin,
                                   const std::string& out_dir, bool force) {
   fs::path out = fs::path(out_dir).lexically_normal();
-  if (out.has_filename() == false) out = out.parent_path();  // "dir/" -> "dir"
+  if (!out.has_filename()) out = out.parent_path();  // "dir/" -> "dir"
   CheckOutDir(out, force);
   ModelConfig c;
   ModelWeights w;
