@@ -15,6 +15,7 @@
 #include "model/ops.h"
 #include "quant/int4_linear.h"
 #include "quant/kv_quant.h"
+#include "quant/online_rotation.h"
 #include "quant/quantizer.h"
 
 namespace sq {
@@ -286,9 +287,17 @@ class GraphWriter {
   // size report).
   std::string Linear(const sq::Linear& lin, const std::string& x, const std::string& p,
                      const TensorView& source) {
-    r_.linear_source_bytes += static_cast<int64_t>(source.nbytes());
-    r_.linear_f32_bytes += int64_t{4} * lin.in_features() * lin.out_features();
+    if (!IsTiedHead(lin)) {  // a tied lm_head is the embedding table: no bytes of its own
+      r_.linear_source_bytes += static_cast<int64_t>(source.nbytes());
+      r_.linear_f32_bytes += int64_t{4} * lin.in_features() * lin.out_features();
+    }
     return LinearOp(lin, x, p);
+  }
+
+  bool IsTiedHead(const sq::Linear& lin) const {
+    const auto* d = dynamic_cast<const DenseLinear*>(&lin);
+    return d && d->weight().data == m_.weights.embed.data &&
+           d->weight().shape == m_.weights.embed.shape;
   }
 
   std::string LinearOp(const sq::Linear& lin, const std::string& x, const std::string& p) {
@@ -305,16 +314,33 @@ class GraphWriter {
                                                              : MatMulNBits(*q->weight(), xq, p);
       return AddBias(y, q->bias(), p);
     }
+    if (const auto* rot = dynamic_cast<const OnlineRotation*>(&lin)) {
+      return LinearOp(*rot->inner(), Rotate(x, *rot->rotation(), p), p);
+    }
     throw Error(std::string("ONNX export: ") + p + " is a Linear of unknown kind (" +
                 typeid(lin).name() + "); refusing to export a graph that would compute "
                 "something else");
+  }
+
+  // x Q as a constant MatMul (the same product Rotation::ApplyRef computes). q/k/v and gate/up
+  // share one rotated input, computed once.
+  std::string Rotate(const std::string& x, const Rotation& q, const std::string& p) {
+    auto [it, fresh] = rotated_.try_emplace({x, &q});
+    if (!fresh) return it->second;
+    auto [qit, new_q] = rotations_.try_emplace(&q);
+    if (new_q) {
+      const Mat& m = q.matrix();  // [n, n]
+      qit->second = b_.Float(b_.Unique(p + ".online_rotation"), {m.rows(), m.cols()}, Flat(m));
+    }
+    it->second = Op("MatMul", {x, qit->second}, p + "/rotate");
+    return it->second;
   }
 
   std::string Dense(const DenseLinear& d, const std::string& x, const std::string& p) {
     ++r_.float_linears;
     const TensorView& w = d.weight();
     std::string wt;
-    if (w.data == m_.weights.embed.data && w.shape == m_.weights.embed.shape) {
+    if (IsTiedHead(d)) {
       // Tied lm_head: reuse the embedding table (ORT folds the constant Transpose).
       wt = Op("Transpose", {embed_}, p + ".weight_t", {{"perm", Ints{1, 0}}});
     } else {
@@ -417,6 +443,8 @@ class GraphWriter {
   std::map<std::string, std::string> ints_;
   std::map<int64_t, std::string> int_scalars_;
   std::map<uint32_t, std::string> floats_;
+  std::map<std::pair<std::string, const Rotation*>, std::string> rotated_;
+  std::map<const Rotation*, std::string> rotations_;
   std::string embed_, cos_, sin_, future_;
 };
 
