@@ -27,6 +27,9 @@ int RunGenerate(Args& a) {
   }
   const size_t prompt_len = ids.size();
   const int limit = lm.model.config.max_position;
+  Check(static_cast<int>(prompt_len) <= limit,
+        "--prompt is " + std::to_string(prompt_len) + " tokens, past max_position_embeddings " +
+            std::to_string(limit));
   // No KV cache: each step re-runs the prefill. Fine for the small models this is meant for.
   for (int s = 0; s < steps && static_cast<int>(ids.size()) < limit; ++s) {
     const Mat logits = Forward(lm.model, ids);
