@@ -41,6 +41,15 @@ std::string Trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(ws) - b + 1);
 }
 
+// True when some line of `text` is `<|endoftext|>` (SplitDocuments' separator).
+bool HasSeparatorLine(const std::string& text) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (Trim(line) == "<|endoftext|>") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string ReadTextFile(const std::string& path) {
@@ -104,6 +113,9 @@ std::vector<Window> MakeWindows(const std::string& text, const Tokenizer& tok,
     if (static_cast<int>(tokens.size()) > opt.ctx) tokens.resize(opt.ctx);
     add(std::move(tokens), 1);
   }
+  // Separator lines with nothing between them: not a stream that happens to contain them.
+  Check(!docs.empty() || !HasSeparatorLine(text),
+        source + ": every document between <|endoftext|> lines is empty");
   if (docs.empty()) {  // one stream cut into consecutive windows
     const std::vector<int> ids = tok.Encode(text, /*add_special=*/false);
     const int body = bos >= 0 ? opt.ctx - 1 : opt.ctx;
