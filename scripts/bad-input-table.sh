@@ -2,6 +2,7 @@
 # Regenerates docs/bad-input.md: builds each bad input (from stories260K and hand-written
 # bytes), runs the real binary on it and records the exit code and the exact message.
 #   scripts/bad-input-table.sh [BINARY]     (default build/sinkquant; SHARED=../shared)
+# Each run gets 60 s and 4 GiB of address space (VMEM_KB=0 lifts that, e.g. for ASan builds).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-build/sinkquant}")
@@ -45,9 +46,13 @@ row() {
   local desc=$1; shift
   n=$((n + 1))
   local msg rc
-  if [ -n "${STDIN:-}" ]; then msg=$(timeout 60 "$bin" "$@" <"$STDIN" 2>&1); rc=$?
-  else msg=$(timeout 60 "$bin" "$@" </dev/null 2>&1); rc=$?; fi
-  msg=$(echo "$msg" | tail -n 3 | tr '\n' ' ' | sed -e "s#$T/#T/#g" -e "s#$shared/models/##g" \
+  # Bounded time (60 s) and memory (4 GiB of address space; VMEM_KB=0 for ASan binaries).
+  local in=${STDIN:-/dev/null}
+  msg=$( (ulimit_kb=${VMEM_KB:-4194304}; [ "$ulimit_kb" = 0 ] || ulimit -v "$ulimit_kb"
+          exec timeout 60 "$bin" "$@" <"$in") 2>&1); rc=$?
+  # The error line when there is one (progress lines on stdout would interleave), else the tail.
+  if grep -q 'error:' <<<"$msg"; then msg=$(grep 'error:' <<<"$msg"); else msg=$(tail -n 3 <<<"$msg"); fi
+  msg=$(echo "$msg" | tr '\n' ' ' | sed -e "s#$T/#T/#g" -e "s#$shared/models/##g" \
         -e "s#$shared/corpora/##g" -e 's/|/\\|/g' -e 's/ *$//')
   local cmd="$1"
   [ "$rc" -eq 0 ] && echo "bad-input: '$desc' was ACCEPTED (exit 0)" >&2
