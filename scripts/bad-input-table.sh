@@ -57,6 +57,7 @@ row() {
   local cmd="$1"
   [ "$rc" -eq 0 ] && echo "bad-input: '$desc' was ACCEPTED (exit 0)" >&2
   [ "$rc" -gt 128 ] || [ "$rc" -eq 124 ] && echo "bad-input: '$desc' crashed or hung (exit $rc)" >&2
+  desc=${desc//|/\\|}
   echo "| $n | $desc | \`$cmd\` | $rc | \`$msg\` |" >>"$out"
 }
 
