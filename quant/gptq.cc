@@ -27,23 +27,33 @@ namespace {
 
 using ColMat = Eigen::MatrixXf;  // column-major: one weight column is contiguous
 
-// Upper Cholesky factor U of H^-1 (H^-1 = U^T U), with dampening; raises it on failure.
-Eigen::MatrixXf InverseCholeskyUpper(Eigen::MatrixXd h, double damp, double* damp_used) {
+}  // namespace
+
+// With J the exchange (reversal) matrix, the Cholesky factor L' of J H J gives H = V V^T with
+// V = J L' J upper triangular; then H^-1 = V^-T V^-1, so U = V^-1 (upper, positive diagonal) is
+// the upper Cholesky factor of H^-1. One factorisation and one triangular inverse instead of
+// inverting H and factorising the inverse: about half the flops and two fewer K x K copies.
+Eigen::MatrixXf GptqInverseFactor(const Eigen::MatrixXd& h, double damp, double* damp_used) {
+  const int K = static_cast<int>(h.rows());
   const double mean_diag = h.diagonal().mean();
+  Eigen::MatrixXd v(K, K);
   for (int attempt = 0; attempt < 5; ++attempt, damp *= 10) {
-    Eigen::MatrixXd hd = h;
-    hd.diagonal().array() += damp * mean_diag;
-    Eigen::LLT<Eigen::MatrixXd> llt(hd);
+    v = h.reverse();  // J H J
+    v.diagonal().array() += damp * mean_diag;
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(v);  // in place: lower triangle = L'
     if (llt.info() != Eigen::Success) continue;
-    const Eigen::MatrixXd hinv = llt.solve(Eigen::MatrixXd::Identity(h.rows(), h.cols()));
-    Eigen::LLT<Eigen::MatrixXd> llt2(hinv);
-    if (llt2.info() != Eigen::Success) continue;
-    *damp_used = damp;
-    return Eigen::MatrixXd(llt2.matrixU()).cast<float>();
+    v.triangularView<Eigen::StrictlyUpper>().setZero();
+    v = v.reverse().eval();  // J L' J: upper
+    if (damp_used) *damp_used = damp;
+    Eigen::MatrixXd inv = Eigen::MatrixXd::Identity(K, K);
+    v.triangularView<Eigen::Upper>().solveInPlace(inv);
+    return inv.cast<float>();
   }
   throw Error("GPTQ: Hessian is not positive definite even with dampening " +
               std::to_string(damp / 10) + " * mean(diag)");
 }
+
+namespace {
 
 // Fits the parameters of group `g` for every row from the current values of its columns;
 // `pos[c]` is where original column c sits in the (possibly permuted) `w`.
@@ -87,7 +97,7 @@ QuantizedWeight GptqQuantize(const Mat& w_in, const Eigen::MatrixXd& h_in,
   }
   std::vector<int> pos(K);
   for (int j = 0; j < K; ++j) pos[perm[j]] = j;
-  {
+  if (opt.act_order) {
     ColMat wp(out, K);
     Eigen::MatrixXd hp(K, K);
     for (int j = 0; j < K; ++j) wp.col(j) = w.col(perm[j]);
@@ -96,7 +106,8 @@ QuantizedWeight GptqQuantize(const Mat& w_in, const Eigen::MatrixXd& h_in,
     w.swap(wp);
     h.swap(hp);
   }
-  const Eigen::MatrixXf u = InverseCholeskyUpper(std::move(h), opt.damp, &st.damp_used);
+  const Eigen::MatrixXf u = GptqInverseFactor(h, opt.damp, &st.damp_used);
+  h.resize(0, 0);
 
   const bool per_channel = q.n_groups() == 1;
   const bool static_groups = per_channel || opt.act_order;

@@ -35,6 +35,12 @@ struct GptqStats {
   double damp_used = 0;     // the dampening factor that made H positive definite
 };
 
+// The upper Cholesky factor U of (H + damp * mean(diag H) I)^-1, i.e. U^T U = that inverse (as
+// torch.linalg.cholesky(..., upper=True) in the reference GPTQ). If H + damp is not positive
+// definite the dampening is multiplied by 10 (up to 4 times) before giving up with an Error;
+// `damp_used` (may be null) receives the factor that worked.
+Eigen::MatrixXf GptqInverseFactor(const Eigen::MatrixXd& h, double damp, double* damp_used);
+
 // Quantizes w [out, in] with GPTQ. Groups are contiguous runs of G columns (as RTN stores them):
 // without act-order each group's scale is fitted (with the clip search if asked) from the
 // already-updated weights when its first column is reached, as in the reference GPTQ; with

@@ -40,6 +40,22 @@ TEST_CASE("HessianAccumulator gives 2 X^T X / N over all added rows", "[quant]")
   CHECK((acc.H() - expect).cwiseAbs().maxCoeff() < 1e-9);
 }
 
+TEST_CASE("GptqInverseFactor is the upper Cholesky factor of the damped inverse Hessian", "[quant]") {
+  const Mat x = CorrelatedInputs(300, 40, 3);
+  HessianAccumulator acc(40);
+  acc.Add(x);
+  const Eigen::MatrixXd h = acc.H();
+  double used = 0;
+  const Eigen::MatrixXd u = GptqInverseFactor(h, 0.01, &used).cast<double>();
+  CHECK(used == 0.01);
+  Eigen::MatrixXd damped = h;
+  damped.diagonal().array() += 0.01 * h.diagonal().mean();
+  const Eigen::MatrixXd inv = damped.inverse();
+  CHECK((u.transpose() * u - inv).cwiseAbs().maxCoeff() < 1e-5 * inv.cwiseAbs().maxCoeff());
+  CHECK(u.triangularView<Eigen::StrictlyLower>().toDenseMatrix().isZero(0));
+  CHECK((u.diagonal().array() > 0).all());
+}
+
 TEST_CASE("GPTQ with a diagonal Hessian is exactly RTN (no error to propagate)", "[quant]") {
   const Mat w = RandomMat(24, 64, 9);
   const Eigen::MatrixXd h = Eigen::MatrixXd::Identity(64, 64) * 3.0;
