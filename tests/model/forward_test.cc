@@ -63,7 +63,7 @@ TEST_CASE("GatedNorm + gated-attention forward matches the PyTorch reference", "
   CheckAgainstReference("bytelm-austen-gatednorm");
 }
 
-TEST_CASE("a sequence past max_position_embeddings is refused", "[model]") {
+TEST_CASE("Forward refuses a random model too long a sequence or an unknown token id", "[model]") {
   ModelConfig c;
   c.hidden = 16; c.intermediate = 32; c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 1;
   c.head_dim = 8; c.vocab = 10; c.max_position = 4;
