@@ -13,10 +13,33 @@ OnlineRotation::OnlineRotation(std::shared_ptr<const Linear> inner,
             " for a linear with " + std::to_string(inner_->in_features()) + " inputs");
 }
 
-void OnlineRotation::Apply(const Mat& x, Mat& y) const {
-  Mat xr = x;  // [T, in]
-  rotation_->Apply(xr);
-  inner_->Apply(xr, y);
+void OnlineRotation::TransformInput(const Mat& x, Mat& xt) const {
+  xt = x;  // [T, in]
+  rotation_->Apply(xt);
+}
+
+std::shared_ptr<const Linear> OnlineRotation::WithInner(std::shared_ptr<const Linear> inner) const {
+  return std::make_shared<OnlineRotation>(std::move(inner), rotation_);
+}
+
+namespace {
+
+std::shared_ptr<const Rotation> RotationOf(const std::shared_ptr<const Linear>& lin) {
+  const auto* r = dynamic_cast<const OnlineRotation*>(lin.get());
+  return r ? r->rotation() : nullptr;
+}
+
+}  // namespace
+
+OnlineRotations FindOnlineRotations(const Model& m) {
+  OnlineRotations r;
+  r.head_in = RotationOf(m.lm_head);
+  for (const LayerLinears& lin : m.linears) {
+    r.layers.push_back({RotationOf(lin.q), RotationOf(lin.o), RotationOf(lin.gate),
+                        RotationOf(lin.down)});
+  }
+  if (r.empty()) r.layers.clear();
+  return r;
 }
 
 bool OnlineRotations::empty() const {

@@ -1,6 +1,8 @@
 // Rotations that cannot be folded into weights and run inside the forward pass instead:
 // a Linear wrapper y = inner(x Q), where the inner linear holds W Q. Because the inner linear
 // sees x Q, an int4 inner linear quantizes the rotated activation (that is the point).
+// It is an InputTransformLinear, so QuantizeModel quantizes the inner linear, collects GPTQ
+// Hessians on x Q and keeps the rotation around the quantized result.
 #pragma once
 
 #include <memory>
@@ -8,17 +10,17 @@
 
 #include "model/model.h"
 #include "quant/hadamard.h"
+#include "quant/int4_linear.h"
 
 namespace sq {
 
-class OnlineRotation : public Linear {
+class OnlineRotation : public InputTransformLinear {
  public:
   OnlineRotation(std::shared_ptr<const Linear> inner, std::shared_ptr<const Rotation> rotation);
-  void Apply(const Mat& x, Mat& y) const override;
-  int in_features() const override { return inner_->in_features(); }
-  int out_features() const override { return inner_->out_features(); }
-  const Linear& inner() const { return *inner_; }
-  const Rotation& rotation() const { return *rotation_; }
+  void TransformInput(const Mat& x, Mat& xt) const override;  // xt = x Q
+  const std::shared_ptr<const Linear>& inner() const override { return inner_; }
+  std::shared_ptr<const Linear> WithInner(std::shared_ptr<const Linear> inner) const override;
+  const std::shared_ptr<const Rotation>& rotation() const { return rotation_; }
 
  private:
   std::shared_ptr<const Linear> inner_;
@@ -38,6 +40,10 @@ struct OnlineRotations {
   std::shared_ptr<const Rotation> head_in;   // input of lm_head [T, d]
   bool empty() const;
 };
+
+// The rotations wrapped around `m`'s linears (the inverse of WrapOnlineRotations): lets a
+// transform applied to a built Model know what is already rotated online.
+OnlineRotations FindOnlineRotations(const Model& m);
 
 // Wraps the linears of `m` whose input `r` rotates (m's linears must already hold W Q).
 void WrapOnlineRotations(Model& m, const OnlineRotations& r);

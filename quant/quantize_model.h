@@ -31,6 +31,8 @@ struct QuantConfig {
   // never quantized. Default as in QuaRot: the lm_head.
   std::vector<Role> keep_float = {Role::kLmHead};
   uint64_t seed = 0;         // for transforms that draw random numbers
+  float smooth_alpha = 0.5f;  // SmoothQuant migration strength (recipes with `smooth`)
+  float sink_ratio = 64.0f;   // sink-aware: outlier token when row max > ratio x median
 
   WeightQuantSpec weight_spec() const { return {w_bits, w_group, w_sym, clip_search}; }
   ActQuantSpec act_spec() const { return {a_bits, a_clip}; }

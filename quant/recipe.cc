@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "quant/transform_steps.h"
 
 namespace sq {
 
@@ -12,20 +13,23 @@ namespace {
 // The built-in recipes. Transform-based recipes (smooth, rotate, ...) are added here once their
 // steps are listed in BuiltinTransforms().
 std::vector<RecipeDef> BuiltinRecipes() {
-  return {
+  std::vector<RecipeDef> r = {
       {"rtn", "round to nearest (with the MSE clip search unless --no-clip-search)", {},
        [](QuantConfig& c) { c.gptq = false; }},
       {"gptq", "GPTQ, layer by layer on the calibration text", {},
        [](QuantConfig& c) { c.gptq = true; }},
   };
+  for (RecipeDef& d : OutlierRecipes()) r.push_back(std::move(d));
+  return r;
 }
 
-std::map<std::string, TransformStep> BuiltinTransforms() { return {}; }
+std::map<std::string, TransformStep> BuiltinTransforms() { return OutlierTransformSteps(); }
 
 struct Registry {
   std::mutex mu;
   std::vector<RecipeDef> recipes = BuiltinRecipes();
   std::map<std::string, TransformStep> transforms = BuiltinTransforms();
+  std::map<std::string, PostQuantStep> post = OutlierPostSteps();
 };
 
 Registry& GetRegistry() {
@@ -53,6 +57,12 @@ void RegisterTransform(const std::string& name, TransformStep step) {
   r.transforms[name] = std::move(step);
 }
 
+void RegisterPostStep(const std::string& name, PostQuantStep step) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.post[name] = std::move(step);
+}
+
 std::vector<RecipeDef> Recipes() {
   Registry& r = GetRegistry();
   std::lock_guard<std::mutex> lock(r.mu);
@@ -63,7 +73,7 @@ std::string RecipeNames() {
   std::string s;
   for (const RecipeDef& d : Recipes()) {
     if (!s.empty()) s += ", ";
-    s += d.name;
+    s += (d.modifier ? "+" : "") + d.name;
   }
   return s;
 }
@@ -77,18 +87,43 @@ std::vector<std::pair<std::string, std::string>> Recipe::Settings() const {
   std::vector<std::pair<std::string, std::string>> out = {{"method", name},
                                                           {"transforms", t.empty() ? "none" : t}};
   for (auto& kv : config.Settings()) out.push_back(std::move(kv));
+  for (const std::string& s : transforms) {
+    if (s == "smooth") out.push_back({"smooth_alpha", std::to_string(config.smooth_alpha)});
+  }
+  for (const std::string& s : post) {
+    out.push_back({"post", s});
+    if (s == "sink-aware") out.push_back({"sink_ratio", std::to_string(config.sink_ratio)});
+  }
   return out;
 }
 
 Recipe MakeRecipe(const std::string& method, const QuantConfig& base) {
-  for (const RecipeDef& d : Recipes()) {
-    if (d.name != method) continue;
-    Recipe r{d.name, d.transforms, base};
-    if (d.configure) d.configure(r.config);
-    r.config.Validate();
-    return r;
+  std::vector<std::string> parts;  // "rotate+sink-aware" -> {"rotate", "sink-aware"}
+  for (size_t start = 0;;) {
+    const size_t plus = method.find('+', start);
+    parts.push_back(method.substr(start, plus - start));
+    if (plus == std::string::npos) break;
+    start = plus + 1;
   }
-  throw Error("--method: unknown recipe '" + method + "' (known: " + RecipeNames() + ")");
+  const std::vector<RecipeDef> defs = Recipes();
+  auto find = [&](const std::string& name, bool modifier) -> const RecipeDef& {
+    for (const RecipeDef& d : defs) {
+      if (d.name == name && d.modifier == modifier) return d;
+    }
+    throw Error("--method: unknown " + std::string(modifier ? "modifier" : "recipe") + " '" +
+                name + "' in '" + method + "' (known: " + RecipeNames() + ")");
+  };
+  const RecipeDef& d = find(parts[0], false);
+  Recipe r{method, d.transforms, base, d.post};
+  if (d.configure) d.configure(r.config);
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const RecipeDef& m = find(parts[i], true);
+    r.transforms.insert(r.transforms.end(), m.transforms.begin(), m.transforms.end());
+    r.post.insert(r.post.end(), m.post.begin(), m.post.end());
+    if (m.configure) m.configure(r.config);
+  }
+  r.config.Validate();
+  return r;
 }
 
 RecipeResult ApplyRecipe(const Model& fp, const Recipe& r, const std::vector<Window>& calib,
@@ -108,6 +143,18 @@ RecipeResult ApplyRecipe(const Model& fp, const Recipe& r, const std::vector<Win
     out.transformed = step(out.transformed, r.config, calib, out.log);
   }
   out.quantized = QuantizeModel(out.transformed, r.config, calib, &out.report, progress);
+  for (const std::string& name : r.post) {
+    PostQuantStep step;
+    {
+      Registry& reg = GetRegistry();
+      std::lock_guard<std::mutex> lock(reg.mu);
+      auto it = reg.post.find(name);
+      Check(it != reg.post.end(),
+            "recipe '" + r.name + "': post step '" + name + "' is not registered");
+      step = it->second;
+    }
+    out.quantized = step(out.quantized, r.config, out.log);
+  }
   return out;
 }
 

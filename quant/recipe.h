@@ -25,17 +25,27 @@ using TransformStep = std::function<Model(const Model& fp, const QuantConfig& cf
                                           const std::vector<Window>& calib,
                                           std::vector<std::string>& log)>;
 
+// A step on the quantized model, run after QuantizeModel (e.g. sink-aware activations, which
+// wrap the quantized linears and the KV quantizer). Appends a description to `log`.
+using PostQuantStep = std::function<Model(const Model& quantized, const QuantConfig& cfg,
+                                          std::vector<std::string>& log)>;
+
 struct RecipeDef {
   std::string name;
   std::string summary;
   std::vector<std::string> transforms;          // step names, applied in order
   std::function<void(QuantConfig&)> configure;  // the settings that define the recipe
+  std::vector<std::string> post;                // post-quantization step names, in order
+  // A modifier combines with any recipe as "base+name" (its transforms and post steps are
+  // appended, its configure applied after the base's); it is not a recipe on its own.
+  bool modifier = false;
 };
 
 struct Recipe {
   std::string name;
   std::vector<std::string> transforms;
   QuantConfig config;
+  std::vector<std::string> post;
   // ("method", name), ("transforms", "a,b" or "none"), then QuantConfig::Settings().
   std::vector<std::pair<std::string, std::string>> Settings() const;
 };
@@ -43,11 +53,13 @@ struct Recipe {
 // Adds a recipe or replaces the one of the same name.
 void RegisterRecipe(RecipeDef def);
 void RegisterTransform(const std::string& name, TransformStep step);
+void RegisterPostStep(const std::string& name, PostQuantStep step);
 std::vector<RecipeDef> Recipes();  // all known recipes, built-ins first
 std::string RecipeNames();         // "rtn, gptq, ..." for messages
 
-// `base` holds the user's flags; the recipe's own settings are applied on top. Throws Error
-// listing the known names for an unknown method.
+// `base` holds the user's flags; the recipe's own settings are applied on top. `method` is a
+// recipe name optionally followed by modifiers ("rotate+sink-aware"). Throws Error listing the
+// known names for an unknown method.
 Recipe MakeRecipe(const std::string& method, const QuantConfig& base);
 
 struct RecipeResult {
@@ -57,7 +69,7 @@ struct RecipeResult {
   std::vector<std::string> log;    // what each transform did
 };
 
-// Runs the transforms, then QuantizeModel on the transformed model.
+// Runs the transforms, then QuantizeModel on the transformed model, then the post steps.
 RecipeResult ApplyRecipe(const Model& fp, const Recipe& r, const std::vector<Window>& calib,
                          const std::function<void(int, int)>& progress = {});
 

@@ -8,6 +8,7 @@ TransformedModel Untransformed(const Model& m) {
   TransformedModel t;
   t.config = m.config;
   t.weights = m.weights;
+  t.online = FindOnlineRotations(m);
   return t;
 }
 

@@ -24,7 +24,8 @@ struct TransformedModel {
   std::vector<std::string> steps;  // what was applied, in order, with its settings
 };
 
-// The model's config and weights with nothing applied. The result shares `m`'s storage.
+// The model's config, weights and the online rotations wrapped around its linears (none for a
+// loaded model). The result shares `m`'s storage.
 TransformedModel Untransformed(const Model& m);
 
 // A runnable float model: DenseLinears over the transformed weights, wrapped by the online

@@ -1,0 +1,148 @@
+// sinkquant compare: every recipe against the float model on the same text, one table.
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "calib/dataset.h"
+#include "cli/command.h"
+#include "cli/output.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "model/loader.h"
+#include "quant/compare_recipes.h"
+#include "quant/recipe.h"
+
+namespace sq {
+namespace {
+
+struct CompareCliOptions {
+  std::string model, tokenizer, calib, data, json;
+  WindowOptions windows;
+  long calib_tokens = 0;
+  int threads = 0;
+  CompareRecipesOptions run;
+};
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = std::min(s.find(',', start), s.size());
+    if (comma > start) out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+CompareCliOptions ParseCompareOptions(Args& a) {
+  CompareCliOptions o;
+  o.model = a.Required("model");
+  o.tokenizer = a.Str("tokenizer", "");
+  o.calib = a.Required("calib");
+  o.data = a.Required("data");
+  o.json = a.Str("json", "");
+  o.windows.ctx = a.Int("ctx", 0);
+  o.windows.max_tokens = a.Int("max-tokens", 0);
+  o.calib_tokens = a.Int("calib-tokens", 0);
+  o.threads = a.Int("threads", 0);
+  o.run.methods = SplitComma(a.Str("methods", "fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate"));
+  o.run.ratio_windows = a.Int("ratio-windows", 4);
+  QuantConfig& c = o.run.base;
+  c.w_bits = a.Int("w-bits", 4);
+  c.a_bits = a.Int("a-bits", 4);
+  c.kv_bits = a.Int("kv-bits", 16);
+  c.w_group = a.Int("w-group", 0);
+  c.kv_group = a.Int("kv-group", 0);
+  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0));
+  c.clip_search = !a.Flag("no-clip-search");
+  if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
+  c.smooth_alpha = static_cast<float>(a.Float("alpha", 0.5));
+  c.sink_ratio = static_cast<float>(a.Float("sink-ratio", 64.0));
+  c.seed = static_cast<uint64_t>(a.Int("seed", 0));
+  a.Finish();
+  return o;
+}
+
+void PrintTable(const std::vector<RecipeRow>& rows) {
+  std::printf("%-22s %-11s %9s %9s %8s %7s %9s  %-20s %7s\n", "method", "bits", "ppl", "dppl", "KL",
+              "top-1", "max/med", "worst input", "time s");
+  for (const RecipeRow& r : rows) {
+    std::printf("%-22s %-11s %9.4f %+9.4f %8.4f %7.3f %9.1f  %-20s %7.1f\n", r.method.c_str(),
+                r.bits.c_str(), r.ppl, r.delta_ppl, r.kld, r.top1, r.worst_ratio,
+                r.worst_site.c_str(), r.quantize_seconds + r.eval_seconds);
+  }
+  for (const RecipeRow& r : rows) {
+    for (const std::string& line : r.log) std::printf("  %s: %s\n", r.method.c_str(), line.c_str());
+    if (!r.sink.empty()) std::printf("  %s: %s\n", r.method.c_str(), r.sink.c_str());
+  }
+}
+
+nlohmann::json RowJson(const RecipeRow& r) {
+  nlohmann::json settings = nlohmann::json::object();
+  for (const auto& [k, v] : r.settings) settings[k] = v;
+  return {{"method", r.method},           {"bits", r.bits},
+          {"ppl", r.ppl},                 {"ppl_stderr", r.ppl_stderr},
+          {"delta_ppl", r.delta_ppl},     {"kld", r.kld},
+          {"kld_p99", r.kld_p99},         {"top1", r.top1},
+          {"tokens", r.tokens},           {"worst_input_ratio", r.worst_ratio},
+          {"worst_input", r.worst_site},  {"quantize_seconds", r.quantize_seconds},
+          {"eval_seconds", r.eval_seconds}, {"sink_aware", r.sink},
+          {"settings", settings},         {"transforms", r.log}};
+}
+
+int RunCompare(Args& a) {
+  CompareCliOptions o = ParseCompareOptions(a);
+  SetNumThreads(o.threads);
+  LoadedModel lm = LoadModel(o.model, o.tokenizer);
+  if (o.windows.ctx == 0) o.windows.ctx = std::min(lm.model.config.max_position, 512);
+  Check(o.windows.ctx <= lm.model.config.max_position,
+        "--ctx " + std::to_string(o.windows.ctx) + " exceeds the model's max_position_embeddings " +
+            std::to_string(lm.model.config.max_position));
+  std::error_code ec;
+  if (std::filesystem::equivalent(o.calib, o.data, ec)) {
+    std::fprintf(stderr, "warning: --calib and --data are the same file (%s)\n", o.data.c_str());
+  }
+  const auto eval = MakeWindows(ReadTextFile(o.data), *lm.tokenizer, o.windows, o.data);
+  WindowOptions cw = o.windows;
+  cw.max_tokens = o.calib_tokens;
+  const auto calib = MakeWindows(ReadTextFile(o.calib), *lm.tokenizer, cw, o.calib);
+  auto progress = StderrProgress("compare");
+  o.run.progress = [&](const std::string&, int done, int total) {
+    if (progress) progress(done, total);
+  };
+  const std::vector<RecipeRow> rows = CompareRecipes(lm.model, calib, eval, o.run);
+
+  long calib_tokens = 0;
+  for (const Window& w : calib) calib_tokens += static_cast<long>(w.tokens.size());
+  std::printf("model: %s\n", o.model.c_str());
+  std::printf("data:  %s (%zu windows, ctx %d, %ld tokens scored)\n", o.data.c_str(), eval.size(),
+              o.windows.ctx, rows.front().tokens);
+  std::printf("calib: %s (%zu windows, %ld tokens)\n", o.calib.c_str(), calib.size(), calib_tokens);
+  std::printf("max/med: max |x| / median |x| at the worst linear input (after online rotations), "
+              "first %d windows\n", o.run.ratio_windows);
+  PrintTable(rows);
+  if (!o.json.empty()) {
+    nlohmann::json j = {{"model", o.model}, {"data", o.data}, {"calib", o.calib},
+                        {"ctx", o.windows.ctx}, {"calib_tokens", calib_tokens},
+                        {"rows", nlohmann::json::array()}};
+    for (const RecipeRow& r : rows) j["rows"].push_back(RowJson(r));
+    WriteFileAtomic(o.json, j.dump(2) + "\n");
+    const std::string md = std::filesystem::path(o.json).replace_extension(".md").string();
+    WriteFileAtomic(md, "Model `" + o.model + "`, eval `" + o.data + "`, calib `" + o.calib +
+                            "`\n\n" + RecipeTableMarkdown(rows));
+  }
+  return 0;
+}
+
+const bool kRegistered = RegisterCommand(
+    {"compare", "every quantization recipe against the float model, one table",
+     "--model PATH [--tokenizer PATH] --calib FILE --data FILE\n"
+     "  [--methods fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate,rotate+sink-aware,...]\n"
+     "  [--w-bits 4] [--a-bits 4] [--kv-bits 16] [--w-group 0] [--kv-group 0] [--a-clip 1]\n"
+     "  [--no-clip-search] [--keep-float lm_head] [--alpha 0.5] [--sink-ratio 64] [--seed 0]\n"
+     "  [--ctx N] [--max-tokens N] [--calib-tokens N] [--ratio-windows 4] [--json FILE]\n"
+     "  [--threads N]",
+     RunCompare});
+
+}  // namespace
+}  // namespace sq

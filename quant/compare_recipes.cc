@@ -1,0 +1,106 @@
+#include "quant/compare_recipes.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "calib/compare.h"
+#include "core/error.h"
+#include "quant/input_ratio.h"
+#include "quant/recipe.h"
+#include "quant/sink_aware.h"
+
+namespace sq {
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string Bits(const QuantConfig& c) {
+  return "W" + std::to_string(c.w_bits) + "A" + std::to_string(c.a_bits) + "KV" +
+         std::to_string(c.kv_bits);
+}
+
+void SetWorst(RecipeRow& row, const Model& transformed, const std::vector<Window>& eval, int n) {
+  const InputRatio w = WorstInput(LinearInputRatios(transformed, eval, n));
+  row.worst_ratio = w.ratio();
+  row.worst_site = w.Name();
+}
+
+}  // namespace
+
+std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>& calib,
+                                      const std::vector<Window>& eval,
+                                      const CompareRecipesOptions& opt) {
+  Check(!opt.methods.empty(), "--methods: no methods given");
+  Check(!eval.empty(), "compare: no evaluation windows");
+  std::vector<Recipe> recipes;  // validate every name before the long runs
+  for (const std::string& m : opt.methods) {
+    if (m != "fp") recipes.push_back(MakeRecipe(m, opt.base));
+  }
+  std::vector<RecipeRow> rows;
+  double fp_ppl = 0;
+  size_t next = 0;
+  for (const std::string& m : opt.methods) {
+    auto progress = [&](int done, int total) {
+      if (opt.progress) opt.progress(m, done, total);
+    };
+    RecipeRow row;
+    row.method = m;
+    if (m == "fp") {
+      const auto t0 = std::chrono::steady_clock::now();
+      const PplResult r = EvaluatePerplexity(fp, eval, nullptr, {}, progress);
+      row.bits = "W16A16KV16";
+      row.ppl = r.ppl;
+      row.ppl_stderr = r.ppl_stderr;
+      row.tokens = r.tokens;
+      row.eval_seconds = Seconds(t0);
+      SetWorst(row, fp, eval, opt.ratio_windows);
+      fp_ppl = r.ppl;
+      rows.push_back(row);
+      continue;
+    }
+    const Recipe& recipe = recipes[next++];
+    auto t0 = std::chrono::steady_clock::now();
+    const RecipeResult rr = ApplyRecipe(fp, recipe, calib, progress);
+    row.quantize_seconds = Seconds(t0);
+    row.bits = Bits(recipe.config);
+    row.settings = recipe.Settings();
+    row.log = rr.log;
+    SetWorst(row, rr.transformed, eval, opt.ratio_windows);
+    t0 = std::chrono::steady_clock::now();
+    CompareOptions co;
+    co.sqnr_windows = 0;
+    co.progress = progress;
+    const CompareResult c = EvalQuantized(fp, rr.quantized, eval, co);
+    row.eval_seconds = Seconds(t0);
+    row.ppl = c.quant.ppl;
+    row.ppl_stderr = c.quant.ppl_stderr;
+    row.kld = c.kld_mean;
+    row.kld_p99 = c.kld_p99;
+    row.top1 = c.top1;
+    row.tokens = c.tokens;
+    fp_ppl = c.fp.ppl;
+    if (auto counts = FindSinkCounts(rr.quantized)) row.sink = counts->Describe();
+    rows.push_back(row);
+  }
+  for (RecipeRow& r : rows) r.delta_ppl = r.ppl - fp_ppl;
+  return rows;
+}
+
+std::string RecipeTableMarkdown(const std::vector<RecipeRow>& rows) {
+  std::string s =
+      "| method | bits | ppl | delta ppl | KL | top-1 | worst input max/median | time (s) |\n"
+      "|---|---|---|---|---|---|---|---|\n";
+  char b[512];
+  for (const RecipeRow& r : rows) {
+    std::snprintf(b, sizeof b, "| %s | %s | %.4f | %+.4f | %.4f | %.3f | %.1f (%s) | %.1f |\n",
+                  r.method.c_str(), r.bits.c_str(), r.ppl, r.delta_ppl, r.kld, r.top1,
+                  r.worst_ratio, r.worst_site.c_str(), r.quantize_seconds + r.eval_seconds);
+    s += b;
+  }
+  return s;
+}
+
+}  // namespace sq

@@ -1,0 +1,47 @@
+// Which recipe loses least on this checkpoint? Runs every named method (recipes of
+// quant/recipe.h, or "fp" for the float model itself) with the same quantization flags over
+// the same evaluation windows and reports one row per method.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "calib/dataset.h"
+#include "model/model.h"
+#include "quant/quantize_model.h"
+
+namespace sq {
+
+struct RecipeRow {
+  std::string method;
+  std::string bits;           // "W4A4KV16" ("W16A16KV16" for fp)
+  double ppl = 0, ppl_stderr = 0, delta_ppl = 0;
+  double kld = 0, kld_p99 = 0, top1 = 1;
+  long tokens = 0;
+  // Worst linear input of the transformed float model (what the quantized linears read).
+  double worst_ratio = 0;
+  std::string worst_site;
+  double quantize_seconds = 0, eval_seconds = 0;
+  std::string sink;  // sink-aware recipes: how many rows stayed float
+  std::vector<std::pair<std::string, std::string>> settings;
+  std::vector<std::string> log;  // what each transform did
+};
+
+struct CompareRecipesOptions {
+  std::vector<std::string> methods;  // "fp", "rtn", "rotate+sink-aware", ...
+  QuantConfig base;                  // the user's flags (bits, groups, alpha, seed, ...)
+  int ratio_windows = 4;             // evaluation windows for the activation ratio
+  std::function<void(const std::string& method, int, int)> progress;  // may be empty
+};
+
+// Throws Error naming an unknown method before anything runs.
+std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>& calib,
+                                      const std::vector<Window>& eval,
+                                      const CompareRecipesOptions& opt);
+
+// A markdown table of the rows (the same columns as the printed table).
+std::string RecipeTableMarkdown(const std::vector<RecipeRow>& rows);
+
+}  // namespace sq

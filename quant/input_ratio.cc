@@ -1,0 +1,86 @@
+#include "quant/input_ratio.h"
+
+#include <algorithm>
+#include <map>
+
+#include "core/error.h"
+#include "quant/online_rotation.h"
+
+namespace sq {
+
+namespace {
+
+class RatioObserver : public ForwardObserver {
+ public:
+  explicit RatioObserver(const Model& m) : online_(FindOnlineRotations(m)) {}
+  bool Wants(Site site, int) const override {
+    return site == Site::kAttnInput || site == Site::kOInput || site == Site::kFfnInput ||
+           site == Site::kDownInput;
+  }
+  void Observe(const Where& at, const Mat& x) override {
+    if (!Wants(at.site, at.layer)) return;
+    const Mat* seen = &x;
+    Mat rotated;
+    if (const Rotation* r = RotationAtSite(online_, at.site, at.layer)) {
+      rotated = x;
+      r->Apply(rotated);
+      seen = &rotated;
+    }
+    std::vector<float> a(seen->data(), seen->data() + seen->size());
+    for (float& v : a) v = std::abs(v);
+    std::nth_element(a.begin(), a.begin() + a.size() / 2, a.end());
+    Acc& acc = acc_[{at.layer, static_cast<int>(at.site)}];
+    acc.medians.push_back(a[a.size() / 2]);
+    acc.max_abs = std::max<double>(acc.max_abs, *std::max_element(a.begin() + a.size() / 2, a.end()));
+  }
+  std::vector<InputRatio> Results() const {
+    std::vector<InputRatio> out;
+    for (auto [key, acc] : acc_) {
+      InputRatio r;
+      r.layer = key.first;
+      r.site = static_cast<Site>(key.second);
+      r.max_abs = acc.max_abs;
+      auto& m = acc.medians;
+      std::nth_element(m.begin(), m.begin() + m.size() / 2, m.end());
+      r.median_abs = m[m.size() / 2];
+      out.push_back(r);
+    }
+    return out;
+  }
+
+ private:
+  struct Acc {
+    double max_abs = 0;
+    std::vector<float> medians;
+  };
+  OnlineRotations online_;
+  std::map<std::pair<int, int>, Acc> acc_;  // (layer, site)
+};
+
+}  // namespace
+
+std::string InputRatio::Name() const {
+  const char* what = site == Site::kAttnInput  ? "q/k/v input"
+                     : site == Site::kOInput   ? "o_proj input"
+                     : site == Site::kFfnInput ? "gate/up input"
+                                               : "down_proj input";
+  return "L" + std::to_string(layer) + " " + what;
+}
+
+std::vector<InputRatio> LinearInputRatios(const Model& m, const std::vector<Window>& windows,
+                                          int max_windows) {
+  Check(!windows.empty(), "LinearInputRatios: no windows");
+  const size_t n = max_windows > 0 ? std::min<size_t>(max_windows, windows.size()) : windows.size();
+  RatioObserver obs(m);
+  for (size_t i = 0; i < n; ++i) Forward(m, windows[i].tokens, &obs);
+  return obs.Results();
+}
+
+const InputRatio& WorstInput(const std::vector<InputRatio>& r) {
+  Check(!r.empty(), "WorstInput: no sites");
+  return *std::max_element(r.begin(), r.end(), [](const InputRatio& a, const InputRatio& b) {
+    return a.ratio() < b.ratio();
+  });
+}
+
+}  // namespace sq

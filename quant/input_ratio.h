@@ -1,0 +1,28 @@
+// Does a transform really remove the outliers? At every linear input, what the linear actually
+// sees (after its online rotation, if any): max |x| / median |x| over all entries.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "calib/dataset.h"
+#include "model/model.h"
+
+namespace sq {
+
+struct InputRatio {
+  Site site = Site::kAttnInput;  // kAttnInput (q/k/v), kOInput, kFfnInput (gate/up), kDownInput
+  int layer = 0;
+  double max_abs = 0;     // over all windows
+  double median_abs = 0;  // median over windows of each window's median |x|
+  double ratio() const { return median_abs > 0 ? max_abs / median_abs : 0; }
+  std::string Name() const;  // "L3 down_proj input"
+};
+
+// Runs `m` over the first `max_windows` windows (0: all). Sites in forward order.
+std::vector<InputRatio> LinearInputRatios(const Model& m, const std::vector<Window>& windows,
+                                          int max_windows);
+// The site with the largest ratio (the inputs must not be empty).
+const InputRatio& WorstInput(const std::vector<InputRatio>& r);
+
+}  // namespace sq
