@@ -33,7 +33,7 @@ void PrintHelp() {
   auto commands = sq::Commands();
   std::sort(commands.begin(), commands.end(),
             [](const sq::Command& a, const sq::Command& b) { return a.name < b.name; });
-  for (const auto& c : commands) std::printf("  %-10s %s\n", c.name.c_str(), c.summary.c_str());
+  for (const auto& c : commands) std::printf("  %-14s %s\n", c.name.c_str(), c.summary.c_str());
 }
 
 }  // namespace
