@@ -17,7 +17,7 @@ constexpr const char* kStyle =
     "h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ccc}"
     "table{border-collapse:collapse;font-size:12px;margin:8px 0}"
     "td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}th{background:#f4f4f4}"
-    "td.l,th.l{text-align:left}.verdict{font-weight:bold;padding:8px;background:#fff4e0}"
+    "td.l,th.l,table.meta td{text-align:left}.verdict{font-weight:bold;padding:8px;background:#fff4e0}"
     ".none{color:#2a7a2a;font-weight:bold}.charts svg{margin:4px;vertical-align:top}"
     "pre{background:#f8f8f8;padding:8px;font-size:11px;overflow-x:auto}";
 
@@ -27,6 +27,12 @@ std::string F(const char* fmt, double v) {
   return b;
 }
 std::string G(double v) { return F("%.4g", v); }
+
+constexpr size_t kRows = 30;  // rows per detection table; profile.json has them all
+
+std::string More(size_t n) {
+  return n > kRows ? "<p>... and " + std::to_string(n - kRows) + " more in profile.json.</p>" : "";
+}
 
 svg::Series Line(const std::string& label, const std::string& color, bool dashed = false) {
   svg::Series s;
@@ -57,7 +63,7 @@ std::string Tok(const ProfileResult& r, int id) {
 
 std::string Header(const ProfileResult& r, const ProfileMeta& m) {
   const ModelConfig& c = r.config;
-  std::string o = "<h1>sinkquant profile</h1><table>";
+  std::string o = "<h1>sinkquant profile</h1><table class='meta'>";
   o += Row({"model", m.model_path + "  (" + c.architecture + ", d " + std::to_string(c.hidden) +
                          ", " + std::to_string(c.n_layers) + " layers, " +
                          std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) + " heads)"});
@@ -214,13 +220,13 @@ std::string MassiveSection(const ProfileResult& r) {
   }
   o += "<p>First after layer " + LayerName(r.massive_first_layer) + ".</p><table>" +
        Row({"layer", "channel", "count", "max x", "position", "token", "x / token median"}, true);
-  for (size_t i = 0; i < r.massive.size() && i < 60; ++i) {
+  for (size_t i = 0; i < r.massive.size() && i < kRows; ++i) {
     const MassiveActivation& m = r.massive[i];
     o += Row({LayerName(m.layer), std::to_string(m.channel), std::to_string(m.count),
               G(m.max.value), std::to_string(m.max.position), Tok(r, m.max.token),
               F("%.0f", m.max.row_median > 0 ? std::abs(m.max.value) / m.max.row_median : 0)});
   }
-  return o + "</table>";
+  return o + "</table>" + More(r.massive.size());
 }
 
 std::string OutlierTables(const ProfileResult& r) {
@@ -230,24 +236,24 @@ std::string OutlierTables(const ProfileResult& r) {
          "x its site's median channel absmax.</p>";
   } else {
     o += "<table>" + Row({"site", "layer", "channel", "absmax", "ratio"}, true);
-    for (size_t i = 0; i < r.outlier_channels.size() && i < 60; ++i) {
+    for (size_t i = 0; i < r.outlier_channels.size() && i < kRows; ++i) {
       const OutlierChannel& c = r.outlier_channels[i];
       o += Row({SiteName(c.site), std::to_string(c.layer), std::to_string(c.channel), G(c.absmax),
                 F("%.1f", c.ratio)});
     }
-    o += "</table>";
+    o += "</table>" + More(r.outlier_channels.size());
   }
   if (r.outlier_tokens.empty()) {
     o += "<p class='none'>No outlier token (down_proj input row max above " +
          G(r.thresholds.outlier_token_ratio) + "x the median row max of its window).</p>";
   } else {
     o += "<table>" + Row({"layer", "position", "token", "windows", "max ratio", "max |x|"}, true);
-    for (size_t i = 0; i < r.outlier_tokens.size() && i < 60; ++i) {
+    for (size_t i = 0; i < r.outlier_tokens.size() && i < kRows; ++i) {
       const OutlierToken& t = r.outlier_tokens[i];
       o += Row({std::to_string(t.layer), std::to_string(t.position), Tok(r, t.token),
                 std::to_string(t.count), F("%.1f", t.max_ratio), G(t.max_value)});
     }
-    o += "</table>";
+    o += "</table>" + More(r.outlier_tokens.size());
   }
   return o;
 }

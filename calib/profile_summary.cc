@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <map>
 #include <string>
 
 #include "calib/profile_report.h"
@@ -141,7 +142,17 @@ std::string OutlierTokens(const ProfileResult& r, int top) {
     s += F("  %5d %8d %-12s %6lld %9.1f\n", o.layer, o.position, Tok(r, o.token).c_str(),
            static_cast<long long>(o.count), o.max_ratio);
   }
-  return s;
+  // Content-dependent outlier tokens spread over positions: count them per token too.
+  std::map<int, int64_t> by_token;
+  for (const OutlierToken& o : r.outlier_tokens) by_token[o.token] += o.count;
+  std::vector<std::pair<int64_t, int>> ranked;
+  for (const auto& [id, n] : by_token) ranked.push_back({n, id});
+  std::stable_sort(ranked.begin(), ranked.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  s += "  most flagged tokens:";
+  for (size_t i = 0; i < ranked.size() && i < 8; ++i) {
+    s += F(" %s", Tok(r, ranked[i].second).c_str()) + F(" x%.0f", double(ranked[i].first));
+  }
+  return s + "\n";
 }
 
 std::string Gates(const ProfileResult& r) {
