@@ -5,7 +5,8 @@
 //
 //   node scripts/onnx/verify.mjs --model model.onnx --ref ref.json
 //        [--ppl-rtol 1e-4] [--max-logit-diff X] [--json out.json] [--threads N]
-//        [--opt-level all|extended|basic|disabled]
+//        [--opt-level all|extended|basic|disabled] [--diverge-tol 1e-3] [--prefix-rtol R]
+//        [--min-prefix-fraction F]
 //
 // ref.json (from `sinkquant quantize --logits-out ref.json`) holds the windows' token ids,
 // first_target, vocab and sinkquant's perplexity; ref.json.f32 the logits [T, vocab] of every
@@ -16,6 +17,13 @@
 // The session pins `session.qdq_matmulnbits_accuracy_level` = "0": at the default level ORT
 // rewrites DequantizeLinear(int4) + MatMul into MatMulNBits with accuracy level 4, which
 // quantizes activations to int8 and changes the numbers (../shared/docs/ONNX-NOTES.md).
+//
+// W4A4 graphs are discontinuous: a float difference of one ulp (ORT and sinkquant sum in
+// different orders) can flip one 4-bit activation rounding, and the flip spreads to every later
+// position of its window through attention. So the verifier also reports, per window, the first
+// row whose logits differ by more than --diverge-tol, and the perplexity over the tokens
+// predicted before it ("agreeing prefix"), which must match to float precision
+// (--prefix-rtol) whatever happens after a flip.
 //
 // Exit status: 0 when within tolerance, 1 when not, 2 on bad usage or unreadable input.
 import fs from 'node:fs';
@@ -31,7 +39,7 @@ function usage(msg) {
 
 function parseArgs(argv) {
   const known = new Set(['model', 'ref', 'ppl-rtol', 'max-logit-diff', 'json', 'threads',
-                         'opt-level']);
+                         'opt-level', 'diverge-tol', 'prefix-rtol', 'min-prefix-fraction']);
   const a = {};
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i];
@@ -50,13 +58,16 @@ function parseArgs(argv) {
     model: a.model, ref: a.ref, json: a.json,
     pplRtol: num('ppl-rtol', 1e-4), maxLogitDiff: num('max-logit-diff', Infinity),
     threads: num('threads', 0), optLevel: a['opt-level'] ?? 'all',
+    divergeTol: num('diverge-tol', 1e-3), prefixRtol: num('prefix-rtol', Infinity),
+    minPrefixFraction: num('min-prefix-fraction', 0),
   };
 }
 
-// Mean-NLL contribution of one window: -log softmax(row t-1)[tokens[t]], in double.
-function windowNll(logits, offset, vocab, tokens, firstTarget) {
+// Summed NLL of one window's targets t in [firstTarget, end): -log softmax(row t-1)[tokens[t]],
+// in double.
+function windowNll(logits, offset, vocab, tokens, firstTarget, end = tokens.length) {
   let sum = 0;
-  for (let t = firstTarget; t < tokens.length; ++t) {
+  for (let t = firstTarget; t < end; ++t) {
     const row = offset + (t - 1) * vocab;
     let m = -Infinity;
     for (let i = 0; i < vocab; ++i) m = Math.max(m, logits[row + i]);
@@ -106,6 +117,8 @@ async function main() {
   const V = ref.vocab;
   let offset = 0, nllOrt = 0, nllRef = 0, scored = 0, maxDiff = 0, sumDiff = 0, nDiff = 0;
   let argmaxAgree = 0, rows = 0, maxRef = 0, nonFinite = 0;
+  let prefixOrt = 0, prefixRef = 0, prefixScored = 0, diverged = 0;
+  const firstDivergence = [];
   const start = Date.now();
   for (const w of ref.windows) {
     const T = w.tokens.length;
@@ -116,13 +129,15 @@ async function main() {
       usage(`logits have shape [${y.dims}], expected [1, ${T}, ${V}]`);
     }
     const a = y.data;
+    let firstBad = T;
     for (let t = 0; t < T; ++t) {
-      let am = 0, bm = 0;
+      let am = 0, bm = 0, rowMax = 0;
       for (let i = 0; i < V; ++i) {
         const x = a[t * V + i], r = refLogits[offset + t * V + i];
         if (!Number.isFinite(x)) ++nonFinite;
         const d = Math.abs(x - r);
         if (d > maxDiff || Number.isNaN(d)) maxDiff = Number.isNaN(d) ? Infinity : d;
+        if (d > rowMax || Number.isNaN(d)) rowMax = Number.isNaN(d) ? Infinity : d;
         sumDiff += d;
         ++nDiff;
         maxRef = Math.max(maxRef, Math.abs(r));
@@ -131,7 +146,15 @@ async function main() {
       }
       argmaxAgree += am === bm ? 1 : 0;
       ++rows;
+      if (rowMax > o.divergeTol && firstBad === T) firstBad = t;
     }
+    // Targets t predicted from rows t-1 < firstBad.
+    const end = Math.max(w.first_target, Math.min(T, firstBad + 1));
+    prefixOrt += windowNll(a, 0, V, w.tokens, w.first_target, end);
+    prefixRef += windowNll(refLogits, offset, V, w.tokens, w.first_target, end);
+    prefixScored += end - w.first_target;
+    firstDivergence.push(firstBad === T ? null : firstBad);
+    diverged += firstBad === T ? 0 : 1;
     nllOrt += windowNll(a, 0, V, w.tokens, w.first_target);
     nllRef += windowNll(refLogits, offset, V, w.tokens, w.first_target);
     scored += T - w.first_target;
@@ -139,11 +162,19 @@ async function main() {
   }
   const pplOrt = Math.exp(nllOrt / scored), pplRef = Math.exp(nllRef / scored);
   const rel = Math.abs(pplOrt - ref.ppl) / ref.ppl;
+  const prefixRel = prefixScored > 0
+      ? Math.abs(Math.exp(prefixOrt / prefixScored) - Math.exp(prefixRef / prefixScored)) /
+        Math.exp(prefixRef / prefixScored)
+      : Infinity;
+  const prefixFraction = prefixScored / scored;
   const r = {
     model: o.model, windows: ref.windows.length, tokens_scored: scored,
     ppl_onnxruntime: pplOrt, ppl_sinkquant: ref.ppl, ppl_sinkquant_recomputed: pplRef,
     ppl_rel_diff: rel, max_abs_logit_diff: maxDiff, mean_abs_logit_diff: sumDiff / nDiff,
     max_abs_logit: maxRef, argmax_agreement: argmaxAgree / rows, non_finite: nonFinite,
+    windows_diverged: diverged, first_divergence: firstDivergence,
+    prefix_tokens_scored: prefixScored, prefix_fraction: prefixFraction,
+    prefix_ppl_rel_diff: prefixRel,
     seconds: (Date.now() - start) / 1000,
   };
   console.log(`model:            ${o.model}`);
@@ -154,8 +185,14 @@ async function main() {
   console.log(`max |logit diff|: ${maxDiff.toExponential(3)} (mean ${r.mean_abs_logit_diff.toExponential(3)}, ` +
               `max |logit| ${maxRef.toFixed(3)})`);
   console.log(`argmax agreement: ${(100 * r.argmax_agreement).toFixed(2)}%`);
+  console.log(`diverged:         ${diverged} of ${r.windows} windows (a row off by > ${o.divergeTol})` +
+              (diverged ? `, first rows ${firstDivergence.filter((x) => x !== null).join(' ')}` : ''));
+  console.log(`agreeing prefix:  ${prefixScored} tokens (${(100 * prefixFraction).toFixed(1)}%), ` +
+              `PPL rel diff ${prefixRel.toExponential(3)}` +
+              (Number.isFinite(o.prefixRtol) ? ` (tolerance ${o.prefixRtol})` : ''));
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(r, null, 2) + '\n');
   const ok = nonFinite === 0 && rel <= o.pplRtol && maxDiff <= o.maxLogitDiff &&
+             prefixRel <= o.prefixRtol && prefixFraction >= o.minPrefixFraction &&
              Math.abs(pplRef - ref.ppl) / ref.ppl < 1e-9;
   console.log(ok ? 'verify: OK' : 'verify: FAILED');
   process.exit(ok ? 0 : 1);
