@@ -4,6 +4,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
 #include <random>
 
 #include "cli/command.h"
@@ -19,6 +23,24 @@ double PeakRssMiB() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_maxrss / 1024.0;
+}
+
+// Current resident memory split (MiB): anonymous (what GPTQ allocates) and file-backed (pages of
+// the memory-mapped checkpoint, clean and reclaimable), from /proc/self/status.
+std::string RssSplit() {
+  std::ifstream f("/proc/self/status");
+  std::string line, out;
+  while (std::getline(f, line)) {
+    for (const char* key : {"RssAnon:", "RssFile:"}) {
+      if (line.rfind(key, 0) == 0) {
+        const double kib = std::atof(line.c_str() + std::strlen(key));
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "%s%s %.0f MiB", out.empty() ? "" : ", ", key, kib / 1024);
+        out += buf;
+      }
+    }
+  }
+  return out;
 }
 
 int RunBenchGptq(Args& a) {
@@ -67,8 +89,8 @@ int RunBenchGptq(Args& a) {
   const Model q = QuantizeModel(fp, cfg, calib, &rep, [&](int done, int total) {
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::fprintf(stderr, "layer %d/%d done at %.1f s, peak RSS %.0f MiB\n", done, total, s,
-                 PeakRssMiB());
+    std::fprintf(stderr, "layer %d/%d done at %.1f s, peak RSS %.0f MiB (now %s)\n", done, total,
+                 s, PeakRssMiB(), RssSplit().c_str());
   });
   int quantized = 0;
   for (const LinearReport& lr : rep.linears) quantized += lr.format.rfind("float", 0) != 0;
@@ -79,8 +101,8 @@ int RunBenchGptq(Args& a) {
               rep.hidden_state_bytes / 1048576.0, max_k, max_k,
               max_k * max_k * 8 / 1048576.0);
   std::printf("quantized weights: %.1f MiB\n", rep.weight_bytes / 1048576.0);
-  std::printf("peak RSS: %.0f MiB after loading (mmap pages touched so far), %.0f MiB at the end\n",
-              rss_loaded, PeakRssMiB());
+  std::printf("peak RSS: %.0f MiB after loading, %.0f MiB at the end (now %s; file = mapped "
+              "checkpoint pages)\n", rss_loaded, PeakRssMiB(), RssSplit().c_str());
   return 0;
 }
 
