@@ -64,12 +64,14 @@ CompareCliOptions ParseCompareOptions(Args& a) {
 }
 
 void PrintTable(const std::vector<RecipeRow>& rows) {
-  std::printf("%-22s %-11s %9s %9s %8s %7s %9s  %-20s %7s\n", "method", "bits", "ppl", "dppl", "KL",
-              "top-1", "max/med", "worst input", "time s");
+  std::printf("%-20s %-10s %8s %8s %7s %6s %8s %-18s %8s %-18s %6s\n", "method", "bits", "ppl",
+              "dppl", "KL", "top-1", "max/med", "(worst input)", "tok m/m", "(worst input)",
+              "time s");
   for (const RecipeRow& r : rows) {
-    std::printf("%-22s %-11s %9.4f %+9.4f %8.4f %7.3f %9.1f  %-20s %7.1f\n", r.method.c_str(),
-                r.bits.c_str(), r.ppl, r.delta_ppl, r.kld, r.top1, r.worst_ratio,
-                r.worst_site.c_str(), r.quantize_seconds + r.eval_seconds);
+    std::printf("%-20s %-10s %8.4f %+8.4f %7.4f %6.3f %8.1f %-18s %8.1f %-18s %6.1f\n",
+                r.method.c_str(), r.bits.c_str(), r.ppl, r.delta_ppl, r.kld, r.top1,
+                r.worst_ratio, r.worst_site.c_str(), r.worst_token_ratio,
+                r.worst_token_site.c_str(), r.quantize_seconds + r.eval_seconds);
   }
   for (const RecipeRow& r : rows) {
     for (const std::string& line : r.log) std::printf("  %s: %s\n", r.method.c_str(), line.c_str());
@@ -85,7 +87,8 @@ nlohmann::json RowJson(const RecipeRow& r) {
           {"delta_ppl", r.delta_ppl},     {"kld", r.kld},
           {"kld_p99", r.kld_p99},         {"top1", r.top1},
           {"tokens", r.tokens},           {"worst_input_ratio", r.worst_ratio},
-          {"worst_input", r.worst_site},  {"quantize_seconds", r.quantize_seconds},
+          {"worst_input", r.worst_site},  {"worst_token_ratio", r.worst_token_ratio},
+          {"worst_token_input", r.worst_token_site},  {"quantize_seconds", r.quantize_seconds},
           {"eval_seconds", r.eval_seconds}, {"sink_aware", r.sink},
           {"settings", settings},         {"transforms", r.log}};
 }
@@ -118,8 +121,9 @@ int RunCompare(Args& a) {
   std::printf("data:  %s (%zu windows, ctx %d, %ld tokens scored)\n", o.data.c_str(), eval.size(),
               o.windows.ctx, rows.front().tokens);
   std::printf("calib: %s (%zu windows, %ld tokens)\n", o.calib.c_str(), calib.size(), calib_tokens);
-  std::printf("max/med: max |x| / median |x| at the worst linear input (after online rotations), "
-              "first %d windows\n", o.run.ratio_windows);
+  std::printf("max/med: max |x| / median |x| at the worst linear input (after online rotations); "
+              "tok m/m: the same within one token (what a per-token int4 scale sees); first %d "
+              "windows\n", o.run.ratio_windows);
   PrintTable(rows);
   if (!o.json.empty()) {
     nlohmann::json j = {{"model", o.model}, {"data", o.data}, {"calib", o.calib},

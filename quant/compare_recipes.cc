@@ -1,5 +1,6 @@
 #include "quant/compare_recipes.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -23,9 +24,15 @@ std::string Bits(const QuantConfig& c) {
 }
 
 void SetWorst(RecipeRow& row, const Model& transformed, const std::vector<Window>& eval, int n) {
-  const InputRatio w = WorstInput(LinearInputRatios(transformed, eval, n));
+  const std::vector<InputRatio> r = LinearInputRatios(transformed, eval, n);
+  const InputRatio w = WorstInput(r);
   row.worst_ratio = w.ratio();
   row.worst_site = w.Name();
+  const InputRatio& t = *std::max_element(r.begin(), r.end(), [](const auto& a, const auto& b) {
+    return a.token_ratio < b.token_ratio;
+  });
+  row.worst_token_ratio = t.token_ratio;
+  row.worst_token_site = t.Name();
 }
 
 }  // namespace
@@ -91,13 +98,16 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
 
 std::string RecipeTableMarkdown(const std::vector<RecipeRow>& rows) {
   std::string s =
-      "| method | bits | ppl | delta ppl | KL | top-1 | worst input max/median | time (s) |\n"
-      "|---|---|---|---|---|---|---|---|\n";
+      "| method | bits | ppl | delta ppl | KL | top-1 | worst input max/median | worst per-token "
+      "max/median | time (s) |\n"
+      "|---|---|---|---|---|---|---|---|---|\n";
   char b[512];
   for (const RecipeRow& r : rows) {
-    std::snprintf(b, sizeof b, "| %s | %s | %.4f | %+.4f | %.4f | %.3f | %.1f (%s) | %.1f |\n",
+    std::snprintf(b, sizeof b,
+                  "| %s | %s | %.4f | %+.4f | %.4f | %.3f | %.1f (%s) | %.1f (%s) | %.1f |\n",
                   r.method.c_str(), r.bits.c_str(), r.ppl, r.delta_ppl, r.kld, r.top1,
-                  r.worst_ratio, r.worst_site.c_str(), r.quantize_seconds + r.eval_seconds);
+                  r.worst_ratio, r.worst_site.c_str(), r.worst_token_ratio,
+                  r.worst_token_site.c_str(), r.quantize_seconds + r.eval_seconds);
     s += b;
   }
   return s;

@@ -21,8 +21,10 @@ struct RecipeRow {
   double kld = 0, kld_p99 = 0, top1 = 1;
   long tokens = 0;
   // Worst linear input of the transformed float model (what the quantized linears read).
-  double worst_ratio = 0;
+  double worst_ratio = 0;        // max |x| / median |x| over the whole input
   std::string worst_site;
+  double worst_token_ratio = 0;  // max over tokens of max |x_t| / median |x_t|
+  std::string worst_token_site;
   double quantize_seconds = 0, eval_seconds = 0;
   std::string sink;  // sink-aware recipes: how many rows stayed float
   std::vector<std::pair<std::string, std::string>> settings;

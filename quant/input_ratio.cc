@@ -26,10 +26,17 @@ class RatioObserver : public ForwardObserver {
       r->Apply(rotated);
       seen = &rotated;
     }
+    Acc& acc = acc_[{at.layer, static_cast<int>(at.site)}];
     std::vector<float> a(seen->data(), seen->data() + seen->size());
     for (float& v : a) v = std::abs(v);
+    const size_t cols = seen->cols();
+    for (size_t t = 0; t < static_cast<size_t>(seen->rows()); ++t) {
+      std::vector<float> row(a.begin() + t * cols, a.begin() + (t + 1) * cols);
+      std::nth_element(row.begin(), row.begin() + cols / 2, row.end());
+      const float mx = *std::max_element(row.begin() + cols / 2, row.end());
+      if (row[cols / 2] > 0) acc.token_ratio = std::max<double>(acc.token_ratio, mx / row[cols / 2]);
+    }
     std::nth_element(a.begin(), a.begin() + a.size() / 2, a.end());
-    Acc& acc = acc_[{at.layer, static_cast<int>(at.site)}];
     acc.medians.push_back(a[a.size() / 2]);
     acc.max_abs = std::max<double>(acc.max_abs, *std::max_element(a.begin() + a.size() / 2, a.end()));
   }
@@ -40,6 +47,7 @@ class RatioObserver : public ForwardObserver {
       r.layer = key.first;
       r.site = static_cast<Site>(key.second);
       r.max_abs = acc.max_abs;
+      r.token_ratio = acc.token_ratio;
       auto& m = acc.medians;
       std::nth_element(m.begin(), m.begin() + m.size() / 2, m.end());
       r.median_abs = m[m.size() / 2];
@@ -50,7 +58,7 @@ class RatioObserver : public ForwardObserver {
 
  private:
   struct Acc {
-    double max_abs = 0;
+    double max_abs = 0, token_ratio = 0;
     std::vector<float> medians;
   };
   OnlineRotations online_;

@@ -1,5 +1,6 @@
 // Does a transform really remove the outliers? At every linear input, what the linear actually
-// sees (after its online rotation, if any): max |x| / median |x| over all entries.
+// sees (after its online rotation, if any): max |x| / median |x| over all entries, and the same
+// ratio within each token.
 #pragma once
 
 #include <string>
@@ -15,6 +16,9 @@ struct InputRatio {
   int layer = 0;
   double max_abs = 0;     // over all windows
   double median_abs = 0;  // median over windows of each window's median |x|
+  // Per token: max over tokens of max |x_t| / median |x_t| (what a per-token int4 scale sees;
+  // a token that is large everywhere does not raise it, one huge channel does).
+  double token_ratio = 0;
   double ratio() const { return median_abs > 0 ? max_abs / median_abs : 0; }
   std::string Name() const;  // "L3 down_proj input"
 };
