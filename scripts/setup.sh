@@ -7,12 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-compiler
-          libonnx-dev catch2 nlohmann-json3-dev nodejs npm
+          libonnx-dev catch2 nlohmann-json3-dev
           clang libclang-rt-14-dev libomp-dev)  # clang: the fuzzers (scripts/fuzz)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# Node.js + npm (the ONNX Runtime cross-check): Debian's, unless a node/npm is already on PATH
+# (a machine with a newer Node from elsewhere cannot also take Debian's npm package).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
