@@ -42,9 +42,14 @@ if has profile; then
 fi
 if has compare; then
   step "which W4A4 recipe loses least?" "$SQ" compare --model "$MODEL" --tokenizer "$TOK" --calib "$CALIB" --data "$VALID" \
-    --methods fp,rtn,gptq,smooth,rotate,rotate-gptq --w-bits 4 --a-bits 4 --json "$OUT/compare.json"
+    --methods fp,rtn,gptq,smooth,rotate,rotate-gptq --w-bits 4 --a-bits 4 --max-tokens 10000 --json "$OUT/compare.json"
 fi
 if has quantize; then
-  step "export a W4A4 ONNX model" "$SQ" quantize --model "$MODEL" --tokenizer "$TOK" --calib "$CALIB" --method rotate --w-bits 4 --a-bits 4 --out "$OUT/stories260K-w4a4.onnx"
+  step "export a W4A4 ONNX model (with sinkquant's logits for the ONNX Runtime check)" \
+    "$SQ" quantize --model "$MODEL" --tokenizer "$TOK" --calib "$CALIB" --method rtn --w-bits 4 --a-bits 4 --w-group 32 \
+    --out "$OUT/stories260K-w4a4.onnx" --logits-out "$OUT/ref.json" --data "$VALID" --max-tokens 1500
+  if [ -d scripts/onnx/node_modules ]; then
+    step "run it in ONNX Runtime and compare" node scripts/onnx/verify.mjs --model "$OUT/stories260K-w4a4.onnx" --ref "$OUT/ref.json" --ppl-rtol 1e-3
+  fi
 fi
 echo; echo "demo: outputs in $OUT"
