@@ -5,6 +5,7 @@
 
 #include "calib/dataset.h"
 #include "cli/command.h"
+#include "cli/quant_flags.h"
 #include "cli/output.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -97,10 +98,7 @@ int RunCompare(Args& a) {
   CompareCliOptions o = ParseCompareOptions(a);
   SetNumThreads(o.threads);
   LoadedModel lm = LoadModel(o.model, o.tokenizer);
-  if (o.windows.ctx == 0) o.windows.ctx = std::min(lm.model.config.max_position, 512);
-  Check(o.windows.ctx <= lm.model.config.max_position,
-        "--ctx " + std::to_string(o.windows.ctx) + " exceeds the model's max_position_embeddings " +
-            std::to_string(lm.model.config.max_position));
+  o.windows.ctx = ResolveCtx(o.windows.ctx, lm.model.config);
   std::error_code ec;
   if (std::filesystem::equivalent(o.calib, o.data, ec)) {
     std::fprintf(stderr, "warning: --calib and --data are the same file (%s)\n", o.data.c_str());

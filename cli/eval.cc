@@ -14,6 +14,7 @@
 #include "calib/dataset.h"
 #include "calib/eval.h"
 #include "cli/command.h"
+#include "cli/quant_flags.h"
 #include "cli/output.h"
 
 #include "core/error.h"
@@ -46,20 +47,8 @@ EvalOptions ParseEvalOptions(Args& a) {
   o.json = a.Str("json", "");
   o.threads = a.Int("threads", 0);
 
-  QuantConfig& c = o.config;
-  c.w_bits = a.Int("w-bits", 16);
-  c.a_bits = a.Int("a-bits", 16);
-  c.kv_bits = a.Int("kv-bits", 16);
-  c.w_group = a.Int("w-group", 0);
-  c.kv_group = a.Int("kv-group", 0);
-  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0));
-  c.w_sym = !a.Flag("w-asym");
-  c.clip_search = !a.Flag("no-clip-search");
-  c.act_order = a.Flag("act-order");
-  c.gptq_block = a.Int("gptq-block", c.gptq_block);
-  c.gptq_damp = a.Float("gptq-damp", c.gptq_damp);
-  if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
-  c.seed = static_cast<uint64_t>(a.Int("seed", 0));
+  o.config = ParseQuantConfig(a);
+  const QuantConfig& c = o.config;
   const bool gptq_flag = a.Flag("gptq");
   o.method = a.Str("method", gptq_flag ? "gptq" : "");
   Check(!gptq_flag || o.method == "gptq",
@@ -240,10 +229,7 @@ int RunEval(Args& a) {
   EvalOptions o = ParseEvalOptions(a);
   SetNumThreads(o.threads);
   LoadedModel lm = LoadModel(o.model, o.tokenizer);
-  if (o.windows.ctx == 0) o.windows.ctx = std::min(lm.model.config.max_position, 512);
-  Check(o.windows.ctx <= lm.model.config.max_position,
-        "--ctx " + std::to_string(o.windows.ctx) + " exceeds the model's max_position_embeddings " +
-            std::to_string(lm.model.config.max_position));
+  o.windows.ctx = ResolveCtx(o.windows.ctx, lm.model.config);
   const std::string text = ReadTextFile(o.data);
   const auto windows = MakeWindows(text, *lm.tokenizer, o.windows, o.data);
   if (o.quant) return RunQuantEval(o, lm, windows);

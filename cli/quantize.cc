@@ -5,6 +5,7 @@
 
 #include "calib/dataset.h"
 #include "cli/command.h"
+#include "cli/quant_flags.h"
 #include "cli/output.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -29,20 +30,8 @@ struct QuantizeOptions {
 // The quantization flags are those of `sinkquant eval`, so a number measured there exports
 // with the same command line.
 void ParseQuantFlags(Args& a, QuantizeOptions& o) {
-  QuantConfig& c = o.config;
-  c.w_bits = a.Int("w-bits", 16);
-  c.a_bits = a.Int("a-bits", 16);
-  c.kv_bits = a.Int("kv-bits", 16);
-  c.w_group = a.Int("w-group", 0);
-  c.kv_group = a.Int("kv-group", 0);
-  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0));
-  c.w_sym = !a.Flag("w-asym");
-  c.clip_search = !a.Flag("no-clip-search");
-  c.act_order = a.Flag("act-order");
-  c.gptq_block = a.Int("gptq-block", c.gptq_block);
-  c.gptq_damp = a.Float("gptq-damp", c.gptq_damp);
-  if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
-  c.seed = static_cast<uint64_t>(a.Int("seed", 0));
+  o.config = ParseQuantConfig(a);
+  const QuantConfig& c = o.config;
   o.method = a.Str("method", "");
   o.calib = a.Str("calib", "");
   o.calib_tokens = a.Int("calib-tokens", 0);
@@ -99,10 +88,7 @@ int RunQuantize(Args& a) {
   QuantizeOptions o = ParseQuantizeOptions(a);
   SetNumThreads(o.threads);
   LoadedModel lm = LoadModel(o.model, o.tokenizer);
-  if (o.windows.ctx == 0) o.windows.ctx = std::min(lm.model.config.max_position, 512);
-  Check(o.windows.ctx <= lm.model.config.max_position,
-        "--ctx " + std::to_string(o.windows.ctx) + " exceeds the model's max_position_embeddings " +
-            std::to_string(lm.model.config.max_position));
+  o.windows.ctx = ResolveCtx(o.windows.ctx, lm.model.config);
   std::printf("model:  %s\n", o.model.c_str());
 
   Model exported;
