@@ -1,6 +1,7 @@
 #include "quant/int4_linear.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -9,6 +10,45 @@ namespace sq {
 namespace {
 // Output channels dequantized at a time: bounds the float copy of a large weight.
 constexpr int kDequantRows = 2048;
+
+// True when no partial sum of one group's code products can pass 2^24, so a float GEMM of
+// the codes sums them exactly in any order.
+bool FloatSumsExact(const QuantizedWeight& w, const ActQuantSpec& a) {
+  const double act = std::ldexp(1.0, a.bits - 1);
+  const double wt = w.grid.sym ? std::ldexp(1.0, w.grid.bits - 1) : std::ldexp(1.0, w.grid.bits) - 1;
+  return act * wt * w.group <= std::ldexp(1.0, 24);
+}
+
+// y = sa[t] * sum_g sw[n, g] * (qa[t, g] . qw[n, g]), each group's dot product of integer codes
+// summed exactly by an Eigen GEMM in `Real`, the groups combined in the integer kernels' fixed
+// order (quant/int4_gemm.h): acc = fma(dot_g, sw[n, g], acc) for g = 0, 1, ...; y = acc * sa.
+// So the fake-quant path and the integer kernels give the same floats, not merely close ones:
+// summing deq(x) deq(W) in float instead would round differently, and one flipped 4-bit
+// rounding downstream moves a W4A4 perplexity far more than float rounding does.
+template <typename Real>
+void CodeProduct(const Mat& codes, const Vec& sa, const QuantizedWeight& w, Mat& y) {
+  using RealMat = Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const RealMat qa = codes.cast<Real>();  // [T, K]
+  const Eigen::Index T = codes.rows();
+  y.setZero(T, w.rows);  // the accumulator
+  Mat qw;                // [n, group columns]
+  RealMat dot;           // [T, n]
+  for (int r0 = 0; r0 < w.rows; r0 += kDequantRows) {
+    const int n = std::min(kDequantRows, w.rows - r0);
+    for (int g = 0; g < w.n_groups(); ++g) {
+      w.CentredCodes(r0, n, g, qw);
+      dot.noalias() = qa.middleCols(Eigen::Index{g} * w.group, qw.cols()) *
+                      qw.cast<Real>().transpose();
+      const Vec sw = w.scales.block(r0, g, n, 1);
+#pragma omp parallel for schedule(static)
+      for (Eigen::Index t = 0; t < T; ++t) {
+        float* acc = &y(t, r0);
+        for (int j = 0; j < n; ++j) acc[j] = std::fma(static_cast<float>(dot(t, j)), sw[j], acc[j]);
+      }
+    }
+  }
+  y.array().colwise() *= sa.array();
+}
 }  // namespace
 
 Int4Linear::Int4Linear(std::shared_ptr<const QuantizedWeight> w, const ActQuantSpec& act, Vec bias)
@@ -31,6 +71,18 @@ void Int4Linear::Apply(const Mat& x, Mat& y) const {
   Check(x.cols() == in_features(), "Int4Linear: input has " + std::to_string(x.cols()) +
                                        " columns, weight expects " +
                                        std::to_string(in_features()));
+  if (w_ && act_.enabled()) {  // both sides quantized: multiply the codes
+    Mat codes;
+    Vec sa;
+    QuantizeActRows(x, act_, &codes, &sa);
+    if (FloatSumsExact(*w_, act_)) {
+      CodeProduct<float>(codes, sa, *w_, y);
+    } else {
+      CodeProduct<double>(codes, sa, *w_, y);
+    }
+    if (bias_.size() > 0) y.rowwise() += bias_.transpose();
+    return;
+  }
   Mat xq_storage;
   const Mat* xq = &x;
   if (act_.enabled()) {

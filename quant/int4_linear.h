@@ -1,7 +1,9 @@
 // Int4Linear: a Linear with quantized weights (int4 packed two per byte, or int8) that
-// fake-quantizes its input per token, then computes y = deq(x) deq(W)^T (+ bias) in float.
-// This is what ONNX Runtime's QDQ graph computes, and the reference an integer kernel
-// (issue 7) must reproduce: the packed codes, scales and zero points are public.
+// fake-quantizes its input per token, then computes y = deq(x) deq(W)^T (+ bias): the product
+// ONNX Runtime's QDQ graph computes. With activations quantized too, it multiplies the integer
+// codes (exactly, in a float or double GEMM) and applies the scales in the integer kernels'
+// order (quant/int4_gemm.h), so the integer path reproduces it bit for bit; the packed codes,
+// scales and zero points are public.
 //
 // With float weights (w_bits 16) it wraps the original Linear and only quantizes activations;
 // with activation quantization off that path is exactly the float Linear (bit for bit).

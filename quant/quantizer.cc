@@ -127,6 +127,15 @@ void QuantizedWeight::DequantizeRows(int r0, int n, Mat& out) const {
   }
 }
 
+void QuantizedWeight::CentredCodes(int r0, int n, int g, Mat& out) const {
+  const int c0 = g * group, c1 = std::min(cols, c0 + group);
+  out.resize(n, c1 - c0);
+  for (int r = 0; r < n; ++r) {
+    const int zero = Params(r0 + r, g).zero;
+    for (int c = c0; c < c1; ++c) out(r, c - c0) = static_cast<float>(Code(r0 + r, c) - zero);
+  }
+}
+
 size_t QuantizedWeight::bytes() const {
   return codes.size() + static_cast<size_t>(scales.size()) * sizeof(float) + zeros.size();
 }
@@ -168,6 +177,23 @@ void FakeQuantRows(Mat& x, const ActQuantSpec& spec) {
     a = std::max(a, kActScaleEps);
     const float s = a / qmax;
     row = (row / s).rint().max(qmin).min(qmax) * s;
+  }
+}
+
+void QuantizeActRows(const Mat& x, const ActQuantSpec& spec, Mat* codes, Vec* scales) {
+  CheckActBits(spec);
+  const float qmax = static_cast<float>((1 << (spec.bits - 1)) - 1), qmin = -qmax - 1;
+  codes->resize(x.rows(), x.cols());
+  scales->resize(x.rows());
+#pragma omp parallel for schedule(static)
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    auto row = x.row(t).array();
+    float a = row.abs().maxCoeff();
+    if (spec.clip != 1.0f) a = a * spec.clip;
+    a = std::max(a, kActScaleEps);
+    const float s = a / qmax;
+    codes->row(t).array() = (row / s).rint().max(qmin).min(qmax);
+    (*scales)[t] = s;
   }
 }
 

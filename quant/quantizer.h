@@ -86,6 +86,9 @@ struct QuantizedWeight {
   // Dequantized rows [r0, r0 + n) into `out` [n, cols].
   void DequantizeRows(int r0, int n, Mat& out) const;
   Mat Dequantize() const { Mat m; DequantizeRows(0, rows, m); return m; }
+  // The centred codes (q - zero) of group g for rows [r0, r0 + n), as floats, into `out`
+  // [n, columns of group g]: deq = centred * scale.
+  void CentredCodes(int r0, int n, int g, Mat& out) const;
   size_t bytes() const;  // codes + scales (as f32) + zero points
 };
 
@@ -114,5 +117,8 @@ inline constexpr float kActScaleEps = 1e-8f;
 void FakeQuantRows(Mat& x, const ActQuantSpec& spec);
 // A plain scalar version of the same (the reference the tests compare against).
 void FakeQuantRowsRef(Mat& x, const ActQuantSpec& spec);
+// FakeQuantRows split in two: the codes clamp(RoundHalfEven(x_j / s), qmin, qmax) as floats
+// [T, K] and each row's scale s [T], so that FakeQuantRows(x) == codes * s bit for bit.
+void QuantizeActRows(const Mat& x, const ActQuantSpec& spec, Mat* codes, Vec* scales);
 
 }  // namespace sq
