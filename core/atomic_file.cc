@@ -25,8 +25,9 @@ void WriteFileAtomic(const std::string& path, const std::function<void(std::ostr
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
+    const std::string why = ec.message();  // before remove() overwrites ec
     std::filesystem::remove(tmp, ec);
-    throw Error(path + ": cannot rename into place: " + ec.message());
+    throw Error(path + ": cannot rename into place: " + why);
   }
 }
 

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 
@@ -23,9 +25,11 @@ inline std::string RequireShared(const std::string& rel) {
 
 inline std::string Binary() { return SINKQUANT_BINARY; }
 
-// A fresh empty temporary directory for one test.
+// A fresh folder per test and process: two suites running at once (two build folders, or a
+// sanitizer build beside the normal one) must not delete each other's files.
 inline std::string TempDir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("sinkquant_test_" + name);
+  auto p = std::filesystem::temp_directory_path() /
+           ("sinkquant_test_" + name + "." + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
