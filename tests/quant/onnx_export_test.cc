@@ -34,14 +34,17 @@ namespace {
 constexpr double kFloatPplRtol = 1e-4;
 constexpr double kFloatLogitTol = 1e-3;
 // Fake-quantized graphs: a float difference of one ulp can flip one activation's rounding,
-// which moves a few logits by a quantization step; the perplexity stays within 1e-3.
+// which moves a few logits by a quantization step; the perplexity stays within 1e-3 (the
+// issue's bound).
 constexpr double kQuantPplRtol = 1e-3;
-// But a 4-bit rounding flip spreads through the rest of its window by attention, and on a
-// model as small as stories260K (d = 64) that moves the whole-text perplexity: measured 2.3e-2
-// for gptq over 1500 tokens with one flipped window (sinkquant's own W4A4 perplexity moves by
-// 2-4% when --a-clip changes by 1e-5). Whole-text W4A4 agreement is checked against this bound;
-// the float-precision check is on the tokens before each window's first flip.
-constexpr double kChaosPplRtol = 5e-2;
+// ORT and sinkquant sum in different orders (MLAS vs Eigen, MLAS's own exp in Softmax), and
+// a 4-bit rounding flip spreads through the rest of its window by attention. On a trained model
+// the cascades average out (bytelm-austen, whole Emma tail: 2e-5 to 3.7e-4, measured), but
+// stories260K at W4A4 is so noisy (KL 0.5 from float) that one cascade is a different sample
+// of its quantization noise: over its whole validation text the two perplexities differed by
+// 3e-4 to 1.5e-3 across recipes. That model is checked against this bound, and to float
+// precision on the tokens before each window's first flip.
+constexpr double kChaosPplRtol = 5e-3;
 
 struct Run {
   int status = -1;
@@ -77,8 +80,9 @@ nlohmann::json Verify(const std::string& model, const std::string& ref, double p
   const std::string out = model + ".verify.json";
   char tol[128];
   std::snprintf(tol, sizeof(tol), " --ppl-rtol %g --max-logit-diff %g", ppl_rtol, max_logit_diff);
+  // One ORT thread: CTest runs tests side by side, and the models here are small.
   const Run r = Shell("node " + VerifyScript() + " --model " + model + " --ref " + ref + tol +
-                      " --json " + out);
+                      " --threads 1 --json " + out);
   INFO(r.output);
   REQUIRE(r.status == want_status);
   std::ifstream in(out);
@@ -321,22 +325,17 @@ TEST_CASE("The verifier fails when the ONNX model computes something else", "[qu
   CHECK(r["max_abs_logit_diff"].get<double>() > 0.01);
 }
 
-// ---- the real binary on stories260K (what CI runs through CTest) --------------------------
+// ---- the real binary on real checkpoints (what CI runs through CTest) ---------------------
+// Whole evaluation texts: a W4A4 perplexity comparison is only as steady as its token count.
 
 namespace {
-
-// Scored tokens of the evaluation text: enough for a stable perplexity, short enough for CI.
-constexpr int kMaxTokens = 1500;
 
 struct Stories {
   std::string model = test::RequireShared("models/stories260K/stories260K.bin");
   std::string tok = test::RequireShared("models/stories260K/tok512.bin");
   std::string valid = test::RequireShared("corpora/tinystories-valid.txt");
   std::string calib = test::RequireShared("corpora/tinystories-calib.txt");
-  std::string Common() const {
-    return " --model " + model + " --tokenizer " + tok + " --max-tokens " +
-           std::to_string(kMaxTokens);
-  }
+  std::string Common() const { return " --model " + model + " --tokenizer " + tok; }
 };
 
 nlohmann::json ReadJson(const std::string& path) {
@@ -345,11 +344,71 @@ nlohmann::json ReadJson(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
+// One OpenMP thread: CTest runs tests side by side on few cores, and two processes with two
+// threads each on two cores ran the stories260K quantize 12x slower (73 s against 6 s).
 Run Sinkquant(const std::string& args) {
-  const Run r = Shell(test::Binary() + " " + args);
+  const Run r = Shell("OMP_NUM_THREADS=1 " + test::Binary() + " " + args);
   INFO(args << "\n" << r.output);
   REQUIRE(r.status == 0);
   return r;
+}
+
+// `sinkquant quantize <args> --out` in QDQ and MatMulNBits form with reference logits on
+// `data` (the whole text), each checked in ORT: the verifier's JSON per format.
+std::vector<nlohmann::json> ExportBothFormats(const std::string& args, const std::string& data,
+                                              const std::string& dir, double ppl_rtol) {
+  std::vector<nlohmann::json> out;
+  for (const std::string format : {"qdq", "matmulnbits"}) {
+    const std::string model = dir + "/" + format + ".onnx", ref = dir + "/" + format + ".json";
+    const Run q = Sinkquant("quantize" + args + " --onnx-format " + format + " --out " + model +
+                            " --logits-out " + ref + " --data " + data);
+    CHECK_THAT(q.output, Catch::Contains("with integer weights, 1 float"));
+    out.push_back(Verify(model, ref, ppl_rtol, 1e30));
+    INFO(format << ": " << out.back().dump(2));
+    // Until a window's first rounding flip, ORT reproduces sinkquant to float precision.
+    CHECK(out.back()["prefix_ppl_rel_diff"].get<double>() < kFloatPplRtol);
+    CHECK(out.back()["prefix_fraction"].get<double>() > 0.4);
+  }
+  // QDQ and MatMulNBits dequantize to the same float weights.
+  CHECK(out[0]["ppl_onnxruntime"].get<double>() ==
+        Approx(out[1]["ppl_onnxruntime"].get<double>()).epsilon(1e-6));
+  return out;
+}
+
+// stories260K W4A4 (g32) by `method`: sinkquant eval's simulated perplexity, then both exports.
+void CheckStoriesW4A4(const std::string& method) {
+  const Stories s;
+  const std::string dir = test::TempDir("onnx_stories_" + method);
+  const std::string args = s.Common() + " --method " + method +
+                           " --w-bits 4 --a-bits 4 --w-group 32 --calib " + s.calib +
+                           " --calib-tokens 2000";
+  Sinkquant("eval" + args + " --data " + s.valid + " --sqnr-windows 0 --json " + dir +
+            "/eval.json");
+  const double sim_ppl = ReadJson(dir + "/eval.json")["quant"]["ppl"].get<double>();
+  for (const auto& v : ExportBothFormats(args, s.valid, dir, kChaosPplRtol)) {
+    INFO(method << ": simulated " << sim_ppl << "\n" << v.dump(2));
+    // The exported model is the simulated one: the logits file holds the perplexity
+    // `sinkquant eval` reports for the recipe.
+    CHECK(v["ppl_sinkquant"].get<double>() == Approx(sim_ppl).epsilon(1e-12));
+    CHECK(v["ppl_rel_diff"].get<double>() < kChaosPplRtol);
+  }
+}
+
+// bytelm-austen (a trained Llama) W4A4 by `method` over the whole Emma tail: ORT's perplexity
+// equals sinkquant's to the issue's 1e-3.
+void CheckBytelmW4A4(const std::string& method) {
+  const std::string model = test::RequireShared("models/bytelm-austen");
+  const std::string emma = test::RequireShared("corpora/austen-emma-valid.txt");
+  const std::string calib = test::RequireShared("corpora/tinystories-calib.txt");
+  const std::string dir = test::TempDir("onnx_bytelm_" + method);
+  const std::string args = " --model " + model + " --method " + method +
+                           " --w-bits 4 --a-bits 4 --ctx 256 --calib " + calib +
+                           " --calib-tokens 8000";
+  for (const auto& v : ExportBothFormats(args, emma, dir, kQuantPplRtol)) {
+    INFO(method << ": " << v.dump(2));
+    CHECK(v["tokens_scored"].get<long>() > 40000);
+    CHECK(v["ppl_rel_diff"].get<double>() < kQuantPplRtol);
+  }
 }
 
 }  // namespace
@@ -370,41 +429,29 @@ TEST_CASE("stories260K float export: ONNX Runtime perplexity equals sinkquant ev
   CHECK(std::abs(ort_ppl - eval_ppl) / eval_ppl < kFloatPplRtol);
 }
 
-TEST_CASE("stories260K W4A4 exports: ONNX Runtime perplexity equals sinkquant's simulation",
+TEST_CASE("stories260K W4A4 rtn exports: ONNX Runtime perplexity equals sinkquant's simulation",
           "[quant][onnx][real]") {
-  const Stories s;
-  for (const std::string method : {"rtn", "gptq"}) {
-    const std::string dir = test::TempDir("onnx_stories_" + method);
-    const std::string flags = " --method " + method + " --w-bits 4 --a-bits 4 --w-group 32" +
-                              " --calib " + s.calib + " --calib-tokens 2000";
-    // sinkquant's own simulated W4A4 perplexity on the same text.
-    Sinkquant("eval" + s.Common() + flags + " --data " + s.valid + " --sqnr-windows 0 --json " +
-              dir + "/eval.json");
-    const double sim_ppl = ReadJson(dir + "/eval.json")["quant"]["ppl"].get<double>();
-    std::vector<double> ort_ppls;
-    for (const std::string format : {"qdq", "matmulnbits"}) {
-      const std::string out = dir + "/" + format + ".onnx";
-      const Run q = Sinkquant("quantize" + s.Common() + flags + " --onnx-format " + format +
-                              " --out " + out + " --logits-out " + dir + "/" + format +
-                              ".json --data " + s.valid);
-      CHECK_THAT(q.output, Catch::Contains("35 with integer weights, 1 float"));
-      const auto v = Verify(out, dir + "/" + format + ".json", kChaosPplRtol, 1e30);
-      const double ort_ppl = v["ppl_onnxruntime"].get<double>();
-      INFO(method << " " << format << ": simulated " << sim_ppl << ", onnxruntime " << ort_ppl
-                  << "\n" << v.dump(2));
-      // The exported model is the simulated one: the logits file holds the same perplexity
-      // `sinkquant eval` reports for the recipe.
-      CHECK(v["ppl_sinkquant"].get<double>() == Approx(sim_ppl).epsilon(1e-12));
-      // Until a window's first rounding flip, ORT reproduces sinkquant to float precision...
-      CHECK(v["prefix_ppl_rel_diff"].get<double>() < kFloatPplRtol);
-      CHECK(v["prefix_fraction"].get<double>() > 0.5);
-      // ...and over the whole text the cascades after a flip stay within the chaos bound.
-      CHECK(std::abs(ort_ppl - sim_ppl) / sim_ppl < kChaosPplRtol);
-      ort_ppls.push_back(ort_ppl);
-    }
-    // QDQ and MatMulNBits dequantize to the same float weights.
-    CHECK(ort_ppls[0] == Approx(ort_ppls[1]).epsilon(1e-6));
-  }
+  CheckStoriesW4A4("rtn");
+}
+
+TEST_CASE("stories260K W4A4 rotate exports: ONNX Runtime perplexity equals sinkquant's "
+          "simulation", "[quant][onnx][real]") {
+  CheckStoriesW4A4("rotate");
+}
+
+TEST_CASE("bytelm-austen W4A4 rtn exports: ONNX Runtime perplexity within 1e-3",
+          "[quant][onnx][real]") {
+  CheckBytelmW4A4("rtn");
+}
+
+TEST_CASE("bytelm-austen W4A4 rotate exports: ONNX Runtime perplexity within 1e-3",
+          "[quant][onnx][real]") {
+  CheckBytelmW4A4("rotate");
+}
+
+TEST_CASE("bytelm-austen W4A4 rotate-gptq exports: ONNX Runtime perplexity within 1e-3",
+          "[quant][onnx][real]") {
+  CheckBytelmW4A4("rotate-gptq");
 }
 
 TEST_CASE("An export killed midway leaves no file at --out", "[quant][onnx]") {
