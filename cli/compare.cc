@@ -48,6 +48,7 @@ CompareCliOptions ParseCompareOptions(Args& a) {
   o.threads = a.Int("threads", 0);
   o.run.methods = SplitComma(a.Str("methods", "fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate"));
   o.run.ratio_windows = a.Int("ratio-windows", 4);
+  o.run.integer_kernels = !a.Flag("fake-quant");
   QuantConfig& c = o.run.base;
   c.w_bits = a.Int("w-bits", 4);
   c.a_bits = a.Int("a-bits", 4);
@@ -143,7 +144,7 @@ const bool kRegistered = RegisterCommand(
      "  [--w-bits 4] [--a-bits 4] [--kv-bits 16] [--w-group 0] [--kv-group 0] [--a-clip 1]\n"
      "  [--no-clip-search] [--keep-float lm_head] [--alpha 0.5] [--sink-ratio 64] [--seed 0]\n"
      "  [--ctx N] [--max-tokens N] [--calib-tokens N] [--ratio-windows 4] [--json FILE]\n"
-     "  [--threads N]",
+     "  [--threads N] [--fake-quant (W4A4 linears in float instead of the integer kernels)]",
      RunCompare});
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "model/loader.h"
+#include "quant/int4_integer_linear.h"
 #include "quant/recipe.h"
 
 namespace sq {
@@ -35,6 +36,7 @@ struct EvalOptions {
   long calib_tokens = 0;
   QuantConfig config;
   int sqnr_windows = 4;
+  bool fake_quant = false;  // keep the float fake-quant path instead of the integer kernels
 };
 
 EvalOptions ParseEvalOptions(Args& a) {
@@ -46,6 +48,7 @@ EvalOptions ParseEvalOptions(Args& a) {
   o.windows.max_tokens = a.Int("max-tokens", 0);
   o.json = a.Str("json", "");
   o.threads = a.Int("threads", 0);
+  o.fake_quant = a.Flag("fake-quant");
 
   o.config = ParseQuantConfig(a);
   const QuantConfig& c = o.config;
@@ -155,6 +158,14 @@ nlohmann::json PplJson(const PplResult& r) {
           {"tokens_per_s", r.tokens_per_s}};
 }
 
+// Which path ran the quantized linears.
+std::string KernelNote(int integer_linears, bool fake_quant) {
+  if (fake_quant) return "fake-quant float (--fake-quant)";
+  if (integer_linears == 0) return "fake-quant float (no linear has int4 weights and 2-8 bit activations)";
+  return std::string("integer W4A4 (") + Int4KernelName(BestInt4Kernel()) + ") on " +
+         std::to_string(integer_linears) + " linears, bit-identical to fake-quant; the rest float";
+}
+
 int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window>& windows) {
   const std::vector<Window> calib = CalibWindows(o, *lm.tokenizer);
   const Recipe recipe = MakeRecipe(o.method, o.config);
@@ -165,7 +176,10 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
   co.sqnr_windows = o.sqnr_windows;
   co.sqnr_reference = recipe.transforms.empty() ? nullptr : &rr.transformed;
   co.progress = StderrProgress("eval");
-  const CompareResult r = EvalQuantized(lm.model, rr.quantized, windows, co);
+  // The integer kernels give the same logits as the fake-quant path, bit for bit, faster.
+  Model run = rr.quantized;
+  const int integer_linears = o.fake_quant ? 0 : UseIntegerKernels(run);
+  const CompareResult r = EvalQuantized(lm.model, run, windows, co);
 
   long calib_tokens = 0;
   for (const Window& w : calib) calib_tokens += static_cast<long>(w.tokens.size());
@@ -182,6 +196,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
     std::printf("weight groups: %s\n", g.c_str());
   }
   std::printf("kv cache: %s; embeddings float (a lookup)\n", rr.report.kv.c_str());
+  std::printf("kernels: %s\n", KernelNote(integer_linears, o.fake_quant).c_str());
   std::printf("quantized in %.2f s (%.1f KiB of quantized weights)\n", rr.report.seconds,
               rr.report.weight_bytes / 1024.0);
   std::printf("tokens scored: %ld\n", r.tokens);
@@ -219,7 +234,8 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
                         {"linears", formats},        {"kv", rr.report.kv},
                         {"model", o.model},          {"data", o.data},
                         {"calib", o.calib},          {"calib_tokens", calib_tokens},
-                        {"ctx", o.windows.ctx},      {"quantize_seconds", rr.report.seconds}};
+                        {"ctx", o.windows.ctx},      {"quantize_seconds", rr.report.seconds},
+                        {"integer_linears", integer_linears}};
     WriteFileAtomic(o.json, j.dump(2) + "\n");
   }
   return 0;
@@ -253,7 +269,8 @@ const bool kRegistered = RegisterCommand(
      "  [--method rtn|gptq] [--gptq] [--calib FILE] [--calib-tokens N] [--w-bits 4|8|16]\n"
      "  [--w-group G (0 = per channel)] [--w-asym] [--no-clip-search] [--act-order]\n"
      "  [--gptq-block N] [--gptq-damp F] [--a-bits 4|8|16] [--a-clip R] [--kv-bits 4|8|16]\n"
-     "  [--kv-group G] [--keep-float LIST (default lm_head; 'none')] [--sqnr-windows N] [--seed N]",
+     "  [--kv-group G] [--keep-float LIST (default lm_head; 'none')] [--sqnr-windows N] [--seed N]\n"
+     "  [--fake-quant]  (run W4A4 linears in float instead of the integer kernels; same numbers)",
      RunEval});
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "quant/compare_recipes.h"
 
+#include "quant/int4_integer_linear.h"
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -7,6 +8,7 @@
 #include "calib/compare.h"
 #include "core/error.h"
 #include "quant/input_ratio.h"
+#include "quant/int4_integer_linear.h"
 #include "quant/recipe.h"
 #include "quant/sink_aware.h"
 
@@ -80,7 +82,9 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     CompareOptions co;
     co.sqnr_windows = 0;
     co.progress = progress;
-    const CompareResult c = EvalQuantized(fp, rr.quantized, eval, co);
+    Model run = rr.quantized;
+    if (opt.integer_kernels) UseIntegerKernels(run);
+    const CompareResult c = EvalQuantized(fp, run, eval, co);
     row.eval_seconds = Seconds(t0);
     row.ppl = c.quant.ppl;
     row.ppl_stderr = c.quant.ppl_stderr;

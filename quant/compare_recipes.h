@@ -35,6 +35,8 @@ struct CompareRecipesOptions {
   std::vector<std::string> methods;  // "fp", "rtn", "rotate+sink-aware", ...
   QuantConfig base;                  // the user's flags (bits, groups, alpha, seed, ...)
   int ratio_windows = 4;             // evaluation windows for the activation ratio
+  // Evaluate W4A4 linears on the integer kernels (bit-identical to fake-quant, faster).
+  bool integer_kernels = true;
   std::function<void(const std::string& method, int, int)> progress;  // may be empty
 };
 

@@ -42,6 +42,29 @@ TEST_CASE("eval on TinyStories gives the published validation loss", "[cli][real
   CHECK(j["ppl"].get<double>() == Approx(std::exp(j["nll"].get<double>())).epsilon(1e-9));
 }
 
+TEST_CASE("W4A4 eval runs the integer kernels and matches --fake-quant exactly", "[cli][real]") {
+  const std::string dir = TempDir("eval_kernels");
+  const std::string args = "eval " + Stories() + " --data " +
+                           RequireShared("corpora/tinystories-valid.txt") +
+                           " --max-tokens 8000 --w-bits 4 --a-bits 4 --w-group 32 --method rotate";
+  const RunResult integer = RunSinkquant(args + " --json " + dir + "/int.json");
+  INFO(integer.output);
+  REQUIRE(integer.exit_code == 0);
+  CHECK_THAT(integer.output, Catch::Contains("kernels: integer W4A4"));
+  const RunResult fake = RunSinkquant(args + " --fake-quant --json " + dir + "/fq.json");
+  INFO(fake.output);
+  REQUIRE(fake.exit_code == 0);
+  CHECK_THAT(fake.output, Catch::Contains("kernels: fake-quant float (--fake-quant)"));
+  std::ifstream a(dir + "/int.json"), b(dir + "/fq.json");
+  const auto ji = nlohmann::json::parse(a), jf = nlohmann::json::parse(b);
+  CHECK(ji["integer_linears"].get<int>() == 35);  // 5 layers x 7; the lm_head stays float
+  CHECK(jf["integer_linears"].get<int>() == 0);
+  // Bit-identical logits: every printed statistic agrees exactly, not merely closely.
+  CHECK(ji["quant"]["nll"].get<double>() == jf["quant"]["nll"].get<double>());
+  CHECK(ji["kld"].get<double>() == jf["kld"].get<double>());
+  CHECK(ji["quant"]["ppl"].get<double>() > 1.2 * ji["fp"]["ppl"].get<double>());
+}
+
 TEST_CASE("eval refuses bad input with one clear line and a non-zero exit", "[cli]") {
   const std::string dir = TempDir("eval_bad");
   const std::string empty = WriteTemp(dir, "empty.txt", "  \n");
