@@ -49,7 +49,10 @@ if has quantize; then
     "$SQ" quantize --model "$MODEL" --tokenizer "$TOK" --calib "$CALIB" --method rtn --w-bits 4 --a-bits 4 --w-group 32 \
     --out "$OUT/stories260K-w4a4.onnx" --logits-out "$OUT/ref.json" --data "$VALID" --max-tokens 1500
   if [ -d scripts/onnx/node_modules ]; then
-    step "run it in ONNX Runtime and compare" node scripts/onnx/verify.mjs --model "$OUT/stories260K-w4a4.onnx" --ref "$OUT/ref.json" --ppl-rtol 1e-3
+    # Exact to float precision until a window's first 4-bit rounding flip (MLAS and Eigen sum
+    # in different orders); after one, this tiny W4A4 model's 1500-token perplexity can move by
+    # a few percent, so the whole-text bound here is 5e-2 (see README, ONNX Runtime).
+    step "run it in ONNX Runtime and compare" node scripts/onnx/verify.mjs --model "$OUT/stories260K-w4a4.onnx" --ref "$OUT/ref.json" --ppl-rtol 5e-2
   fi
 fi
 echo; echo "demo: outputs in $OUT"
