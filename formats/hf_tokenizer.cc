@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/json_util.h"
 #include "formats/bpe.h"
 #include "formats/tokenizer.h"
 #include "formats/tokenizer_pipeline.h"
@@ -42,7 +43,7 @@ HfBpeModel::HfBpeModel(const json& m) {
   // file claiming id 1000000000 is refused instead of allocating a billion strings.
   const size_t n_vocab = m.at("vocab").size();
   for (auto& [token, id_json] : m.at("vocab").items()) {
-    int id = id_json.get<int>();
+    const int id = JsonInt(id_json, "vocab entry \"" + token + "\" id");
     if (id < 0) throw Error("vocab entry \"" + token + "\" has negative id " + std::to_string(id));
     if (static_cast<size_t>(id) >= n_vocab + 65536) {
       throw Error("vocab entry \"" + token + "\" has id " + std::to_string(id) + " but the vocab has " +
@@ -357,7 +358,7 @@ class HfTokenizer : public Tokenizer {
 
   void LoadAddedTokens(const json& added) {
     for (const json& a : added) {
-      AddedToken t{a.at("content").get<std::string>(), a.at("id").get<int>(),
+      AddedToken t{a.at("content").get<std::string>(), JsonInt(a.at("id"), "added token id"),
                    a.value("lstrip", false), a.value("rstrip", false), a.value("single_word", false)};
       if (t.id < 0) throw Error("added token \"" + t.content + "\" has a negative id");
       added_by_id_[t.id] = t.content;
@@ -377,7 +378,10 @@ class HfTokenizer : public Tokenizer {
 
   std::vector<int> SpecialIds(const json& tokens, const std::string& name) const {
     if (!tokens.contains(name)) throw Error("post_processor names special token \"" + name + "\" without ids");
-    std::vector<int> ids = tokens.at(name).at("ids").get<std::vector<int>>();
+    std::vector<int> ids;
+    for (const json& id : tokens.at(name).at("ids")) {
+      ids.push_back(JsonInt(id, "post_processor special token \"" + name + "\" id"));
+    }
     return ids;
   }
 
@@ -400,8 +404,8 @@ class HfTokenizer : public Tokenizer {
       return;
     }
     if (type == "RobertaProcessing" || type == "BertProcessing") {
-      prefix_.push_back(p.at("cls").at(1).get<int>());
-      suffix_.push_back(p.at("sep").at(1).get<int>());
+      prefix_.push_back(JsonInt(p.at("cls").at(1), "post_processor cls id"));
+      suffix_.push_back(JsonInt(p.at("sep").at(1), "post_processor sep id"));
       return;
     }
     throw Error("unsupported post_processor type \"" + type + "\"");

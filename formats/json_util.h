@@ -12,6 +12,11 @@ nlohmann::json ReadJsonFile(const std::string& path);
 // Parses `text`; `source` names it in the Error.
 nlohmann::json ParseJson(const std::string& text, const std::string& source);
 
+// `v` as an int: throws Error "WHAT must be an integer, got V" when it is not an integer
+// number in int's range (nlohmann's get<int>() would cast 1e116 or 2.5 silently, which is
+// undefined behaviour for 1e116).
+int JsonInt(const nlohmann::json& v, const std::string& what);
+
 // A float as a JSON number whose decimal text is the shortest that reads back as the same
 // float (1e-5f is written as 1e-05, not 9.999999747378752e-06).
 nlohmann::json JsonFloat(float v);

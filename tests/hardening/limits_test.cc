@@ -98,6 +98,26 @@ TEST_CASE("a tokenizer.json vocab id of a billion is refused", "[hardening]") {
   REQUIRE_THROWS_WITH(LoadHfTokenizer(p), Contains("has id 1000000000 but the vocab has 2 entries"));
 }
 
+// Found by hf_tokenizer_fuzz in CI: an id too large for int64 parses as a float, and
+// nlohmann's get<int>() cast it (undefined behaviour under UBSan). The input is kept in
+// tests/fuzz/corpus/hf_tokenizer_fuzz/ too.
+TEST_CASE("tokenizer.json ids that are not ints are refused by name", "[hardening]") {
+  const std::string p = Write("float_id.json", R"({"model": {"type": "BPE",
+      "vocab": {"a": 0, "b": 11111111111111111111111111111111111111111}, "merges": []}})");
+  REQUIRE_THROWS_WITH(LoadHfTokenizer(p), Contains("vocab entry \"b\" id must be an integer"));
+  const std::string q = Write("half_id.json", R"({"model": {"type": "BPE",
+      "vocab": {"a": 0, "b": 2.5}, "merges": []}})");
+  REQUIRE_THROWS_WITH(LoadHfTokenizer(q), Contains("must be an integer, got 2.5"));
+  const std::string r = Write("added_id.json", R"({"model": {"type": "BPE",
+      "vocab": {"a": 0}, "merges": []}, "added_tokens": [{"id": 1e116, "content": "<s>"}]})");
+  REQUIRE_THROWS_WITH(LoadHfTokenizer(r), Contains("added token id must be an integer"));
+  const std::string t = Write("special_id.json", R"({"model": {"type": "BPE",
+      "vocab": {"a": 0}, "merges": []}, "post_processor": {"type": "TemplateProcessing",
+      "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A"}}],
+      "special_tokens": {"<s>": {"id": "<s>", "ids": [-3e40]}}}})");
+  REQUIRE_THROWS_WITH(LoadHfTokenizer(t), Contains("special token \"<s>\" id must be an integer"));
+}
+
 TEST_CASE("a llama2.c tokenizer asked for a billion tokens stops at the end of the file",
           "[hardening]") {
   std::string bytes(4, '\0');
