@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "model/layer_major.h"
 
 namespace sq {
 
@@ -21,49 +22,25 @@ namespace {
 
 int ArgMax(const float* x, int n) { return static_cast<int>(std::max_element(x, x + n) - x); }
 
-// -log softmax(row)[target], computed exactly as EvaluatePerplexity does.
-double Nll(const float* row, int V, int target) {
-  double mx = -INFINITY;
-  for (int i = 0; i < V; ++i) mx = std::max(mx, double(row[i]));
-  double z = 0;
-  for (int i = 0; i < V; ++i) z += std::exp(double(row[i]) - mx);
-  return mx + std::log(z) - double(row[target]);
-}
-
-// PplResult from NLL sums, with EvaluatePerplexity's stderr convention.
-PplResult MakePpl(double sum, double sum_sq, long n, double seconds, long forward_tokens) {
-  Check(n > 0, "EvalQuantized: no tokens were scored");
-  PplResult r;
-  r.tokens = n;
-  r.nll = sum / n;
-  r.ppl = std::exp(r.nll);
-  const double var = n > 1 ? std::max(0.0, (sum_sq / n - r.nll * r.nll) * n / (n - 1)) : 0.0;
-  r.ppl_stderr = r.ppl * std::sqrt(var / n);
-  r.seconds = seconds;
-  r.tokens_per_s = seconds > 0 ? forward_tokens / seconds : 0;
-  return r;
-}
-
-// Forwards to `inner` during the first `n` forward passes only (EvaluatePerplexity runs one
-// per window; the first site of a pass is the embeddings' kResidual).
+// Forwards to `inner` for the first `n` windows only (told by OnWindow).
 class FirstWindowsObserver : public ForwardObserver {
  public:
   FirstWindowsObserver(ForwardObserver* inner, int n) : inner_(inner), n_(n) {}
+  void OnWindow(int window, std::span<const int> tokens) override {
+    window_ = window;
+    if (window_ < n_) inner_->OnWindow(window, tokens);
+  }
   bool Wants(Site site, int layer) const override {
-    return site == Site::kResidual ? layer == -1 : (pass_ < n_ && inner_->Wants(site, layer));
+    return window_ < n_ && inner_->Wants(site, layer);
   }
   void Observe(const Where& at, const Mat& x) override {
-    if (at.site == Site::kResidual && at.layer == -1) {
-      ++pass_;
-      return;
-    }
-    if (pass_ < n_) inner_->Observe(at, x);
+    if (window_ < n_) inner_->Observe(at, x);
   }
 
  private:
   ForwardObserver* inner_;
   int n_;
-  int pass_ = -1;  // index of the current forward pass
+  int window_ = 0;
 };
 
 struct SiteLinears {
@@ -149,44 +126,51 @@ class SqnrObserver : public ForwardObserver {
 CompareResult EvalQuantized(const Model& fp, const Model& q, const std::vector<Window>& windows,
                             const CompareOptions& opt) {
   Check(fp.config.vocab == q.config.vocab, "EvalQuantized: the two models' vocabularies differ");
+  const auto start = std::chrono::steady_clock::now();
   CompareResult r;
   const Model& ref = opt.sqnr_reference ? *opt.sqnr_reference : fp;
   SqnrObserver sqnr(ref, q);
+  FirstWindowsObserver first(&sqnr, opt.sqnr_windows);
+  ForwardObserver* sqnr_obs = opt.sqnr_windows > 0 ? &first : nullptr;
+  // Float and quantized streams advance together, layer by layer; the SQNR reference (the
+  // transformed float model, when there is one) runs only the windows it observes.
+  double fp_seconds = 0, q_seconds = 0;
+  std::vector<LayerMajorStream> streams = {{&fp, &ref == &fp ? sqnr_obs : nullptr},
+                                           {&q, nullptr}};
+  streams[0].seconds = &fp_seconds;
+  streams[1].seconds = &q_seconds;
+  if (&ref != &fp && sqnr_obs) streams.push_back({&ref, sqnr_obs, opt.sqnr_windows, false});
+
+  long forward_tokens = 0;
+  for (const Window& w : windows) forward_tokens += static_cast<long>(w.tokens.size());
+  NllSums fp_sums, q_sums;
   std::vector<double> kls;
   long agree = 0;
-  double q_sum = 0, q_sum_sq = 0;
-  long forward_tokens = 0;
-  double q_seconds = 0;
-  // The float pass is EvaluatePerplexity's; the quantized model runs inside its callback on the
-  // same window, so each model runs once. The quantized NLL uses the same formula.
-  auto compare = [&](int w, const Window& win, const Mat& fp_logits) {
-    const auto start = std::chrono::steady_clock::now();
-    const Mat q_logits = Forward(q, win.tokens);
-    q_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    forward_tokens += static_cast<long>(win.tokens.size());
-    const int V = static_cast<int>(fp_logits.cols());
+  auto compare = [&](int w, std::span<const Mat> logits) {
+    const Window& win = windows[w];
+    const Mat &fl = logits[0], &ql = logits[1];
+    const int V = static_cast<int>(fl.cols());
     for (int t = win.first_target; t < static_cast<int>(win.tokens.size()); ++t) {
-      const float* a = fp_logits.row(t - 1).data();
-      const float* b = q_logits.row(t - 1).data();
-      const double nll = Nll(b, V, win.tokens[t]);
-      Check(std::isfinite(nll), "quantized model: non-finite loss at window " +
-                                    std::to_string(w) + " position " + std::to_string(t));
-      q_sum += nll;
-      q_sum_sq += nll * nll;
+      const float* a = fl.row(t - 1).data();
+      const float* b = ql.row(t - 1).data();
+      const double fp_nll = TokenNll(a, V, win.tokens[t]), q_nll = TokenNll(b, V, win.tokens[t]);
+      Check(std::isfinite(fp_nll), "float model: non-finite loss at window " +
+                                       std::to_string(w) + " position " + std::to_string(t));
+      Check(std::isfinite(q_nll), "quantized model: non-finite loss at window " +
+                                      std::to_string(w) + " position " + std::to_string(t));
+      fp_sums.Add(fp_nll);
+      q_sums.Add(q_nll);
       kls.push_back(KlDivergence(a, b, V));
       agree += ArgMax(a, V) == ArgMax(b, V);
     }
   };
-  // The float model's SQNR pass rides on its own forward when it is its own reference.
-  const bool ride = &ref == &fp && opt.sqnr_windows > 0;
-  FirstWindowsObserver first(&sqnr, opt.sqnr_windows);
-  r.fp = EvaluatePerplexity(fp, windows, ride ? &first : nullptr, compare, opt.progress);
-  if (!ride) {
-    for (int w = 0; w < std::min<int>(opt.sqnr_windows, windows.size()); ++w) {
-      Forward(ref, windows[w].tokens, &sqnr);
-    }
-  }
-  r.quant = MakePpl(q_sum, q_sum_sq, static_cast<long>(kls.size()), q_seconds, forward_tokens);
+  ForwardLayerMajor(streams, TokenSpans(windows), compare, [&](int done, int total, long) {
+    if (opt.progress) opt.progress(done, total);
+  });
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r.fp = fp_sums.Result(seconds, forward_tokens);  // wall time of the whole comparison
+  r.quant = q_sums.Result(q_seconds, forward_tokens);
   r.tokens = static_cast<long>(kls.size());
   Check(r.tokens > 0, "EvalQuantized: no tokens were scored");
   double sum = 0;

@@ -132,4 +132,11 @@ std::vector<Window> MakeWindows(const std::string& text, const Tokenizer& tok,
   return windows;
 }
 
+std::vector<std::span<const int>> TokenSpans(const std::vector<Window>& windows, int max) {
+  const size_t n = max < 0 ? windows.size() : std::min<size_t>(max, windows.size());
+  std::vector<std::span<const int>> out;
+  for (size_t i = 0; i < n; ++i) out.emplace_back(windows[i].tokens);
+  return out;
+}
+
 }  // namespace sq

@@ -7,6 +7,7 @@
 // In both, every text token is scored (predicted from the tokens before it in its window).
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ std::string ReadTextFile(const std::string& path);
 // Splits on lines that are exactly `<|endoftext|>`; returns the trimmed non-empty documents.
 // A text without such lines gives no documents (empty vector).
 std::vector<std::string> SplitDocuments(const std::string& text);
+
+// The token sequences of the first `max` windows (all when max < 0), for the layer-major runner.
+std::vector<std::span<const int>> TokenSpans(const std::vector<Window>& windows, int max = -1);
 
 struct WindowOptions {
   int ctx = 512;

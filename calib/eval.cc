@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/layer_major.h"
 
 namespace sq {
 
@@ -16,6 +17,27 @@ std::vector<double> LogSoftmax(const float* logits, int n) {
   std::vector<double> out(n);
   for (int i = 0; i < n; ++i) out[i] = double(logits[i]) - lz;
   return out;
+}
+
+double TokenNll(const float* row, int n, int target) {
+  double mx = -INFINITY;
+  for (int i = 0; i < n; ++i) mx = std::max(mx, double(row[i]));
+  double z = 0;
+  for (int i = 0; i < n; ++i) z += std::exp(double(row[i]) - mx);
+  return mx + std::log(z) - double(row[target]);
+}
+
+PplResult NllSums::Result(double seconds, long forward_tokens) const {
+  Check(n > 0, "no tokens were scored");
+  PplResult r;
+  r.tokens = n;
+  r.nll = sum / n;
+  r.ppl = std::exp(r.nll);
+  const double var = n > 1 ? std::max(0.0, (sum_sq / n - r.nll * r.nll) * n / (n - 1)) : 0.0;
+  r.ppl_stderr = r.ppl * std::sqrt(var / n);
+  r.seconds = seconds;
+  r.tokens_per_s = seconds > 0 ? forward_tokens / seconds : 0;
+  return r;
 }
 
 namespace {
@@ -55,42 +77,31 @@ PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
                              ForwardObserver* obs, const LogitsCallback& on_logits,
                              const std::function<void(int, int)>& progress) {
   const auto start = std::chrono::steady_clock::now();
-  double sum = 0, sum_sq = 0;
-  long n = 0, forward_tokens = 0;
-  for (size_t w = 0; w < windows.size(); ++w) {
+  NllSums sums;
+  long forward_tokens = 0;
+  for (const Window& w : windows) forward_tokens += static_cast<long>(w.tokens.size());
+  const LayerMajorStream stream{&m, obs};
+  auto score = [&](int w, std::span<const Mat> logits_of) {
     const Window& win = windows[w];
-    const Mat logits = Forward(m, win.tokens, obs);  // [T, V]
+    const Mat& logits = logits_of[0];  // [T, V]
     for (int t = win.first_target; t < static_cast<int>(win.tokens.size()); ++t) {
-      const float* row = logits.row(t - 1).data();
-      const int V = static_cast<int>(logits.cols());
-      double mx = -INFINITY;
-      for (int i = 0; i < V; ++i) mx = std::max(mx, double(row[i]));
-      double z = 0;
-      for (int i = 0; i < V; ++i) z += std::exp(double(row[i]) - mx);
-      const double nll = mx + std::log(z) - double(row[win.tokens[t]]);
+      const double nll = TokenNll(logits.row(t - 1).data(), static_cast<int>(logits.cols()),
+                                  win.tokens[t]);
       if (!std::isfinite(nll)) {
         throw Error("non-finite loss at window " + std::to_string(w) + " position " +
                     std::to_string(t) + " (NaN or Inf in the logits" +
                     LocateNonFinite(m, win.tokens) + ")");
       }
-      sum += nll;
-      sum_sq += nll * nll;
-      ++n;
+      sums.Add(nll);
     }
-    forward_tokens += static_cast<long>(win.tokens.size());
-    if (on_logits) on_logits(static_cast<int>(w), win, logits);
-    if (progress) progress(static_cast<int>(w) + 1, static_cast<int>(windows.size()));
-  }
-  Check(n > 0, "no tokens were scored");
-  PplResult r;
-  r.tokens = n;
-  r.nll = sum / n;
-  r.ppl = std::exp(r.nll);
-  const double var = n > 1 ? std::max(0.0, (sum_sq / n - r.nll * r.nll) * n / (n - 1)) : 0.0;
-  r.ppl_stderr = r.ppl * std::sqrt(var / n);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  r.tokens_per_s = r.seconds > 0 ? forward_tokens / r.seconds : 0;
-  return r;
+    if (on_logits) on_logits(w, win, logits);
+  };
+  ForwardLayerMajor({&stream, 1}, TokenSpans(windows), score, [&](int done, int total, long) {
+    if (progress) progress(done, total);
+  });
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return sums.Result(seconds, forward_tokens);
 }
 
 }  // namespace sq

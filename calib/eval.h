@@ -21,11 +21,28 @@ struct PplResult {
 // Log-softmax of one row of logits, in double for stable sums.
 std::vector<double> LogSoftmax(const float* logits, int n);
 
+// -log softmax(row)[target], in double.
+double TokenNll(const float* row, int n, int target);
+
+// Running sums of per-token NLL and the perplexity they give (stderr by the delta method).
+struct NllSums {
+  double sum = 0, sum_sq = 0;
+  long n = 0;
+  void Add(double nll) {
+    sum += nll;
+    sum_sq += nll * nll;
+    ++n;
+  }
+  // Throws Error when no token was scored.
+  PplResult Result(double seconds, long forward_tokens) const;
+};
+
 // Per-window callback: the window and its logits [T, V]; used to compare two models.
 using LogitsCallback = std::function<void(int window_index, const Window&, const Mat& logits)>;
 
-// Runs `m` over every window and accumulates the NLL of the scored tokens.
-// `progress` (may be null) is called after each window with (done, total).
+// Runs `m` over every window (layer-major, model/layer_major.h: the same logits as a window-major
+// Forward) and accumulates the NLL of the scored tokens. `obs` sees every window, told by
+// OnWindow. `progress` (may be null) is called after each layer with (layers done, total).
 PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
                              ForwardObserver* obs = nullptr, const LogitsCallback& on_logits = {},
                              const std::function<void(int, int)>& progress = {});

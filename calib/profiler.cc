@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "model/layer_major.h"
 #include "model/ops.h"
 
 namespace sq {
@@ -70,8 +71,11 @@ struct Profiler::State {
   std::vector<SiteProfile> sites;  // 4 per layer, then the lm_head input
   std::vector<ResidualLayer> residual;
   std::map<std::pair<int, int>, MassiveActivation> massive;
-  std::vector<double> h_abs_sum;
+  // Per layer, so the sum over layers is taken in one fixed order whether windows run
+  // window-major or layer-major (model/layer_major.h).
+  std::vector<std::vector<double>> h_abs_sum;  // [L][d]
   int64_t h_rows = 0;
+  int windows_seen = 0;
   std::map<std::tuple<int, int, int>, OutlierToken> outlier_tokens;
 
   std::vector<HeadAcc> heads;  // [L*H]
@@ -97,7 +101,7 @@ struct Profiler::State {
       residual.emplace_back();
       residual.back().layer = l;
     }
-    h_abs_sum.assign(c.hidden, 0.0);
+    h_abs_sum.assign(L, std::vector<double>(c.hidden, 0.0));
     heads.resize(L * H);
     for (HeadAcc& a : heads) a.first_sum = a.contrib_sum = std::vector<double>(K, 0.0);
     kv.resize(L * Hkv);
@@ -138,7 +142,7 @@ void Profiler::State::ObserveResidual(int layer, const Mat& x) {
     for (Eigen::Index j = 0; j < x.cols(); ++j) row_abs[j] = std::abs(x(t, j));
     for (float a : row_abs) R.abs_hist.Add(a);
     if (layer >= 0) {
-      for (Eigen::Index j = 0; j < x.cols(); ++j) h_abs_sum[j] += row_abs[j];
+      for (Eigen::Index j = 0; j < x.cols(); ++j) h_abs_sum[layer][j] += row_abs[j];
     }
     std::vector<float> sorted = row_abs;
     const size_t mid = sorted.size() / 2;
@@ -346,7 +350,11 @@ void Profiler::State::DetectResidualSinks(ProfileResult& r) const {
   const int d = m.config.hidden;
   r.h_avg.assign(d, 0.0);
   if (h_rows == 0) return;
-  for (int j = 0; j < d; ++j) r.h_avg[j] = h_abs_sum[j] / static_cast<double>(h_rows);
+  for (int j = 0; j < d; ++j) {
+    double sum = 0;
+    for (const std::vector<double>& layer : h_abs_sum) sum += layer[j];
+    r.h_avg[j] = sum / static_cast<double>(h_rows);
+  }
   r.median_h_avg = Median(r.h_avg);
   if (r.median_h_avg <= 0) return;
   std::vector<Vec> norms;  // every norm weight: attn and ffn of each layer, then the final one
@@ -407,11 +415,16 @@ Profiler::Profiler(const Model& model, const ProfileThresholds& th)
     : s_(std::make_unique<State>(model, th)) {}
 Profiler::~Profiler() = default;
 
-void Profiler::BeginWindow(std::span<const int> tokens) {
-  s_->tokens.assign(tokens.begin(), tokens.end());
-  ++s_->window;
-  s_->total_tokens += static_cast<int64_t>(tokens.size());
-  if (static_cast<int>(tokens.size()) > s_->th.sink_min_query) ++s_->sink_windows;
+void Profiler::BeginWindow(std::span<const int> tokens) { OnWindow(s_->windows_seen, tokens); }
+
+void Profiler::OnWindow(int window, std::span<const int> tokens) {
+  State& s = *s_;
+  s.tokens.assign(tokens.begin(), tokens.end());
+  s.window = window;
+  if (window < s.windows_seen) return;  // layer-major: a window seen before
+  s.windows_seen = window + 1;
+  s.total_tokens += static_cast<int64_t>(tokens.size());
+  if (static_cast<int>(tokens.size()) > s.th.sink_min_query) ++s.sink_windows;
 }
 
 void Profiler::Observe(const Where& at, const Mat& x) {
@@ -447,7 +460,7 @@ ProfileResult Profiler::Finish(const std::function<std::string(int)>& token_text
   ProfileResult r;
   r.config = s.m.config;
   r.thresholds = s.th;
-  r.windows = s.window + 1;
+  r.windows = s.windows_seen;
   r.tokens = s.total_tokens;
   r.sink_windows = s.sink_windows;
   r.inv_freq = RopeInvFreq(s.m.config);
@@ -501,11 +514,11 @@ ProfileResult RunProfile(const Model& model, const std::vector<std::vector<int>>
                          const std::function<void(int, int)>& progress) {
   Check(!windows.empty(), "profile: no token windows to run");
   Profiler prof(model, th);
-  for (size_t i = 0; i < windows.size(); ++i) {
-    prof.BeginWindow(windows[i]);
-    Forward(model, windows[i], &prof);
-    if (progress) progress(static_cast<int>(i + 1), static_cast<int>(windows.size()));
-  }
+  const LayerMajorStream stream{&model, &prof};
+  std::vector<std::span<const int>> spans(windows.begin(), windows.end());
+  ForwardLayerMajor({&stream, 1}, spans, {}, [&](int done, int total, long) {
+    if (progress) progress(done, total);
+  });
   return prof.Finish(token_text);
 }
 

@@ -147,7 +147,8 @@ class Profiler : public ForwardObserver {
   Profiler(const Model& model, const ProfileThresholds& th);
   ~Profiler() override;
 
-  void BeginWindow(std::span<const int> tokens);
+  void BeginWindow(std::span<const int> tokens);  // window-major: the next window
+  void OnWindow(int window, std::span<const int> tokens) override;
   bool Wants(Site site, int layer) const override { return site != Site::kLogits; }
   void Observe(const Where& at, const Mat& x) override;
   // Detection over the accumulated statistics; `token_text` names token ids.

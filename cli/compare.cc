@@ -108,7 +108,7 @@ int RunCompare(Args& a) {
   WindowOptions cw = o.windows;
   cw.max_tokens = o.calib_tokens;
   const auto calib = MakeWindows(ReadTextFile(o.calib), *lm.tokenizer, cw, o.calib);
-  auto progress = StderrProgress("compare");
+  auto progress = StderrProgress("compare", "layer");
   o.run.progress = [&](const std::string&, int done, int total) {
     if (progress) progress(done, total);
   };

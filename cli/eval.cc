@@ -171,11 +171,11 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
   const Recipe recipe = MakeRecipe(o.method, o.config);
   Check(!recipe.config.gptq || !calib.empty(),
         "--method " + recipe.name + " needs calibration text: --calib FILE");
-  const RecipeResult rr = ApplyRecipe(lm.model, recipe, calib, StderrProgress("quantize"));
+  const RecipeResult rr = ApplyRecipe(lm.model, recipe, calib, StderrProgress("quantize", "layer"));
   CompareOptions co;
   co.sqnr_windows = o.sqnr_windows;
   co.sqnr_reference = recipe.transforms.empty() ? nullptr : &rr.transformed;
-  co.progress = StderrProgress("eval");
+  co.progress = StderrProgress("eval", "layer");
   // The integer kernels give the same logits as the fake-quant path, bit for bit, faster.
   Model run = rr.quantized;
   const int integer_linears = o.fake_quant ? 0 : UseIntegerKernels(run);
@@ -250,7 +250,7 @@ int RunEval(Args& a) {
   const auto windows = MakeWindows(text, *lm.tokenizer, o.windows, o.data);
   if (o.quant) return RunQuantEval(o, lm, windows);
 
-  const PplResult r = EvaluatePerplexity(lm.model, windows, nullptr, {}, StderrProgress("eval"));
+  const PplResult r = EvaluatePerplexity(lm.model, windows, nullptr, {}, StderrProgress("eval", "layer"));
   PrintFloat(o, windows.size(), r);
   if (!o.json.empty()) {
     nlohmann::json j = {{"ppl", r.ppl},         {"ppl_stderr", r.ppl_stderr}, {"nll", r.nll},

@@ -7,6 +7,8 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/memory.h"
+#include "core/progress.h"
 
 namespace sq {
 
@@ -29,7 +31,8 @@ const std::vector<Command>& Commands() { return Registry(); }
 namespace {
 
 void PrintHelp() {
-  std::printf("usage: sinkquant COMMAND [flags]   (sinkquant COMMAND --help for its flags)\n\n");
+  std::printf("usage: sinkquant COMMAND [flags] [--quiet]   (sinkquant COMMAND --help for its "
+              "flags)\n  --quiet: no progress and no peak-memory line on stderr\n\n");
   auto commands = sq::Commands();
   std::sort(commands.begin(), commands.end(),
             [](const sq::Command& a, const sq::Command& b) { return a.name < b.name; });
@@ -47,6 +50,12 @@ int main(int argc, char** argv) {
   for (const auto& c : sq::Commands()) {
     if (c.name != name) continue;
     std::vector<std::string> rest(argv + 2, argv + argc);
+    // --quiet is every command's flag: it silences stderr progress, never changes stdout.
+    const auto quiet = std::remove(rest.begin(), rest.end(), std::string("--quiet"));
+    const bool is_quiet = quiet != rest.end();
+    rest.erase(quiet, rest.end());
+    sq::SetProgressEnabled(!is_quiet);
+    sq::StartMemorySampler();
     if (std::find(rest.begin(), rest.end(), "--help") != rest.end()) {
       std::printf("usage: sinkquant %s %s\n\n%s\n", name.c_str(), c.usage.c_str(),
                   c.summary.c_str());
@@ -54,7 +63,13 @@ int main(int argc, char** argv) {
     }
     try {
       sq::Args args(name, rest);
-      return c.run(args);
+      const int rc = c.run(args);
+      if (!is_quiet) {
+        const sq::MemoryUse m = sq::PeakMemory();
+        std::fprintf(stderr, "peak memory: %.0f MiB resident (anonymous %.0f, file-backed %.0f)\n",
+                     m.peak_rss_mib, m.peak_anon_mib, m.peak_file_mib);
+      }
+      return rc;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "sinkquant %s: error: %s\n", name.c_str(), e.what());
       return 1;

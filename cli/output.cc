@@ -1,16 +1,26 @@
 #include "cli/output.h"
 
-#include <unistd.h>
+#include <memory>
 
-#include <cstdio>
+#include "core/progress.h"
 
 namespace sq {
 
-std::function<void(int, int)> StderrProgress(const std::string& label) {
-  if (!::isatty(2)) return {};
-  return [label](int done, int total) {
-    std::fprintf(stderr, "\r%s: %d/%d", label.c_str(), done, total);
-    if (done == total) std::fprintf(stderr, "\n");
+std::function<void(int, int)> StderrProgress(const std::string& label, const std::string& unit) {
+  if (!ProgressEnabled()) return {};
+  struct State {
+    std::unique_ptr<Progress> p;
+    int last_done = 0, total = 0;
+  };
+  auto s = std::make_shared<State>();
+  return [label, unit, s](int done, int total) {
+    // A new run (compare calls one callback for each recipe's passes) starts a new line.
+    if (!s->p || total != s->total || done <= s->last_done) {
+      s->p = std::make_unique<Progress>(label, total, unit, unit + "s");
+      s->total = total;
+    }
+    s->last_done = done;
+    s->p->Step(done, done);
   };
 }
 

@@ -8,7 +8,9 @@
 
 namespace sq {
 
-// A progress callback printing "label: done/total" on stderr, only when stderr is a terminal.
-std::function<void(int, int)> StderrProgress(const std::string& label);
+// A progress callback (done, total) printing stage, step, rate and ETA on stderr (core/progress.h);
+// empty when progress is off (--quiet).
+std::function<void(int, int)> StderrProgress(const std::string& label,
+                                             const std::string& unit = "window");
 
 }  // namespace sq

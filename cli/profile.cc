@@ -83,7 +83,7 @@ int RunProfile(Args& a) {
   const Tokenizer& tok = *lm.tokenizer;
   const ProfileResult r = sq::RunProfile(lm.model, windows, o.th,
                                          [&](int id) { return tok.TokenText(id); },
-                                         StderrProgress("profile"));
+                                         StderrProgress("profile", "layer"));
   ProfileMeta meta;
   meta.model_path = lm.model_path;
   meta.tokenizer_path = lm.tokenizer_path;

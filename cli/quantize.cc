@@ -102,7 +102,7 @@ int RunQuantize(Args& a) {
     }
     Check(!recipe.config.gptq || !calib.empty(),
           "--method " + recipe.name + " needs calibration text: --calib FILE");
-    RecipeResult rr = ApplyRecipe(lm.model, recipe, calib, StderrProgress("quantize"));
+    RecipeResult rr = ApplyRecipe(lm.model, recipe, calib, StderrProgress("quantize", "layer"));
     std::printf("recipe:");
     for (const auto& [k, v] : recipe.Settings()) std::printf(" %s=%s", k.c_str(), v.c_str());
     std::printf("\n");

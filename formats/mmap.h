@@ -25,4 +25,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops this process's resident pages of [p, p + bytes) when the range lies inside a live
+// MappedFile (whole pages only); they stay in the page cache and fault back in when read again.
+// Anything else (owned, anonymous memory) is left alone.
+void ReleaseMappedPages(const void* p, size_t bytes);
+
 }  // namespace sq

@@ -178,11 +178,15 @@ Mat Head(const Model& m, const Mat& h, ForwardObserver* obs) {
   return logits;
 }
 
-Mat Forward(const Model& m, std::span<const int> tokens, ForwardObserver* obs) {
+void CheckSequence(const ModelConfig& c, std::span<const int> tokens) {
   Check(!tokens.empty(), "Forward: no tokens");
-  Check(static_cast<int>(tokens.size()) <= m.config.max_position,
+  Check(static_cast<int>(tokens.size()) <= c.max_position,
         "sequence of " + std::to_string(tokens.size()) + " tokens exceeds max_position_embeddings " +
-            std::to_string(m.config.max_position));
+            std::to_string(c.max_position));
+}
+
+Mat Forward(const Model& m, std::span<const int> tokens, ForwardObserver* obs) {
+  CheckSequence(m.config, tokens);
   Mat h = Embed(m, tokens);
   Notify(obs, {Site::kResidual, -1}, h);
   for (int l = 0; l < m.config.n_layers; ++l) ForwardBlock(m, l, h, obs);

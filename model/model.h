@@ -27,6 +27,9 @@ struct Model {
 // Wraps `weights` in DenseLinears. The result shares the weights' storage.
 Model BuildDenseModel(const ModelConfig& config, ModelWeights weights);
 
+// Throws Error unless `tokens` is a non-empty sequence within max_position_embeddings.
+void CheckSequence(const ModelConfig& c, std::span<const int> tokens);
+
 // Full forward pass over one sequence at positions 0..T-1 (batched prefill, causal).
 // Returns logits [T, V].
 Mat Forward(const Model& m, std::span<const int> tokens, ForwardObserver* obs = nullptr);

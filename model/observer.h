@@ -1,6 +1,8 @@
 // ForwardObserver: calib/ implements it, model/ calls it. The model never knows who listens.
 #pragma once
 
+#include <span>
+
 #include "core/tensor.h"
 
 namespace sq {
@@ -37,6 +39,10 @@ class ForwardObserver {
   // only materialised when someone wants them).
   virtual bool Wants(Site site, int layer) const { return true; }
   virtual void Observe(const Where& at, const Mat& x) = 0;
+  // Layer-major runs (model/layer_major.h) interleave windows: before each piece of window
+  // `window`'s pass (embedding, one block, the head) they say which window the next sites
+  // belong to. A window-major Forward never calls it.
+  virtual void OnWindow(int window, std::span<const int> tokens) {}
 };
 
 }  // namespace sq

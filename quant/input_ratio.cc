@@ -4,6 +4,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "model/layer_major.h"
 #include "quant/online_rotation.h"
 
 namespace sq {
@@ -78,9 +79,8 @@ std::string InputRatio::Name() const {
 std::vector<InputRatio> LinearInputRatios(const Model& m, const std::vector<Window>& windows,
                                           int max_windows) {
   Check(!windows.empty(), "LinearInputRatios: no windows");
-  const size_t n = max_windows > 0 ? std::min<size_t>(max_windows, windows.size()) : windows.size();
   RatioObserver obs(m);
-  for (size_t i = 0; i < n; ++i) Forward(m, windows[i].tokens, &obs);
+  ObserveLayerMajor(m, TokenSpans(windows, max_windows > 0 ? max_windows : -1), obs);
   return obs.Results();
 }
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "model/layer_major.h"
 
 namespace sq {
 
@@ -89,7 +90,7 @@ void SmoothVo(const ModelConfig& c, ModelWeights& w, LayerWeights& L, const Vec&
 ChannelAbsMax CollectChannelAbsMax(const Model& m, const std::vector<Window>& windows) {
   Check(!windows.empty(), "smooth: no calibration windows");
   AbsMaxObserver obs(m.config);
-  for (const Window& win : windows) Forward(m, win.tokens, &obs);
+  ObserveLayerMajor(m, TokenSpans(windows), obs);
   return obs.Take();
 }
 

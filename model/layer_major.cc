@@ -1,0 +1,105 @@
+#include "model/layer_major.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "formats/mmap.h"
+
+namespace sq {
+
+namespace {
+
+int WindowsOf(const LayerMajorStream& s, size_t n) {
+  return s.windows < 0 ? static_cast<int>(n) : std::min<int>(s.windows, static_cast<int>(n));
+}
+
+void Tell(const LayerMajorStream& s, int w, std::span<const int> tokens) {
+  if (s.obs) s.obs->OnWindow(w, tokens);
+}
+
+// Whether the observer of a stream without logits still needs the head's sites.
+bool WantsHead(const LayerMajorStream& s, int n_layers) {
+  if (!s.obs) return false;
+  for (Site site : {Site::kNormGate, Site::kHeadInput, Site::kLogits}) {
+    if (s.obs->Wants(site, n_layers)) return true;
+  }
+  return false;
+}
+
+// Adds the time `fn` takes to the stream's clock, if it has one.
+template <typename Fn>
+void Timed(const LayerMajorStream& s, Fn&& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  if (s.seconds) {
+    *s.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+}
+
+}  // namespace
+
+void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
+                       const std::vector<std::span<const int>>& windows,
+                       const LayerMajorLogits& on_logits, const LayerMajorProgress& progress) {
+  Check(!streams.empty(), "ForwardLayerMajor: no models to run");
+  const ModelConfig& c = streams[0].model->config;
+  long tokens = 0;
+  for (const auto& w : windows) {
+    CheckSequence(c, w);
+    tokens += static_cast<long>(w.size());
+  }
+  for (const LayerMajorStream& s : streams) {
+    Check(s.model->config.n_layers == c.n_layers, "ForwardLayerMajor: models differ in depth");
+  }
+  // hidden[s][w]: stream s's residual stream of window w entering the next layer [T, d].
+  std::vector<std::vector<Mat>> hidden(streams.size());
+  for (size_t s = 0; s < streams.size(); ++s) {
+    const LayerMajorStream& st = streams[s];
+    for (int w = 0; w < WindowsOf(st, windows.size()); ++w) {
+      Tell(st, w, windows[w]);
+      Timed(st, [&] { hidden[s].push_back(Embed(*st.model, windows[w])); });
+      if (st.obs && st.obs->Wants(Site::kResidual, -1)) {
+        st.obs->Observe({Site::kResidual, -1}, hidden[s].back());
+      }
+    }
+  }
+  for (int l = 0; l < c.n_layers; ++l) {
+    for (size_t s = 0; s < streams.size(); ++s) {
+      const LayerMajorStream& st = streams[s];
+      for (size_t w = 0; w < hidden[s].size(); ++w) {
+        Tell(st, static_cast<int>(w), windows[w]);
+        Timed(st, [&] { ForwardBlock(*st.model, l, hidden[s][w], st.obs); });
+      }
+    }
+    for (const LayerMajorStream& st : streams) ReleaseLayerPages(*st.model, l);
+    if (progress) progress(l + 1, c.n_layers, tokens);
+  }
+  std::vector<Mat> logits(streams.size());
+  for (size_t w = 0; w < windows.size(); ++w) {
+    for (size_t s = 0; s < streams.size(); ++s) {
+      const LayerMajorStream& st = streams[s];
+      logits[s].resize(0, 0);
+      if (w >= hidden[s].size()) continue;
+      Tell(st, static_cast<int>(w), windows[w]);
+      if (st.logits || WantsHead(st, c.n_layers)) Timed(st, [&] { logits[s] = Head(*st.model, hidden[s][w], st.obs); });
+      hidden[s][w].resize(0, 0);  // done with this window's state
+      if (!st.logits) logits[s].resize(0, 0);
+    }
+    if (on_logits) on_logits(static_cast<int>(w), logits);
+  }
+}
+
+void ObserveLayerMajor(const Model& m, const std::vector<std::span<const int>>& windows,
+                       ForwardObserver& obs) {
+  const LayerMajorStream stream{&m, &obs, -1, false};
+  ForwardLayerMajor({&stream, 1}, windows, {});
+}
+
+void ReleaseLayerPages(const Model& m, int l) {
+  ForEachTensor(m.config, m.weights, [&](TensorId id, const TensorView& v) {
+    if (id.layer == l && !v.empty()) ReleaseMappedPages(v.data, v.nbytes());
+  });
+}
+
+}  // namespace sq
