@@ -140,6 +140,7 @@ CompareResult EvalQuantized(const Model& fp, const Model& q, const std::vector<W
   streams[0].seconds = &fp_seconds;
   streams[1].seconds = &q_seconds;
   if (&ref != &fp && sqnr_obs) streams.push_back({&ref, sqnr_obs, opt.sqnr_windows, false});
+  streams.insert(streams.end(), opt.extra_streams.begin(), opt.extra_streams.end());
 
   long forward_tokens = 0;
   for (const Window& w : windows) forward_tokens += static_cast<long>(w.tokens.size());
@@ -166,7 +167,7 @@ CompareResult EvalQuantized(const Model& fp, const Model& q, const std::vector<W
   };
   ForwardLayerMajor(streams, TokenSpans(windows), compare, [&](int done, int total, long) {
     if (opt.progress) opt.progress(done, total);
-  });
+  }, opt.hooks);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.fp = fp_sums.Result(seconds, forward_tokens);  // wall time of the whole comparison

@@ -11,6 +11,7 @@
 #include "calib/dataset.h"
 #include "calib/eval.h"
 #include "core/model_weights.h"
+#include "model/layer_major.h"
 #include "model/model.h"
 
 namespace sq {
@@ -27,7 +28,11 @@ struct CompareOptions {
   // The float model whose linear inputs live in the quantized model's basis: after a transform
   // (rotation, smoothing) pass the transformed float model; null = the float model itself.
   const Model* sqnr_reference = nullptr;
-  std::function<void(int, int)> progress;  // (windows done, total) of each pass
+  std::function<void(int, int)> progress;  // (layers done, total)
+  // A model built one layer at a time (quant/recipe_pipeline.h): its hooks, and streams that
+  // ride along on the same layer loop (e.g. input statistics of the transformed model).
+  LayerMajorHooks hooks;
+  std::vector<LayerMajorStream> extra_streams;
 };
 
 struct CompareResult {

@@ -41,7 +41,8 @@ void Timed(const LayerMajorStream& s, Fn&& fn) {
 
 void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
                        const std::vector<std::span<const int>>& windows,
-                       const LayerMajorLogits& on_logits, const LayerMajorProgress& progress) {
+                       const LayerMajorLogits& on_logits, const LayerMajorProgress& progress,
+                       const LayerMajorHooks& hooks) {
   Check(!streams.empty(), "ForwardLayerMajor: no models to run");
   const ModelConfig& c = streams[0].model->config;
   long tokens = 0;
@@ -65,6 +66,7 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
     }
   }
   for (int l = 0; l < c.n_layers; ++l) {
+    if (hooks.before_layer) hooks.before_layer(l);
     for (size_t s = 0; s < streams.size(); ++s) {
       const LayerMajorStream& st = streams[s];
       for (size_t w = 0; w < hidden[s].size(); ++w) {
@@ -73,8 +75,10 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
       }
     }
     for (const LayerMajorStream& st : streams) ReleaseLayerPages(*st.model, l);
+    if (hooks.after_layer) hooks.after_layer(l);
     if (progress) progress(l + 1, c.n_layers, tokens);
   }
+  if (hooks.before_head) hooks.before_head();
   std::vector<Mat> logits(streams.size());
   for (size_t w = 0; w < windows.size(); ++w) {
     for (size_t s = 0; s < streams.size(); ++s) {

@@ -31,11 +31,20 @@ using LayerMajorLogits = std::function<void(int window, std::span<const Mat> log
 // Called after each layer with (layers done, total) and the tokens a layer processed.
 using LayerMajorProgress = std::function<void(int layers_done, int total, long tokens)>;
 
+// Lets a stream's model exist one layer at a time (quant/recipe_pipeline.h): `before_layer(l)`
+// materializes layer l of the streams' models, `after_layer(l)` drops it, `before_head()` readies
+// the final norm and lm_head after the last layer. Each may be empty.
+struct LayerMajorHooks {
+  std::function<void(int layer)> before_layer, after_layer;
+  std::function<void()> before_head;
+};
+
 // Runs every stream over `windows`, layer by layer; calls `on_logits` once per window after the
 // last layer, in window order (one window's logits are alive at a time).
 void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
                        const std::vector<std::span<const int>>& windows,
-                       const LayerMajorLogits& on_logits, const LayerMajorProgress& progress = {});
+                       const LayerMajorLogits& on_logits, const LayerMajorProgress& progress = {},
+                       const LayerMajorHooks& hooks = {});
 
 // Runs `m` over `windows` for `obs` alone (no logits unless it wants the head's sites).
 void ObserveLayerMajor(const Model& m, const std::vector<std::span<const int>>& windows,

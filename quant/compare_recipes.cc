@@ -1,6 +1,5 @@
 #include "quant/compare_recipes.h"
 
-#include "quant/int4_integer_linear.h"
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +9,7 @@
 #include "quant/input_ratio.h"
 #include "quant/int4_integer_linear.h"
 #include "quant/recipe.h"
+#include "quant/recipe_pipeline.h"
 #include "quant/sink_aware.h"
 
 namespace sq {
@@ -25,8 +25,7 @@ std::string Bits(const QuantConfig& c) {
          std::to_string(c.kv_bits);
 }
 
-void SetWorst(RecipeRow& row, const Model& transformed, const std::vector<Window>& eval, int n) {
-  const std::vector<InputRatio> r = LinearInputRatios(transformed, eval, n);
+void SetWorst(RecipeRow& row, const std::vector<InputRatio>& r) {
   const InputRatio w = WorstInput(r);
   row.worst_ratio = w.ratio();
   row.worst_site = w.Name();
@@ -65,27 +64,29 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
       row.ppl_stderr = r.ppl_stderr;
       row.tokens = r.tokens;
       row.eval_seconds = Seconds(t0);
-      SetWorst(row, fp, eval, opt.ratio_windows);
+      SetWorst(row, LinearInputRatios(fp, eval, opt.ratio_windows));
       fp_ppl = r.ppl;
       rows.push_back(row);
       continue;
     }
     const Recipe& recipe = recipes[next++];
-    auto t0 = std::chrono::steady_clock::now();
-    const RecipeResult rr = ApplyRecipe(fp, recipe, calib, progress);
-    row.quantize_seconds = Seconds(t0);
+    const auto t0 = std::chrono::steady_clock::now();
+    // Layer by layer: the recipe's transformed and quantized layers exist only while every
+    // stream runs through them (quant/recipe_pipeline.h).
+    RecipePipeline pipe(fp, recipe, calib, opt.integer_kernels);
     row.bits = Bits(recipe.config);
     row.settings = recipe.Settings();
-    row.log = rr.log;
-    SetWorst(row, rr.transformed, eval, opt.ratio_windows);
-    t0 = std::chrono::steady_clock::now();
+    row.log = pipe.log();
+    InputRatioObserver ratios(pipe.transformed());
     CompareOptions co;
     co.sqnr_windows = 0;
     co.progress = progress;
-    Model run = rr.quantized;
-    if (opt.integer_kernels) UseIntegerKernels(run);
-    const CompareResult c = EvalQuantized(fp, run, eval, co);
-    row.eval_seconds = Seconds(t0);
+    co.hooks = pipe.Hooks();
+    co.extra_streams = {{&pipe.transformed(), &ratios, opt.ratio_windows > 0 ? opt.ratio_windows : -1, false}};
+    const CompareResult c = EvalQuantized(fp, pipe.quantized(), eval, co);
+    SetWorst(row, ratios.Results());
+    row.quantize_seconds = pipe.seconds();
+    row.eval_seconds = Seconds(t0) - row.quantize_seconds;
     row.ppl = c.quant.ppl;
     row.ppl_stderr = c.quant.ppl_stderr;
     row.kld = c.kld_mean;
@@ -93,7 +94,7 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     row.top1 = c.top1;
     row.tokens = c.tokens;
     fp_ppl = c.fp.ppl;
-    if (auto counts = FindSinkCounts(rr.quantized)) row.sink = counts->Describe();
+    if (auto counts = pipe.sink_counts()) row.sink = counts->Describe();
     rows.push_back(row);
   }
   for (RecipeRow& r : rows) r.delta_ppl = r.ppl - fp_ppl;

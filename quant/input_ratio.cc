@@ -9,64 +9,51 @@
 
 namespace sq {
 
-namespace {
+bool InputRatioObserver::Wants(Site site, int) const {
+  return site == Site::kAttnInput || site == Site::kOInput || site == Site::kFfnInput ||
+         site == Site::kDownInput;
+}
 
-class RatioObserver : public ForwardObserver {
- public:
-  explicit RatioObserver(const Model& m) : online_(FindOnlineRotations(m)) {}
-  bool Wants(Site site, int) const override {
-    return site == Site::kAttnInput || site == Site::kOInput || site == Site::kFfnInput ||
-           site == Site::kDownInput;
+void InputRatioObserver::Observe(const Where& at, const Mat& x) {
+  if (!Wants(at.site, at.layer)) return;
+  const Mat* seen = &x;
+  Mat rotated;
+  if (const Rotation* r = RotationAtSite(m_, at.site, at.layer)) {
+    rotated = x;
+    r->Apply(rotated);
+    seen = &rotated;
   }
-  void Observe(const Where& at, const Mat& x) override {
-    if (!Wants(at.site, at.layer)) return;
-    const Mat* seen = &x;
-    Mat rotated;
-    if (const Rotation* r = RotationAtSite(online_, at.site, at.layer)) {
-      rotated = x;
-      r->Apply(rotated);
-      seen = &rotated;
-    }
-    Acc& acc = acc_[{at.layer, static_cast<int>(at.site)}];
-    std::vector<float> a(seen->data(), seen->data() + seen->size());
-    for (float& v : a) v = std::abs(v);
-    const size_t cols = seen->cols();
-    for (size_t t = 0; t < static_cast<size_t>(seen->rows()); ++t) {
-      std::vector<float> row(a.begin() + t * cols, a.begin() + (t + 1) * cols);
-      std::nth_element(row.begin(), row.begin() + cols / 2, row.end());
-      const float mx = *std::max_element(row.begin() + cols / 2, row.end());
-      if (row[cols / 2] > 0) acc.token_ratio = std::max<double>(acc.token_ratio, mx / row[cols / 2]);
-    }
-    std::nth_element(a.begin(), a.begin() + a.size() / 2, a.end());
-    acc.medians.push_back(a[a.size() / 2]);
-    acc.max_abs = std::max<double>(acc.max_abs, *std::max_element(a.begin() + a.size() / 2, a.end()));
+  Acc& acc = acc_[{at.layer, static_cast<int>(at.site)}];
+  std::vector<float> a(seen->data(), seen->data() + seen->size());
+  for (float& v : a) v = std::abs(v);
+  const size_t cols = seen->cols();
+  for (size_t t = 0; t < static_cast<size_t>(seen->rows()); ++t) {
+    std::vector<float> row(a.begin() + t * cols, a.begin() + (t + 1) * cols);
+    std::nth_element(row.begin(), row.begin() + cols / 2, row.end());
+    const float mx = *std::max_element(row.begin() + cols / 2, row.end());
+    if (row[cols / 2] > 0) acc.token_ratio = std::max<double>(acc.token_ratio, mx / row[cols / 2]);
   }
-  std::vector<InputRatio> Results() const {
-    std::vector<InputRatio> out;
-    for (auto [key, acc] : acc_) {
-      InputRatio r;
-      r.layer = key.first;
-      r.site = static_cast<Site>(key.second);
-      r.max_abs = acc.max_abs;
-      r.token_ratio = acc.token_ratio;
-      auto& m = acc.medians;
-      std::nth_element(m.begin(), m.begin() + m.size() / 2, m.end());
-      r.median_abs = m[m.size() / 2];
-      out.push_back(r);
-    }
-    return out;
-  }
+  std::nth_element(a.begin(), a.begin() + a.size() / 2, a.end());
+  acc.medians.push_back(a[a.size() / 2]);
+  acc.max_abs = std::max<double>(acc.max_abs, *std::max_element(a.begin() + a.size() / 2, a.end()));
+}
 
- private:
-  struct Acc {
-    double max_abs = 0, token_ratio = 0;
-    std::vector<float> medians;
-  };
-  OnlineRotations online_;
-  std::map<std::pair<int, int>, Acc> acc_;  // (layer, site)
-};
+std::vector<InputRatio> InputRatioObserver::Results() const {
+  std::vector<InputRatio> out;
+  for (auto [key, acc] : acc_) {
+    InputRatio r;
+    r.layer = key.first;
+    r.site = static_cast<Site>(key.second);
+    r.max_abs = acc.max_abs;
+    r.token_ratio = acc.token_ratio;
+    auto& m = acc.medians;
+    std::nth_element(m.begin(), m.begin() + m.size() / 2, m.end());
+    r.median_abs = m[m.size() / 2];
+    out.push_back(r);
+  }
+  return out;
+}
 
-}  // namespace
 
 std::string InputRatio::Name() const {
   const char* what = site == Site::kAttnInput  ? "q/k/v input"
@@ -79,7 +66,7 @@ std::string InputRatio::Name() const {
 std::vector<InputRatio> LinearInputRatios(const Model& m, const std::vector<Window>& windows,
                                           int max_windows) {
   Check(!windows.empty(), "LinearInputRatios: no windows");
-  RatioObserver obs(m);
+  InputRatioObserver obs(m);
   ObserveLayerMajor(m, TokenSpans(windows, max_windows > 0 ? max_windows : -1), obs);
   return obs.Results();
 }

@@ -3,6 +3,7 @@
 // ratio within each token.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,24 @@ struct InputRatio {
   double token_ratio = 0;
   double ratio() const { return median_abs > 0 ? max_abs / median_abs : 0; }
   std::string Name() const;  // "L3 down_proj input"
+};
+
+// Collects the ratios at every linear input of `m` it observes (online rotations read from m's
+// linears at each site, so it also serves a model built one layer at a time).
+class InputRatioObserver : public ForwardObserver {
+ public:
+  explicit InputRatioObserver(const Model& m) : m_(m) {}
+  bool Wants(Site site, int layer) const override;
+  void Observe(const Where& at, const Mat& x) override;
+  std::vector<InputRatio> Results() const;  // sites in forward order
+
+ private:
+  struct Acc {
+    double max_abs = 0, token_ratio = 0;
+    std::vector<float> medians;
+  };
+  const Model& m_;
+  std::map<std::pair<int, int>, Acc> acc_;  // (layer, site)
 };
 
 // Runs `m` over the first `max_windows` windows (0: all). Sites in forward order.

@@ -84,4 +84,21 @@ const Rotation* RotationAtSite(const OnlineRotations& r, Site site, int layer) {
   }
 }
 
+const Rotation* RotationAtSite(const Model& m, Site site, int layer) {
+  auto of = [](const std::shared_ptr<const Linear>& lin) {
+    const auto* r = dynamic_cast<const OnlineRotation*>(lin.get());
+    return r ? r->rotation().get() : nullptr;
+  };
+  if (site == Site::kHeadInput) return of(m.lm_head);
+  if (layer < 0 || layer >= static_cast<int>(m.linears.size())) return nullptr;
+  const LayerLinears& lin = m.linears[layer];
+  switch (site) {
+    case Site::kAttnInput: return of(lin.q);
+    case Site::kOInput: return of(lin.o);
+    case Site::kFfnInput: return of(lin.gate);
+    case Site::kDownInput: return of(lin.down);
+    default: return nullptr;
+  }
+}
+
 }  // namespace sq

@@ -51,5 +51,8 @@ void WrapOnlineRotations(Model& m, const OnlineRotations& r);
 // The rotation applied to the input of the linear(s) at an observer site, or null. Lets
 // statistics gathered at the site describe what the linear actually sees.
 const Rotation* RotationAtSite(const OnlineRotations& r, Site site, int layer);
+// The same read from `m`'s linears as they are now (a layer-at-a-time model has only the
+// current layer's).
+const Rotation* RotationAtSite(const Model& m, Site site, int layer);
 
 }  // namespace sq

@@ -211,15 +211,19 @@ struct Stage {
 
 class GptqRunner {
  public:
+  // `states`: the calibration windows' hidden states entering the model's first layer (advanced
+  // in place), or null to start from the embeddings of `calib`.
   GptqRunner(Model& work, const QuantConfig& cfg, const std::vector<Window>& calib,
-             WeightMap& weights, QuantizeReport& rep)
-      : work_(work), cfg_(cfg), weights_(weights), rep_(rep) {
-    for (const Window& w : calib) {
-      hs_.push_back(Embed(work_, w.tokens));
-      rep_.calib_tokens += static_cast<long>(w.tokens.size());
-      rep_.hidden_state_bytes += static_cast<size_t>(hs_.back().size()) * sizeof(float);
+             WeightMap& weights, QuantizeReport& rep, std::vector<Mat>* states)
+      : work_(work), cfg_(cfg), weights_(weights), rep_(rep), hs_(states ? *states : own_hs_) {
+    if (!states) {
+      for (const Window& w : calib) hs_.push_back(Embed(work_, w.tokens));
     }
-    rep_.calib_windows = static_cast<int>(calib.size());
+    for (const Mat& h : hs_) {
+      rep_.calib_tokens += static_cast<long>(h.rows());
+      rep_.hidden_state_bytes += static_cast<size_t>(h.size()) * sizeof(float);
+    }
+    rep_.calib_windows = static_cast<int>(hs_.size());
   }
 
   void Layer(int l) {
@@ -273,13 +277,15 @@ class GptqRunner {
   const QuantConfig& cfg_;
   WeightMap& weights_;
   QuantizeReport& rep_;
-  std::vector<Mat> hs_;  // per calibration window: hidden state entering the next layer [T, d]
+  std::vector<Mat> own_hs_;
+  std::vector<Mat>& hs_;  // per calibration window: hidden state entering the next layer [T, d]
 };
 
 }  // namespace
 
 Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
-                    QuantizeReport* report, const std::function<void(int, int)>& progress) {
+                    QuantizeReport* report, const std::function<void(int, int)>& progress,
+                    std::vector<Mat>* calib_states) {
   const auto start = std::chrono::steady_clock::now();
   cfg.Validate();
   QuantizeReport rep;
@@ -289,10 +295,11 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
   std::map<Key, GptqStats> gptq_stats;
   const int L = fp.config.n_layers;
   if (cfg.w_bits < 16 && cfg.gptq) {
-    Check(!calib.empty(), "GPTQ needs calibration windows (--calib FILE)");
+    Check(!calib.empty() || (calib_states && !calib_states->empty()),
+          "GPTQ needs calibration windows (--calib FILE)");
     Model work = fp;
     work.kv_quant = nullptr;
-    GptqRunner runner(work, cfg, calib, weights, rep);
+    GptqRunner runner(work, cfg, calib, weights, rep, calib_states);
     for (int l = 0; l < L; ++l) {
       runner.Layer(l);
       if (progress) progress(l + 1, L);

@@ -78,8 +78,12 @@ struct QuantizeReport {
 // quantized-so-far layers use quantized weights with FLOAT activations and float KV (as in
 // QuaRot/GPTQ): activation quantization is applied only in the returned model.
 // `progress` (may be empty) is called with (layers done, total).
+// `calib_states` (GPTQ, may be null): the calibration hidden states entering `fp`'s first layer,
+// used instead of embedding `calib` and advanced in place through the quantized layers, so a
+// model can be quantized one layer-slice at a time (quant/recipe_pipeline.h).
 Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
                     QuantizeReport* report = nullptr,
-                    const std::function<void(int, int)>& progress = {});
+                    const std::function<void(int, int)>& progress = {},
+                    std::vector<Mat>* calib_states = nullptr);
 
 }  // namespace sq

@@ -69,6 +69,24 @@ std::vector<RecipeDef> Recipes() {
   return r.recipes;
 }
 
+TransformStep FindTransform(const std::string& name, const std::string& recipe) {
+  Registry& reg = GetRegistry();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  auto it = reg.transforms.find(name);
+  Check(it != reg.transforms.end(),
+        "recipe '" + recipe + "': transform '" + name + "' is not registered");
+  return it->second;
+}
+
+PostQuantStep FindPostStep(const std::string& name, const std::string& recipe) {
+  Registry& reg = GetRegistry();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  auto it = reg.post.find(name);
+  Check(it != reg.post.end(),
+        "recipe '" + recipe + "': post step '" + name + "' is not registered");
+  return it->second;
+}
+
 std::string RecipeNames() {
   std::string s;
   for (const RecipeDef& d : Recipes()) {
@@ -131,29 +149,11 @@ RecipeResult ApplyRecipe(const Model& fp, const Recipe& r, const std::vector<Win
   RecipeResult out;
   out.transformed = fp;
   for (const std::string& name : r.transforms) {
-    TransformStep step;
-    {
-      Registry& reg = GetRegistry();
-      std::lock_guard<std::mutex> lock(reg.mu);
-      auto it = reg.transforms.find(name);
-      Check(it != reg.transforms.end(),
-            "recipe '" + r.name + "': transform '" + name + "' is not registered");
-      step = it->second;
-    }
-    out.transformed = step(out.transformed, r.config, calib, out.log);
+    out.transformed = FindTransform(name, r.name)(out.transformed, r.config, calib, out.log);
   }
   out.quantized = QuantizeModel(out.transformed, r.config, calib, &out.report, progress);
   for (const std::string& name : r.post) {
-    PostQuantStep step;
-    {
-      Registry& reg = GetRegistry();
-      std::lock_guard<std::mutex> lock(reg.mu);
-      auto it = reg.post.find(name);
-      Check(it != reg.post.end(),
-            "recipe '" + r.name + "': post step '" + name + "' is not registered");
-      step = it->second;
-    }
-    out.quantized = step(out.quantized, r.config, out.log);
+    out.quantized = FindPostStep(name, r.name)(out.quantized, r.config, out.log);
   }
   return out;
 }

@@ -55,6 +55,9 @@ void RegisterRecipe(RecipeDef def);
 void RegisterTransform(const std::string& name, TransformStep step);
 void RegisterPostStep(const std::string& name, PostQuantStep step);
 std::vector<RecipeDef> Recipes();  // all known recipes, built-ins first
+// The registered step of that name; throws Error naming `recipe` when there is none.
+TransformStep FindTransform(const std::string& name, const std::string& recipe);
+PostQuantStep FindPostStep(const std::string& name, const std::string& recipe);
 std::string RecipeNames();         // "rtn, gptq, ..." for messages
 
 // `base` holds the user's flags; the recipe's own settings are applied on top. `method` is a

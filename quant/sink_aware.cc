@@ -139,7 +139,7 @@ Model MakeSinkAware(const Model& quantized, const SinkAwareOptions& opt,
                     std::shared_ptr<SinkCounts>* counts) {
   Check(opt.ratio > 1, "sink-aware: the outlier ratio must exceed 1, got " +
                            std::to_string(opt.ratio));
-  auto c = std::make_shared<SinkCounts>();
+  auto c = counts && *counts ? *counts : std::make_shared<SinkCounts>();
   Model m = quantized;
   for (LayerLinears& L : m.linears) {
     for (auto* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) *lin = Wrap(*lin, opt, c);

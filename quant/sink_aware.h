@@ -37,7 +37,8 @@ struct SinkCounts {
 std::vector<int> SinkRows(const Mat& x, const SinkAwareOptions& opt, int* outliers);
 
 // Wraps every activation-quantizing linear of `quantized` (looking through online transforms)
-// and its KV quantizer. `counts` (may be null) receives a counter the wrappers update.
+// and its KV quantizer. `counts` (may be null) receives a counter the wrappers update; when it
+// already holds one, that counter is shared (a model wrapped one layer at a time).
 Model MakeSinkAware(const Model& quantized, const SinkAwareOptions& opt,
                     std::shared_ptr<SinkCounts>* counts = nullptr);
 

@@ -94,6 +94,17 @@ ChannelAbsMax CollectChannelAbsMax(const Model& m, const std::vector<Window>& wi
   return obs.Take();
 }
 
+ChannelAbsMax LayerChannelAbsMax(const Model& m, int l, std::vector<Mat>& states) {
+  AbsMaxObserver obs(m.config);
+  for (Mat& h : states) ForwardBlock(m, l, h, &obs);
+  ChannelAbsMax all = obs.Take(), one;
+  one.attn_in = {all.attn_in[l]};
+  one.o_in = {all.o_in[l]};
+  one.ffn_in = {all.ffn_in[l]};
+  one.down_in = {all.down_in[l]};
+  return one;
+}
+
 Vec SmoothScales(const Vec& act, const Vec& wmax, float alpha) {
   Vec s(act.size());
   for (Eigen::Index j = 0; j < s.size(); ++j) {

@@ -31,6 +31,10 @@ struct ChannelAbsMax {
 // what the float model's linears read before any online rotation).
 ChannelAbsMax CollectChannelAbsMax(const Model& m, const std::vector<Window>& windows);
 
+// The maxima of layer `l` alone, as a one-layer ChannelAbsMax, from `states` (the hidden states
+// entering layer l, advanced through it in place): the layer pipeline's per-layer statistics.
+ChannelAbsMax LayerChannelAbsMax(const Model& m, int l, std::vector<Mat>& states);
+
 struct SmoothOptions {
   float alpha = 0.5f;
   bool attn = true;  // norm -> q/k/v

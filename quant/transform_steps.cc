@@ -8,6 +8,15 @@
 
 namespace sq {
 
+Model SmoothWithStats(const Model& m, const QuantConfig& cfg, const ChannelAbsMax& stats,
+                      size_t calib_windows, std::vector<std::string>& log) {
+  SmoothOptions opt;
+  opt.alpha = cfg.smooth_alpha;
+  const TransformedModel t = SmoothQuant(Untransformed(m), stats, opt);
+  log.push_back(t.steps.back() + " from " + std::to_string(calib_windows) + " calibration windows");
+  return BuildModel(t);
+}
+
 namespace {
 
 Model FoldNormsStep(const Model& m, const QuantConfig&, const std::vector<Window>&,
@@ -20,11 +29,7 @@ Model FoldNormsStep(const Model& m, const QuantConfig&, const std::vector<Window
 Model SmoothStep(const Model& m, const QuantConfig& cfg, const std::vector<Window>& calib,
                  std::vector<std::string>& log) {
   Check(!calib.empty(), "transform smooth needs calibration text (--calib FILE)");
-  SmoothOptions opt;
-  opt.alpha = cfg.smooth_alpha;
-  const TransformedModel t = SmoothQuant(Untransformed(m), CollectChannelAbsMax(m, calib), opt);
-  log.push_back(t.steps.back() + " from " + std::to_string(calib.size()) + " calibration windows");
-  return BuildModel(t);
+  return SmoothWithStats(m, cfg, CollectChannelAbsMax(m, calib), calib.size(), log);
 }
 
 Model RotateStep(const Model& m, const QuantConfig& cfg, const std::vector<Window>&,

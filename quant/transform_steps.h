@@ -13,10 +13,16 @@
 #include <vector>
 
 #include "quant/recipe.h"
+#include "quant/smooth.h"
 
 namespace sq {
 
 std::map<std::string, TransformStep> OutlierTransformSteps();  // fold-norms, smooth, rotate
+
+// The smooth step with statistics gathered elsewhere (per layer, by the layer pipeline);
+// `calib_windows` only feeds the log line.
+Model SmoothWithStats(const Model& m, const QuantConfig& cfg, const ChannelAbsMax& stats,
+                      size_t calib_windows, std::vector<std::string>& log);
 std::map<std::string, PostQuantStep> OutlierPostSteps();       // sink-aware
 std::vector<RecipeDef> OutlierRecipes();  // the recipes above, then the sink-aware modifier
 

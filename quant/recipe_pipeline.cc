@@ -1,0 +1,199 @@
+#include "quant/recipe_pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "quant/int4_integer_linear.h"
+#include "quant/smooth.h"
+#include "quant/transform_steps.h"
+
+namespace sq {
+
+namespace {
+
+bool Has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// The model-level tensors of `fp` as a model without layers.
+Model HeadOnly(const Model& fp) {
+  Model h;
+  h.config = fp.config;
+  h.config.n_layers = 0;
+  h.weights.embed = fp.weights.embed;
+  h.weights.final_norm = fp.weights.final_norm;
+  h.weights.final_norm_gate = fp.weights.final_norm_gate;
+  h.weights.lm_head = fp.weights.lm_head;
+  h.weights.storage = fp.weights.storage;
+  h.lm_head = fp.lm_head;
+  return h;
+}
+
+// A shell the streams run: the model-level tensors of `head` and `layers` empty layer slots.
+Model Shell(const Model& head, int layers) {
+  Model m = head;
+  m.config.n_layers = layers;
+  m.weights.layers.resize(layers);
+  m.linears.resize(layers);
+  return m;
+}
+
+class Stopwatch {
+ public:
+  explicit Stopwatch(double& total) : total_(total), t0_(std::chrono::steady_clock::now()) {}
+  ~Stopwatch() {
+    total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+ private:
+  double& total_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+}  // namespace
+
+RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
+                               const std::vector<Window>& calib, bool integer_kernels)
+    : fp_(fp), recipe_(recipe), calib_(calib), integer_kernels_(integer_kernels) {
+  Stopwatch clock(seconds_);
+  const std::vector<std::string>& steps = recipe_.transforms;
+  // Smoothing statistics come from the float model, so smoothing must come first.
+  Check(!Has(steps, "smooth") || steps.front() == "smooth",
+        "recipe '" + recipe_.name + "': smooth must be its first transform");
+  const bool smooth = Has(steps, "smooth");
+  Check(!smooth || !calib_.empty(), "transform smooth needs calibration text (--calib FILE)");
+  head_t_ = HeadOnly(fp_);
+  for (const std::string& name : steps) {
+    head_t_ = name == "smooth"
+                  ? SmoothWithStats(head_t_, recipe_.config, ChannelAbsMax{}, calib_.size(), log_)
+                  : FindTransform(name, recipe_.name)(head_t_, recipe_.config, calib_, log_);
+  }
+  for (const std::string& name : recipe_.post) {
+    if (name == "sink-aware") {
+      SinkAwareOptions opt;
+      opt.ratio = recipe_.config.sink_ratio;
+      log_.push_back(opt.Describe());
+    }
+  }
+  const int L = fp_.config.n_layers;
+  t_ = Shell(head_t_, L);
+  q_ = Shell(head_t_, L);
+  t_layer_.clear();
+  if (smooth) {
+    for (const Window& w : calib_) calib_fp_.push_back(Embed(fp_, w.tokens));
+  }
+  const QuantConfig& c = recipe_.config;
+  if (c.w_bits < 16 && c.gptq) {
+    Check(!calib_.empty(), "GPTQ needs calibration windows (--calib FILE)");
+    for (const Window& w : calib_) calib_q_.push_back(Embed(t_, w.tokens));
+  }
+  // The lm_head: quantized now unless GPTQ needs the last layer's calibration states.
+  if (!HeadNeedsGptq()) q_.lm_head = QuantizeSlice(head_t_, -1, nullptr).lm_head;
+}
+
+bool RecipePipeline::HeadNeedsGptq() const {
+  const QuantConfig& c = recipe_.config;
+  return c.gptq && c.w_bits < 16 && !c.KeepsFloat(Role::kLmHead);
+}
+
+LayerMajorHooks RecipePipeline::Hooks() {
+  LayerMajorHooks h;
+  h.before_layer = [this](int l) { PrepareLayer(l); };
+  h.after_layer = [this](int l) { ReleaseLayer(l); };
+  h.before_head = [this] { PrepareHead(); };
+  return h;
+}
+
+Model RecipePipeline::LayerSlice(int l) const {
+  Model s;
+  s.config = fp_.config;
+  s.config.n_layers = 1;
+  s.weights.storage = fp_.weights.storage;
+  s.weights.layers = {fp_.weights.layers[l]};
+  // Stand-ins for the model-level tensors, which the transforms also touch: one row each, so a
+  // transform of the slice costs nothing there (the real ones were transformed up front).
+  const int64_t d = fp_.config.hidden;
+  s.weights.embed = s.weights.Own(Mat::Zero(1, d), {1, d});
+  s.weights.lm_head = s.weights.Own(Mat::Zero(1, d), {1, d});
+  s.weights.final_norm = s.weights.Own(Mat::Ones(d, 1), {d});
+  s.linears = {fp_.linears[l]};  // the same objects: untransformed linears stay fp's own
+  s.lm_head = std::make_shared<DenseLinear>(s.weights.lm_head);
+  return s;
+}
+
+Model RecipePipeline::QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states) {
+  QuantConfig cfg = recipe_.config;
+  if (layer >= 0 && !cfg.KeepsFloat(Role::kLmHead)) cfg.keep_float.push_back(Role::kLmHead);
+  QuantizeReport rep;
+  Model q = QuantizeModel(t, cfg, calib_, &rep, {}, states);
+  for (LinearReport lr : rep.linears) {
+    if ((layer >= 0) != (lr.layer >= 0)) continue;  // a slice's stand-in lm_head, or no layers
+    if (layer >= 0) lr.layer = layer;
+    report_.linears.push_back(lr);
+  }
+  report_.weight_bytes += rep.weight_bytes;
+  if (layer >= 0 || report_.kv.empty()) report_.kv = rep.kv;
+  report_.calib_windows = std::max(report_.calib_windows, rep.calib_windows);
+  report_.calib_tokens = std::max(report_.calib_tokens, rep.calib_tokens);
+  report_.hidden_state_bytes = std::max(report_.hidden_state_bytes, rep.hidden_state_bytes);
+  for (const std::string& name : recipe_.post) {
+    if (name == "sink-aware") {  // one counter for the whole model, as MakeSinkAware keeps
+      SinkAwareOptions opt;
+      opt.ratio = cfg.sink_ratio;
+      q = MakeSinkAware(q, opt, &sink_counts_);
+    } else {
+      std::vector<std::string> ignored;  // logged once, by the whole-model run's description
+      q = FindPostStep(name, recipe_.name)(q, cfg, ignored);
+    }
+  }
+  if (integer_kernels_) UseIntegerKernels(q);
+  return q;
+}
+
+void RecipePipeline::Install(Model& shell, Model& slice, int l,
+                             std::vector<std::shared_ptr<const void>>& keep) {
+  shell.weights.layers[l] = slice.weights.layers[0];
+  shell.linears[l] = slice.linears[0];
+  keep = slice.weights.storage;
+}
+
+void RecipePipeline::PrepareLayer(int l) {
+  Stopwatch clock(seconds_);
+  Model cur = LayerSlice(l);
+  ChannelAbsMax stats;
+  if (!calib_fp_.empty()) stats = LayerChannelAbsMax(cur, 0, calib_fp_);  // advances calib_fp_
+  std::vector<std::string> ignored;  // the log was written by the model-level pass
+  for (const std::string& name : recipe_.transforms) {
+    cur = name == "smooth"
+              ? SmoothWithStats(cur, recipe_.config, stats, calib_.size(), ignored)
+              : FindTransform(name, recipe_.name)(cur, recipe_.config, calib_, ignored);
+  }
+  Model q = QuantizeSlice(cur, l, calib_q_.empty() ? nullptr : &calib_q_);
+  if (!q_.kv_quant) q_.kv_quant = q.kv_quant;  // one KV quantizer serves every layer
+  Install(t_, cur, l, t_layer_);
+  Install(q_, q, l, q_layer_);
+}
+
+void RecipePipeline::ReleaseLayer(int l) {
+  for (Model* m : {&t_, &q_}) {
+    m->weights.layers[l] = {};
+    m->linears[l] = {};
+  }
+  t_layer_.clear();
+  q_layer_.clear();
+}
+
+void RecipePipeline::PrepareHead() {
+  if (!HeadNeedsGptq()) return;
+  Stopwatch clock(seconds_);
+  q_.lm_head = QuantizeSlice(head_t_, -1, &calib_q_).lm_head;
+}
+
+QuantizeReport RecipePipeline::report() const {
+  QuantizeReport r = report_;
+  r.seconds = seconds_;
+  return r;
+}
+
+}  // namespace sq

@@ -1,0 +1,67 @@
+// A recipe applied one layer at a time, for checkpoints whose transformed float copy would not
+// fit in memory. Model-level tensors (embedding, final norm, lm_head) are transformed once up
+// front; then, driven by ForwardLayerMajor's hooks, layer l is read from the mapped checkpoint,
+// transformed (the recipe's steps run on a one-layer slice of the model), calibrated on the
+// calibration windows' hidden states at layer l (SmoothQuant maxima from the float stream, GPTQ
+// Hessians from the weight-quantized stream, GPTQ's true-sequential order), quantized, run by
+// the evaluation streams, and dropped. Resident memory is one transformed layer, the hidden
+// states and the model-level tensors instead of whole-model float copies.
+//
+// Every step does the arithmetic ApplyRecipe does for that layer, so the two give the same
+// quantized model bit for bit (tests/quant/recipe_pipeline_test.cc).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "calib/dataset.h"
+#include "model/layer_major.h"
+#include "quant/recipe.h"
+#include "quant/sink_aware.h"
+
+namespace sq {
+
+class RecipePipeline {
+ public:
+  // `fp` must outlive the pipeline. `integer_kernels`: quantized linears run the integer W4A4
+  // kernels (bit-identical to fake-quant). Throws Error for a recipe it cannot stream.
+  RecipePipeline(const Model& fp, const Recipe& recipe, const std::vector<Window>& calib,
+                 bool integer_kernels);
+
+  // The float model after the transforms and the quantized model. Between the hooks'
+  // before_layer(l) and after_layer(l) their layer l is present; other layers are empty.
+  const Model& transformed() const { return t_; }
+  const Model& quantized() const { return q_; }
+  LayerMajorHooks Hooks();
+
+  const std::vector<std::string>& log() const { return log_; }
+  QuantizeReport report() const;  // seconds = seconds()
+  double seconds() const { return seconds_; }  // time spent preparing layers (not running them)
+  std::shared_ptr<SinkCounts> sink_counts() const { return sink_counts_; }
+
+ private:
+  void PrepareLayer(int l);
+  void ReleaseLayer(int l);
+  void PrepareHead();
+  bool HeadNeedsGptq() const;
+  Model LayerSlice(int l) const;   // fp's layer l as a one-layer model
+  Model QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states);
+  void Install(Model& shell, Model& slice, int l, std::vector<std::shared_ptr<const void>>& keep);
+
+  const Model& fp_;
+  Recipe recipe_;
+  const std::vector<Window>& calib_;
+  bool integer_kernels_;
+  Model head_t_;                    // model-level tensors after the transforms (no layers)
+  Model t_, q_;                     // the shells the streams run
+  std::vector<std::shared_ptr<const void>> t_layer_, q_layer_;  // storage of the current layer
+  std::vector<Mat> calib_fp_;       // calibration states in the float model (smooth statistics)
+  std::vector<Mat> calib_q_;        // ... in the transformed, weight-quantized model (GPTQ)
+  std::vector<std::string> log_;
+  QuantizeReport report_;
+  std::shared_ptr<SinkCounts> sink_counts_;
+  double seconds_ = 0;
+};
+
+}  // namespace sq

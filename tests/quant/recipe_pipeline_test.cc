@@ -1,0 +1,70 @@
+// The layer-at-a-time recipe pipeline must build the same quantized model as ApplyRecipe: every
+// window's logits equal bit for bit, for every recipe, with and without the integer kernels.
+#include <catch2/catch.hpp>
+
+#include "calib/dataset.h"
+#include "model/layer_major.h"
+#include "model/loader.h"
+#include "quant/int4_integer_linear.h"
+#include "quant/recipe.h"
+#include "quant/recipe_pipeline.h"
+#include "tests/test_paths.h"
+
+using namespace sq;
+
+namespace {
+
+void RequirePipelineMatches(const LoadedModel& lm, const std::string& method, QuantConfig base,
+                            const std::vector<Window>& calib, const std::vector<Window>& eval,
+                            bool integer) {
+  INFO(method << (integer ? " (integer kernels)" : ""));
+  const Recipe recipe = MakeRecipe(method, base);
+  RecipeResult rr = ApplyRecipe(lm.model, recipe, calib);
+  if (integer) UseIntegerKernels(rr.quantized);
+  RecipePipeline pipe(lm.model, recipe, calib, integer);
+  CHECK(pipe.log() == rr.log);
+  const std::vector<LayerMajorStream> streams = {{&pipe.quantized()}, {&pipe.transformed()}};
+  int windows = 0;
+  ForwardLayerMajor(streams, TokenSpans(eval), [&](int w, std::span<const Mat> logits) {
+    ++windows;
+    const Mat q = Forward(rr.quantized, eval[w].tokens), t = Forward(rr.transformed, eval[w].tokens);
+    REQUIRE((logits[0].array() == q.array()).all());
+    REQUIRE((logits[1].array() == t.array()).all());
+  }, {}, pipe.Hooks());
+  REQUIRE(windows == static_cast<int>(eval.size()));
+  CHECK(pipe.report().weight_bytes == rr.report.weight_bytes);
+  CHECK(pipe.report().kv == rr.report.kv);
+  CHECK(pipe.report().linears.size() == rr.report.linears.size());
+}
+
+}  // namespace
+
+TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[quant][pipeline]") {
+  LoadedModel lm = LoadModel(test::RequireShared("models/stories260K/stories260K.bin"), "");
+  const auto calib = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-calib.txt")),
+                                 *lm.tokenizer, {128, 300}, "calib");
+  const auto eval = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-valid.txt")),
+                                *lm.tokenizer, {96, 250}, "valid");
+  QuantConfig base;
+  base.a_bits = 4;
+  base.kv_bits = 4;
+  for (const char* m : {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate",
+                        "rotate+sink-aware", "gptq+sink-aware"}) {
+    RequirePipelineMatches(lm, m, base, calib, eval, true);
+  }
+  RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, false);
+  base.keep_float = {};  // the lm_head quantized too (GPTQ on the last layer's states)
+  RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, true);
+}
+
+TEST_CASE("recipe pipeline equals ApplyRecipe on bytelm-austen-gatednorm", "[quant][pipeline]") {
+  LoadedModel lm = LoadModel(test::RequireShared("models/bytelm-austen-gatednorm"), "");
+  const auto text = ReadTextFile(test::RequireShared("corpora/austen-emma-valid.txt"));
+  const auto calib = MakeWindows(text.substr(0, 20000), *lm.tokenizer, {64, 200}, "calib");
+  const auto eval = MakeWindows(text.substr(20000), *lm.tokenizer, {64, 130}, "valid");
+  QuantConfig base;
+  base.a_bits = 4;
+  for (const char* m : {"rotate", "smooth-rotate", "rotate-gptq"}) {
+    RequirePipelineMatches(lm, m, base, calib, eval, true);
+  }
+}
