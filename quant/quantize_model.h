@@ -67,6 +67,7 @@ struct QuantizeReport {
   long calib_tokens = 0;
   size_t hidden_state_bytes = 0;  // GPTQ: memory of the kept per-window hidden states
   size_t weight_bytes = 0;      // quantized codes + scales + zero points
+  int integer_linears = 0;      // linears on the integer W4A4 kernels (recipe pipeline)
   double seconds = 0;
 };
 

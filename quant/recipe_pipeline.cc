@@ -147,7 +147,7 @@ Model RecipePipeline::QuantizeSlice(const Model& t, int layer, std::vector<Mat>*
       q = FindPostStep(name, recipe_.name)(q, cfg, ignored);
     }
   }
-  if (integer_kernels_) UseIntegerKernels(q);
+  if (integer_kernels_) report_.integer_linears += UseIntegerKernels(q);
   return q;
 }
 
