@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "formats/onnx_writer.h"
+#include "model/loader.h"
 #include "model/model.h"
 #include "model/random_weights.h"
 #include "quant/kv_quant.h"
@@ -501,4 +502,73 @@ TEST_CASE("An export killed midway leaves no file at --out", "[quant][onnx]") {
     tmp_left |= e.path().filename().string().find(".tmp.") != std::string::npos;
   }
   CHECK(tmp_left);
+}
+
+namespace {
+
+// Runs scripts/onnx/generate.mjs on an export folder; the run must exit `want_status`. Returns
+// its JSON result.
+nlohmann::json Generate(const std::string& folder, const std::string& args, int want_status = 0) {
+  const std::string script = fs::path(VerifyScript()).parent_path() / "generate.mjs";
+  const std::string out = folder + ".generate.json";
+  const Run r = Shell("node " + script + " --model " + folder + " --threads 1 --json " + out + args);
+  INFO(r.output);
+  REQUIRE(r.status == want_status);
+  return ReadJson(out);
+}
+
+// sinkquant's own greedy continuation of `prompt` (what `sinkquant generate` prints), as ids.
+std::vector<int> GreedyIds(const Model& m, std::vector<int> ids, int steps) {
+  const size_t prompt = ids.size();
+  for (int s = 0; s < steps; ++s) {
+    Eigen::Index next;
+    Forward(m, ids).bottomRows(1).maxCoeff(&next);  // NOLINT: (row, col) index overload
+    ids.push_back(static_cast<int>(next));
+  }
+  return {ids.begin() + static_cast<std::ptrdiff_t>(prompt), ids.end()};
+}
+
+}  // namespace
+
+TEST_CASE("stories260K float export folder generates sinkquant's greedy text with the KV cache, "
+          "in ONNX Runtime and in transformers.js", "[quant][onnx][real]") {
+  const Stories s;
+  const std::string dir = test::TempDir("onnx_stories_folder");
+  const std::string folder = dir + "/export", scoring = dir + "/scoring.onnx";
+  const Run q = Sinkquant("quantize" + s.Common() + " --out " + folder);
+  CHECK_THAT(q.output, Catch::Contains("layout decoder"));
+  Sinkquant("quantize" + s.Common() + " --layout scoring --out " + scoring);
+  for (const char* f : {"onnx/model.onnx", "onnx/model.onnx_data", "config.json",
+                        "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                        "quantization.json"}) {
+    CHECK(fs::exists(folder + "/" + f));
+  }
+  const LoadedModel lm = LoadModel(s.model, s.tok);
+  const std::vector<int> want = GreedyIds(lm.model, {lm.model.config.bos_id}, 40);
+  const auto g = Generate(folder, " --max-new-tokens 40 --check-full-window --scoring " + scoring +
+                                      " --transformers-js --tol 1e-4");
+  INFO(g.dump(2));
+  CHECK(g["ids"].get<std::vector<int>>() == want);
+  CHECK(g["scoring"]["argmax_agree"].get<int>() == 40);
+  CHECK_THAT(g["text"].get<std::string>(),
+             Catch::StartsWith("Once upon a time, there was a little girl named Lily."));
+  // The greedy text is the one `sinkquant generate` prints.
+  const Run gen = Sinkquant("generate" + s.Common() + " --steps 40");
+  CHECK(gen.output.rfind(g["text"].get<std::string>() + "\n", 0) == 0);
+}
+
+TEST_CASE("stories260K W4A4 rotate export folders: cached steps equal full windows, padded "
+          "batches equal each prompt alone", "[quant][onnx][real]") {
+  const Stories s;
+  const std::string dir = test::TempDir("onnx_stories_rotate_folder");
+  for (const std::string format : {"qdq", "matmulnbits"}) {
+    const std::string folder = dir + "/" + format;
+    Sinkquant("quantize" + s.Common() + " --method rotate --w-bits 4 --a-bits 4 --w-group 32 "
+              "--kv-bits 4 --onnx-format " + format + " --out " + folder);
+    const auto g = Generate(folder, " --max-new-tokens 24 --check-full-window --tol 1e-4 "
+                                    "--batch '1,403,407,259,261,29;1,365;1,403,400' --batch-steps 6");
+    INFO(format << ": " << g.dump(2));
+    CHECK(g["full_window"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+    CHECK(g["batch"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+  }
 }
