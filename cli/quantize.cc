@@ -114,7 +114,7 @@ nlohmann::ordered_json QuantizationJson(const QuantizeOptions& o, const Recipe* 
                      {"ctx", o.windows.ctx},
                      {"tokens", cmp->tokens},
                      {"ppl_float", cmp->fp.ppl},
-                     {"ppl_quantized", cmp->quant.ppl},
+                     {"ppl_exported", cmp->quant.ppl},  // sinkquant's run of the exported model
                      {"kl_mean", cmp->kld_mean},
                      {"kl_p99", cmp->kld_p99},
                      {"top1_agreement", cmp->top1}};

@@ -80,9 +80,13 @@ fs::path Normalized(const std::string& dir) {
 
 void CheckNewExportFolder(const std::string& dir) {
   Check(!dir.empty(), "--out: empty folder name");
-  Check(!fs::exists(Normalized(dir)),
+  const fs::path out = Normalized(dir);
+  Check(!fs::exists(out),
         "--out " + dir + " already exists; the export folder must be new (remove it or pick "
         "another name)");
+  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  Check(fs::is_directory(parent), "--out " + dir + ": the folder " + parent.string() +
+                                      " it goes in does not exist");
 }
 
 OnnxExportReport ExportOnnxFolder(const Model& m, const std::string& dir,
@@ -94,7 +98,8 @@ OnnxExportReport ExportOnnxFolder(const Model& m, const std::string& dir,
   fs::remove_all(tmp);
   OnnxExportReport r;
   try {
-    fs::create_directories(tmp / "onnx");
+    fs::create_directory(tmp);
+    fs::create_directory(tmp / "onnx");
     OnnxExportOptions o = opt;
     o.data_suffix = "_data";  // onnx/model.onnx_data
     r = ExportOnnx(m, (tmp / "onnx" / "model.onnx").string(), o);
