@@ -109,6 +109,11 @@ nlohmann::ordered_json QuantizationJson(const QuantizeOptions& o, const Recipe* 
   j["recipe"] = recipe ? nlohmann::ordered_json(recipe->name) : nlohmann::ordered_json("none (float)");
   j["settings"] = settings;
   j["kv_cache"] = kv;
+  if (o.onnx.format == OnnxFormat::kQdq) {
+    // Without it ORT fuses DequantizeLinear(int4) + MatMul into MatMulNBits with int8
+    // activations: other numbers than these (MatMulNBits exports need nothing).
+    j["onnxruntime_session_config"] = {{"session.qdq_matmulnbits_accuracy_level", "0"}};
+  }
   if (cmp) {
     j["measured"] = {{"data", o.data},
                      {"ctx", o.windows.ctx},

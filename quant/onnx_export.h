@@ -9,11 +9,11 @@
 //     or right padding works; RoPE reads position_ids.
 //   scoring: input_ids int64 [batch, seq] -> logits f32 [batch, seq, vocab], positions 0..seq-1.
 // The whole forward pass of model/model.cc in standard ops (opset 21, IR 10): RMSNorm from
-// Mul/ReduceMean/Add/Sqrt/Reciprocal, GatedNorm gates, RoPE from constant cos/sin tables sliced
-// to the sequence, causal attention with GQA, gated attention, q/k-norm, SwiGLU. Quantized
-// linears (Int4Linear) become INT4/UINT4 initializers + (blocked) DequantizeLinear + MatMul, or
-// com.microsoft MatMulNBits; their input is fake-quantized per token with standard ops in the
-// exact float op order of FakeQuantRows. A Linear kind the exporter does not know is refused
+// Mul/ReduceMean/Add/Sqrt/Reciprocal, GatedNorm gates, RoPE from constant cos/sin tables gathered
+// at position_ids (or sliced to the sequence), masked attention with GQA, gated attention,
+// q/k-norm, SwiGLU. Quantized linears (Int4Linear) become INT4/UINT4 initializers + (blocked)
+// DequantizeLinear + MatMul, or com.microsoft MatMulNBits; their input is fake-quantized per
+// token with standard ops in the exact float op order of FakeQuantRows. A Linear kind the exporter does not know is refused
 // with an Error: it never writes something that computes differently.
 #pragma once
 

@@ -521,8 +521,9 @@ nlohmann::json Generate(const std::string& folder, const std::string& args, int 
 std::vector<int> GreedyIds(const Model& m, std::vector<int> ids, int steps) {
   const size_t prompt = ids.size();
   for (int s = 0; s < steps; ++s) {
+    const Mat logits = Forward(m, ids);
     Eigen::Index next;
-    Forward(m, ids).bottomRows(1).maxCoeff(&next);  // NOLINT: (row, col) index overload
+    logits.row(logits.rows() - 1).maxCoeff(&next);
     ids.push_back(static_cast<int>(next));
   }
   return {ids.begin() + static_cast<std::ptrdiff_t>(prompt), ids.end()};
