@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <charconv>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/atomic_file.h"
@@ -12,6 +14,14 @@ namespace sq {
 namespace {
 
 namespace fs = std::filesystem;
+
+// A float as the double its shortest decimal spelling names (1e-05, not 9.999999747e-06).
+double Decimal(float v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof(buf) - 1, v);
+  *r.ptr = '\0';
+  return std::strtod(buf, nullptr);
+}
 
 // The Llama fields a loader reads to drive the graph: transformers.js sizes the empty KV cache
 // of the first step from num_key_value_heads/head_dim/num_hidden_layers and picks its decoder
@@ -30,8 +40,8 @@ nlohmann::ordered_json ConfigJson(const ModelConfig& c, const OnnxExportOptions&
       {"head_dim", c.head_dim},
       {"vocab_size", c.vocab},
       {"max_position_embeddings", c.max_position},
-      {"rms_norm_eps", c.norm_eps},
-      {"rope_theta", c.rope_theta},
+      {"rms_norm_eps", Decimal(c.norm_eps)},
+      {"rope_theta", Decimal(c.rope_theta)},
       {"tie_word_embeddings", c.tie_embeddings},
       {"bos_token_id", c.bos_id},
       {"eos_token_id", c.eos_id},

@@ -22,6 +22,7 @@
 #include "quant/kv_quant.h"
 #include "quant/online_rotation.h"
 #include "quant/onnx_export.h"
+#include "quant/onnx_export_folder.h"
 #include "quant/quantize_model.h"
 #include "tests/test_paths.h"
 
@@ -572,4 +573,24 @@ TEST_CASE("stories260K W4A4 rotate export folders: cached steps equal full windo
     CHECK(g["full_window"]["max_abs_logit_diff"].get<double>() <= 1e-4);
     CHECK(g["batch"]["max_abs_logit_diff"].get<double>() <= 1e-4);
   }
+}
+
+TEST_CASE("An export folder is never written over, and a failed export leaves none",
+          "[quant][onnx]") {
+  const ModelConfig c = PlainConfig();
+  const Model m = BuildDenseModel(c, RandomWeights(c, 11));
+  const std::string dir = test::TempDir("onnx_folder_refuse");
+  const std::string tok = test::RequireShared("tokenizers/llama2/tokenizer.json");
+  OnnxFolderContents contents;
+  contents.tokenizer_path = dir + "/missing/tokenizer.json";  // fails after the graph is written
+  CHECK_THROWS(ExportOnnxFolder(m, dir + "/export", {}, contents));
+  CHECK(!fs::exists(dir + "/export"));
+  for (const auto& e : fs::directory_iterator(dir)) FAIL("left behind: " << e.path());
+  fs::create_directory(dir + "/export");
+  contents.tokenizer_path = tok;
+  CHECK_THROWS_WITH(ExportOnnxFolder(m, dir + "/export", {}, contents),
+                    Catch::Contains("already exists"));
+  CHECK(fs::is_empty(dir + "/export"));
+  CHECK_THROWS_WITH(ExportOnnxFolder(m, dir + "/no/such/export", {}, contents),
+                    Catch::Contains("does not exist"));
 }
