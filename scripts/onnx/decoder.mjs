@@ -102,15 +102,18 @@ export function maxAbsDiff(a, b) {
 }
 
 // Greedy decoding of one prompt with the KV cache: the prompt in one step, then one token per
-// step. Returns the generated ids and, per step, the logits row that chose each.
-export async function greedy(graph, prompt, steps) {
+// step, ending early at a token in `stop` (which is not kept, as `sinkquant generate` does).
+// Returns the generated ids and, per step, the logits row that chose each.
+export async function greedy(graph, prompt, steps, stop = []) {
   const ids = [...prompt], rows = [];
   let { logits, cache } = await graph.run([prompt]);
   for (let s = 0; s < steps; ++s) {
     const last = row(logits, 0, logits.dims[1] - 1).slice();
+    const next = argmax(last);
+    if (stop.includes(next)) break;
     rows.push(last);
-    ids.push(argmax(last));
-    if (s + 1 < steps) ({ logits, cache } = await graph.run([[ids.at(-1)]], { cache }));
+    ids.push(next);
+    if (s + 1 < steps) ({ logits, cache } = await graph.run([[next]], { cache }));
   }
   return { ids: ids.slice(prompt.length), rows };
 }

@@ -3,7 +3,7 @@
 // a decoder-layout .onnx) with the KV cache in onnxruntime-node, and checks that the cache is
 // right:
 //
-//   node scripts/onnx/generate.mjs --model DIR [--prompt-ids 1,2,3] [--max-new-tokens 40]
+//   node scripts/onnx/generate.mjs --model DIR [--prompt TEXT | --prompt-ids 1,2,3] [--max-new-tokens 40]
 //        [--check-full-window] [--scoring SCORING.onnx] [--batch "1,5,9;1,7;1,2,3,4"]
 //        [--transformers-js] [--tol 1e-4] [--threads N] [--json OUT]
 //
@@ -16,8 +16,10 @@
 //                        every prompt's logits equal its own unpadded run within --tol
 //   --transformers-js    @huggingface/transformers (offline, env.allowRemoteModels = false) loads
 //                        the folder and generates greedily: its tokens must equal ours
+//   --prompt TEXT        encoded with the folder's tokenizer.json (transformers.js's tokenizer)
 //   --prompt-ids         default: the BOS id of the folder's config.json
-// Prints the ids (and the text, decoded with the folder's tokenizer.json, when there is one).
+// Generation stops early at config.json's eos/bos id, as `sinkquant generate` does. Prints the
+// ids (and the text, decoded with the folder's tokenizer.json, when there is one).
 // Exit status: 0 when every check passes, 1 when one fails, 2 on bad usage.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -33,7 +35,7 @@ function usage(msg) {
 
 function parseArgs(argv) {
   const flags = new Set(['check-full-window', 'transformers-js']);
-  const valued = new Set(['model', 'prompt-ids', 'max-new-tokens', 'scoring', 'batch', 'batch-steps',
+  const valued = new Set(['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'scoring', 'batch', 'batch-steps',
                           'tol', 'threads', 'json']);
   const a = {};
   for (let i = 0; i < argv.length; ++i) {
@@ -55,7 +57,7 @@ function parseArgs(argv) {
     return Number(x);
   });
   return {
-    model: a.model, json: a.json, scoring: a.scoring,
+    model: a.model, json: a.json, scoring: a.scoring, prompt: a.prompt,
     promptIds: a['prompt-ids'] ? ids(a['prompt-ids'], '--prompt-ids') : null,
     steps: num('max-new-tokens', 40), batchSteps: num('batch-steps', 4),
     batch: a.batch ? a.batch.split(';').map((p) => ids(p, '--batch')) : null,
@@ -140,7 +142,7 @@ async function checkBatch(graph, prompts, steps) {
 }
 
 // transformers.js on the folder, offline, greedy.
-async function transformersJs(folder, opts, prompt, steps) {
+async function transformersJs(folder, opts, prompt, steps, stop) {
   const { AutoModelForCausalLM, Tensor, env } = await import('@huggingface/transformers');
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
@@ -151,40 +153,44 @@ async function transformersJs(folder, opts, prompt, steps) {
   });
   const input_ids = new Tensor('int64', BigInt64Array.from(prompt, BigInt), [1, prompt.length]);
   const attention_mask = new Tensor('int64', BigInt64Array.from(prompt, () => 1n), [1, prompt.length]);
-  const out = await model.generate({
-    input_ids, attention_mask, max_new_tokens: steps, min_new_tokens: steps, do_sample: false,
-  });
+  const out = await model.generate({ input_ids, attention_mask, max_new_tokens: steps, do_sample: false });
   await model.dispose();
-  return Array.from(out.data, Number).slice(prompt.length);
+  const ids = Array.from(out.data, Number).slice(prompt.length);
+  if (ids.length && stop.includes(ids.at(-1))) ids.pop();  // transformers.js keeps the EOS
+  return ids;
 }
 
-async function decodeText(folder, ids) {
+// The folder's tokenizer.json through transformers.js (null when the folder has none).
+async function tokenizer(folder) {
   if (!fs.existsSync(path.join(folder, 'tokenizer.json'))) return null;
   const { AutoTokenizer, env } = await import('@huggingface/transformers');
   env.allowRemoteModels = false;
   const abs = path.resolve(folder);
   env.localModelPath = path.dirname(abs) + path.sep;
-  const tok = await AutoTokenizer.from_pretrained(path.basename(abs), { local_files_only: true });
-  return tok.decode(ids, { skip_special_tokens: true });
+  return AutoTokenizer.from_pretrained(path.basename(abs), { local_files_only: true });
 }
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const isFolder = fs.statSync(o.model).isDirectory();
   const config = isFolder ? readConfig(o.model) : null;
-  const prompt = o.promptIds ?? (config?.bos_token_id >= 0 ? [config.bos_token_id] : null);
-  if (!prompt) usage('--prompt-ids is required when the model has no config.json with bos_token_id');
+  const tok = isFolder ? await tokenizer(o.model) : null;
+  if (o.prompt !== undefined && !tok) usage('--prompt needs an export folder with tokenizer.json');
+  let prompt = o.promptIds ?? (config?.bos_token_id >= 0 ? [config.bos_token_id] : null);
+  if (o.prompt !== undefined) prompt = tok(o.prompt).input_ids.tolist()[0].map(Number);
+  if (!prompt?.length) usage('--prompt-ids is required when the model has no config.json with bos_token_id');
+  const stop = [config?.eos_token_id, config?.bos_token_id].filter((x) => Number.isInteger(x) && x >= 0);
   const opts = { threads: o.threads };
   const graph = await Graph.open(o.model, opts);
   if (!graph.decoder) usage(`${o.model}: not a decoder-layout graph (inputs ${graph.session.inputNames})`);
   const r = { model: o.model, prompt };
-  const gen = await greedy(graph, prompt, o.steps);
+  const gen = await greedy(graph, prompt, o.steps, stop);
   r.ids = gen.ids;
   console.log(`prompt ids:  ${prompt.join(' ')}`);
   console.log(`generated:   ${gen.ids.join(' ')}`);
-  if (isFolder) {
-    r.text = await decodeText(o.model, [...prompt, ...gen.ids]);
-    if (r.text !== null) console.log(`text:        ${JSON.stringify(r.text)}`);
+  if (tok) {
+    r.text = tok.decode([...prompt, ...gen.ids], { skip_special_tokens: true });
+    console.log(`text:        ${JSON.stringify(r.text)}`);
   }
   let ok = true;
   const report = (name, good, detail) => {
@@ -206,7 +212,7 @@ async function main() {
   }
   if (o.transformersJs) {
     if (!isFolder) usage('--transformers-js needs an export folder');
-    const ids = await transformersJs(o.model, opts, prompt, o.steps);
+    const ids = await transformersJs(o.model, opts, prompt, o.steps, stop);
     report('transformers_js', ids.join(' ') === gen.ids.join(' '), { ids: ids.join(' ') });
   }
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(r, null, 2) + '\n');
