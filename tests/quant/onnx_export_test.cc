@@ -139,13 +139,25 @@ ModelConfig PlainConfig() {
   return c;
 }
 
-// Exports `m`, writes sinkquant's logits for random windows, and runs the verifier.
+nlohmann::json Generate(const std::string& model, const std::string& args, int want_status = 0);
+
+// Exports `m`, writes sinkquant's logits for random windows, and runs the verifier. With
+// `check_cache`, also decodes with the KV cache (generate.mjs): every cached step equals the
+// whole window's run, and a padded batch of three prompts equals each prompt alone.
 nlohmann::json ExportAndVerify(const Model& m, const std::string& name, const OnnxExportOptions& o,
-                               double ppl_rtol, double max_logit_diff) {
+                               double ppl_rtol, double max_logit_diff, bool check_cache = false) {
   const std::string dir = test::TempDir("onnx_" + name);
   const std::string model = dir + "/model.onnx", ref = dir + "/ref.json";
   ExportOnnx(m, model, o);
   WriteReferenceLogits(m, RandomWindows(3, 24, m.config.vocab, 7), ref);
+  if (check_cache) {
+    const auto g = Generate(model, " --prompt-ids 3,14,15,92,65 --max-new-tokens 12 "
+                                   "--check-full-window --tol 1e-4 --batch '5,8,13,21,34,55,89;"
+                                   "2,7;1,8,28,18' --batch-steps 4");
+    INFO(g.dump(2));
+    CHECK(g["full_window"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+    CHECK(g["batch"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+  }
   return Verify(model, ref, ppl_rtol, max_logit_diff);
 }
 
@@ -232,7 +244,7 @@ TEST_CASE("Float export of a model with every feature runs identically in ONNX R
     const ModelConfig c = FullConfig(pairing);
     const Model m = BuildDenseModel(c, RandomWeights(c, 11));
     const auto r = ExportAndVerify(m, pairing == RopePairing::kHalf ? "full_half" : "full_adj",
-                                   {}, kFloatPplRtol, kFloatLogitTol);
+                                   {}, kFloatPplRtol, kFloatLogitTol, /*check_cache=*/true);
     CHECK(r["ppl_rel_diff"].get<double>() < kFloatPplRtol);
     CHECK(r["argmax_agreement"].get<double>() == 1.0);
   }
@@ -280,7 +292,8 @@ TEST_CASE("W4A4 RTN exports (QDQ and MatMulNBits) reproduce sinkquant's simulati
       const Model m = QuantizedRandom(FullConfig(RopePairing::kHalf), k.q);
       OnnxExportOptions o;
       o.format = k.format;
-      const auto r = ExportAndVerify(m, k.name, o, kQuantPplRtol, 1e30);
+      const bool kv4 = k.q.kv_bits == 4;  // the cache holds KV-quantized keys and values
+      const auto r = ExportAndVerify(m, k.name, o, kQuantPplRtol, 1e30, kv4);
       INFO(r.dump(2));
       CHECK(r["ppl_rel_diff"].get<double>() < kQuantPplRtol);
       CHECK(r["argmax_agreement"].get<double>() > 0.95);
@@ -507,9 +520,9 @@ TEST_CASE("An export killed midway leaves no file at --out", "[quant][onnx]") {
 
 namespace {
 
-// Runs scripts/onnx/generate.mjs on an export folder; the run must exit `want_status`. Returns
-// its JSON result.
-nlohmann::json Generate(const std::string& folder, const std::string& args, int want_status = 0) {
+// Runs scripts/onnx/generate.mjs on an export folder (or a decoder .onnx); the run must exit
+// `want_status`. Returns its JSON result.
+nlohmann::json Generate(const std::string& folder, const std::string& args, int want_status) {
   const std::string script = fs::path(VerifyScript()).parent_path() / "generate.mjs";
   const std::string out = folder + ".generate.json";
   const Run r = Shell("node " + script + " --model " + folder + " --threads 1 --json " + out + args);
