@@ -179,6 +179,10 @@ async function main() {
   let prompt = o.promptIds ?? (config?.bos_token_id >= 0 ? [config.bos_token_id] : null);
   if (o.prompt !== undefined) prompt = tok(o.prompt).input_ids.tolist()[0].map(Number);
   if (!prompt?.length) usage('--prompt-ids is required when the model has no config.json with bos_token_id');
+  const limit = config?.max_position_embeddings;
+  if (limit && prompt.length + o.steps > limit) {
+    usage(`${prompt.length} prompt tokens + --max-new-tokens ${o.steps} exceed max_position_embeddings ${limit}`);
+  }
   const stop = [config?.eos_token_id, config?.bos_token_id].filter((x) => Number.isInteger(x) && x >= 0);
   const opts = { threads: o.threads };
   const graph = await Graph.open(o.model, opts);
