@@ -3,8 +3,8 @@
 // attention works in [B, H, T, hd] against keys [B, H, S, hd].
 //
 // Both layouts share one graph: Block/Attention are written once and only the inputs, the RoPE
-// tables, the attention mask and the KV cache differ (Inputs/Prologue and the Concat with the
-// past in Attention).
+// rows, the attention mask (DecoderInputs + DecoderPrologue or ScoringPrologue) and the KV cache
+// (Cache, called from Attention) differ.
 #include "quant/onnx_export.h"
 
 #include <cmath>
@@ -281,7 +281,7 @@ class GraphWriter {
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     std::string s = Op("Mul", {Op("MatMul", {qt, kt}, p + "qk"), F(scale)}, p + "scores");
     s = Op("Where", {blocked_, fill_, s}, p + "masked");
-    const std::string pr = Op("Softmax", {s}, p + "probs", {{"axis", int64_t{-1}}});  // [B,H,T,T]
+    const std::string pr = Op("Softmax", {s}, p + "probs", {{"axis", int64_t{-1}}});  // [B,H,T,S]
     std::string o = Op("MatMul", {pr, vt}, p + "attn");                               // [B,H,T,hd]
     o = Op("Transpose", {o}, p + "attn_t", {{"perm", Ints{0, 2, 1, 3}}});             // [B,T,H,hd]
     if (c_.attn_output_gate) {
