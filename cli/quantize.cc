@@ -1,8 +1,11 @@
-// sinkquant quantize: apply a recipe and export the result as ONNX (QDQ or MatMulNBits), with
-// the reference logits scripts/onnx/verify.mjs checks ONNX Runtime against.
+// sinkquant quantize: apply a recipe and export the result as ONNX (QDQ or MatMulNBits): a
+// deployable folder (onnx/model.onnx, config, tokenizer, quantization.json) or a bare .onnx
+// graph, with the reference logits scripts/onnx/verify.mjs checks ONNX Runtime against.
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
+#include "calib/compare.h"
 #include "calib/dataset.h"
 #include "cli/command.h"
 #include "cli/quant_flags.h"
@@ -11,6 +14,7 @@
 #include "core/threads.h"
 #include "model/loader.h"
 #include "quant/onnx_export.h"
+#include "quant/onnx_export_folder.h"
 #include "quant/recipe.h"
 
 namespace sq {
@@ -22,6 +26,7 @@ struct QuantizeOptions {
   QuantConfig config;
   bool quant = false;  // false: float export (--w-bits 16 and nothing else)
   OnnxExportOptions onnx;
+  bool folder = false;  // --out names a folder (not a .onnx file)
   std::string logits_out, data;  // reference logits for the verifier
   WindowOptions windows;
   int threads = 0;
@@ -46,6 +51,7 @@ QuantizeOptions ParseQuantizeOptions(Args& a) {
   o.out = a.Required("out");
   ParseQuantFlags(a, o);
   o.onnx.format = ParseOnnxFormat(a.Str("onnx-format", "qdq"));
+  o.onnx.layout = ParseOnnxLayout(a.Str("layout", "decoder"));
   const int threshold = a.Int("external-threshold", 1024);
   Check(threshold >= 0, "--external-threshold must be >= 0, got " + std::to_string(threshold));
   o.onnx.external_threshold = static_cast<size_t>(threshold);
@@ -55,10 +61,14 @@ QuantizeOptions ParseQuantizeOptions(Args& a) {
   o.windows.max_tokens = a.Int("max-tokens", 0);
   o.threads = a.Int("threads", 0);
   a.Finish();
-  Check(o.logits_out.empty() == o.data.empty(),
-        "--logits-out and --data go together (the reference logits are computed on --data)");
-  Check(std::filesystem::path(o.out).extension() == ".onnx",
-        "--out must name a .onnx file, got '" + o.out + "'");
+  Check(o.logits_out.empty() || !o.data.empty(),
+        "--logits-out needs --data (the reference logits are computed on --data)");
+  o.folder = std::filesystem::path(o.out).extension() != ".onnx";
+  if (o.folder) {
+    Check(o.onnx.layout == OnnxLayout::kDecoder,
+          "--layout scoring writes a bare graph: --out must name a .onnx file, got '" + o.out + "'");
+    CheckNewExportFolder(o.out);
+  }
   return o;
 }
 
@@ -84,6 +94,39 @@ void PrintSizes(const OnnxExportReport& r) {
               MiB(r.other_bytes));
 }
 
+// quantization.json: how the export was made and, with --data, what it measures against the
+// float model (sinkquant's simulation of exactly the exported model).
+nlohmann::ordered_json QuantizationJson(const QuantizeOptions& o, const Recipe* recipe,
+                                        const std::string& kv, const CompareResult* cmp) {
+  nlohmann::ordered_json j = {{"producer", "sinkquant quantize"},
+                              {"source_model", o.model},
+                              {"onnx_format", o.onnx.format == OnnxFormat::kQdq ? "qdq" : "matmulnbits"},
+                              {"layout", "decoder"}};
+  nlohmann::ordered_json settings = nlohmann::ordered_json::object();
+  if (recipe) {
+    for (const auto& [k, v] : recipe->Settings()) settings[k] = v;
+  }
+  j["recipe"] = recipe ? nlohmann::ordered_json(recipe->name) : nlohmann::ordered_json("none (float)");
+  j["settings"] = settings;
+  j["kv_cache"] = kv;
+  if (o.onnx.format == OnnxFormat::kQdq) {
+    // Without it ORT fuses DequantizeLinear(int4) + MatMul into MatMulNBits with int8
+    // activations: other numbers than these (MatMulNBits exports need nothing).
+    j["onnxruntime_session_config"] = {{"session.qdq_matmulnbits_accuracy_level", "0"}};
+  }
+  if (cmp) {
+    j["measured"] = {{"data", o.data},
+                     {"ctx", o.windows.ctx},
+                     {"tokens", cmp->tokens},
+                     {"ppl_float", cmp->fp.ppl},
+                     {"ppl_exported", cmp->quant.ppl},  // sinkquant's run of the exported model
+                     {"kl_mean", cmp->kld_mean},
+                     {"kl_p99", cmp->kld_p99},
+                     {"top1_agreement", cmp->top1}};
+  }
+  return j;
+}
+
 int RunQuantize(Args& a) {
   QuantizeOptions o = ParseQuantizeOptions(a);
   SetNumThreads(o.threads);
@@ -92,8 +135,11 @@ int RunQuantize(Args& a) {
   std::printf("model:  %s\n", o.model.c_str());
 
   Model exported;
+  std::optional<Recipe> recipe_used;
+  std::string kv = "float";
   if (o.quant) {
     const Recipe recipe = MakeRecipe(o.method, o.config);
+    recipe_used = recipe;
     std::vector<Window> calib;
     if (!o.calib.empty()) {
       WindowOptions wo = o.windows;
@@ -108,6 +154,7 @@ int RunQuantize(Args& a) {
     std::printf("\n");
     for (const std::string& line : rr.log) std::printf("  transform: %s\n", line.c_str());
     std::printf("kv cache: %s\n", rr.report.kv.c_str());
+    kv = rr.report.kv;
     std::printf("quantized in %.2f s\n", rr.report.seconds);
     exported = std::move(rr.quantized);
   } else {
@@ -115,14 +162,36 @@ int RunQuantize(Args& a) {
     exported = lm.model;
   }
 
-  const OnnxExportReport r = ExportOnnx(exported, o.out, o.onnx);
-  std::printf("format: %s (opset 21, IR 10%s)\n",
+  std::vector<Window> windows;
+  std::optional<CompareResult> cmp;
+  if (!o.data.empty()) windows = Windows(o.data, *lm.tokenizer, o.windows);
+  if (o.folder && !windows.empty()) {  // for quantization.json
+    CompareOptions co;
+    co.sqnr_windows = 0;
+    cmp = EvalQuantized(lm.model, exported, windows, co);
+    std::printf("measured on %s: ppl float %.6f, exported %.6f, KL %.6f, top-1 %.4f\n",
+                o.data.c_str(), cmp->fp.ppl, cmp->quant.ppl, cmp->kld_mean, cmp->top1);
+  }
+
+  OnnxExportReport r;
+  if (o.folder) {
+    OnnxFolderContents contents;
+    contents.tokenizer_path = lm.tokenizer_path;
+    contents.quantization = QuantizationJson(o, recipe_used ? &*recipe_used : nullptr, kv,
+                                             cmp ? &*cmp : nullptr);
+    r = ExportOnnxFolder(exported, o.out, o.onnx, contents);
+    std::printf("folder: %s (config.json, generation_config.json, tokenizer.json, "
+                "tokenizer_config.json, quantization.json, onnx/)\n", o.out.c_str());
+  } else {
+    r = ExportOnnx(exported, o.out, o.onnx);
+  }
+  std::printf("format: %s, layout %s (opset 21, IR 10%s)\n",
               o.onnx.format == OnnxFormat::kQdq ? "qdq" : "matmulnbits",
+              o.onnx.layout == OnnxLayout::kDecoder ? "decoder" : "scoring",
               o.onnx.format == OnnxFormat::kQdq ? "" : ", com.microsoft opset 1");
   PrintSizes(r);
 
   if (!o.logits_out.empty()) {
-    const auto windows = Windows(o.data, *lm.tokenizer, o.windows);
     const PplResult p = WriteReferenceLogits(exported, windows, o.logits_out);
     std::printf("reference: %s (+ .f32): %zu windows, ctx %d, %ld tokens scored\n",
                 o.logits_out.c_str(), windows.size(), o.windows.ctx, p.tokens);
@@ -133,13 +202,19 @@ int RunQuantize(Args& a) {
 
 const bool kRegistered = RegisterCommand(
     {"quantize", "apply a recipe and export the model as ONNX (QDQ or MatMulNBits)",
-     "--model PATH [--tokenizer PATH] --out model.onnx [--onnx-format qdq|matmulnbits]\n"
+     "--model PATH [--tokenizer PATH] --out DIR|model.onnx [--layout decoder|scoring]\n"
+     "  [--onnx-format qdq|matmulnbits]\n"
+     "  --out DIR writes a new folder a loader runs offline (onnx/model.onnx + model.onnx_data,\n"
+     "  config.json, generation_config.json, tokenizer.json, tokenizer_config.json,\n"
+     "  quantization.json); --out X.onnx writes the graph alone. --layout decoder (default):\n"
+     "  Optimum's KV-cache I/O; scoring: input_ids -> logits only.\n"
      "  [--external-threshold BYTES (tensors above go to model.onnx.data; default 1024)]\n"
      "  [--method rtn|gptq|...] [--calib FILE] [--calib-tokens N] [--w-bits 4|8|16]\n"
      "  [--w-group G (0 = per channel)] [--w-asym] [--no-clip-search] [--act-order]\n"
      "  [--gptq-block N] [--gptq-damp F] [--a-bits 4|8|16] [--a-clip R] [--kv-bits 4|8|16]\n"
      "  [--kv-group G] [--keep-float LIST (default lm_head; 'none')] [--seed N]\n"
-     "  [--logits-out REF.json --data FILE [--ctx N] [--max-tokens N]] [--threads N]\n"
+     "  [--data FILE [--ctx N] [--max-tokens N] [--logits-out REF.json]] [--threads N]\n"
+     "  --data measures ppl/KL of the exported model vs float (into quantization.json);\n"
      "  --logits-out writes the token windows of --data and the exported model's logits\n"
      "  (REF.json + REF.json.f32) for scripts/onnx/verify.mjs.",
      RunQuantize});

@@ -77,7 +77,7 @@ std::string PackNibbles(std::span<const uint8_t> values) {
 OnnxBuilder::OnnxBuilder(std::string out_path, OnnxWriteOptions opt)
     : out_path_(std::move(out_path)), opt_(std::move(opt)), model_(new onnx::ModelProto) {
   const std::string pid = std::to_string(::getpid());
-  data_path_ = out_path_ + ".data";
+  data_path_ = out_path_ + opt_.data_suffix;
   model_tmp_ = out_path_ + ".tmp." + pid;
   data_tmp_ = data_path_ + ".tmp." + pid;
   model_->set_ir_version(kIrVersion);

@@ -52,6 +52,9 @@ struct OnnxWriteOptions {
   // converter uses 1024). 0 would externalize every tensor.
   size_t external_threshold = 1024;
   std::string producer = "sinkquant";
+  // The external data file is `out_path` + this: ".data" (onnx's convention) or "_data" (the
+  // name transformers.js looks for beside onnx/model.onnx).
+  std::string data_suffix = ".data";
 };
 
 struct OnnxFileSizes {

@@ -1,5 +1,10 @@
-// Graph legend: B = batch, T = seq, d = hidden, H = heads, Hkv = KV heads, hd = head_dim,
-// V = vocab. Activations are [B, T, ...] throughout; attention works in [B, H, T, hd].
+// Graph legend: B = batch, T = seq (new tokens), P = past (cached tokens), S = P + T, d = hidden,
+// H = heads, Hkv = KV heads, hd = head_dim, V = vocab. Activations are [B, T, ...] throughout;
+// attention works in [B, H, T, hd] against keys [B, H, S, hd].
+//
+// Both layouts share one graph: Block/Attention are written once and only the inputs, the RoPE
+// rows, the attention mask (DecoderInputs + DecoderPrologue or ScoringPrologue) and the KV cache
+// (Cache, called from Attention) differ.
 #include "quant/onnx_export.h"
 
 #include <cmath>
@@ -26,6 +31,12 @@ OnnxFormat ParseOnnxFormat(const std::string& name) {
   throw Error("--onnx-format must be qdq or matmulnbits, got '" + name + "'");
 }
 
+OnnxLayout ParseOnnxLayout(const std::string& name) {
+  if (name == "decoder") return OnnxLayout::kDecoder;
+  if (name == "scoring") return OnnxLayout::kScoring;
+  throw Error("--layout must be decoder or scoring, got '" + name + "'");
+}
+
 namespace {
 
 using Ints = std::vector<int64_t>;
@@ -41,8 +52,13 @@ class GraphWriter {
       : m_(m), c_(m.config), b_(b), opt_(opt), r_(r) {}
 
   void Build() {
-    b_.AddInput("input_ids", OnnxType::kInt64, {std::string("batch"), std::string("seq")});
-    Prologue();
+    if (decoder()) {
+      DecoderInputs();
+      DecoderPrologue();
+    } else {
+      b_.AddInput("input_ids", OnnxType::kInt64, {kBatch, kSeq});
+      ScoringPrologue();
+    }
     std::string h = b_.Node("Gather", {Embedding(), "input_ids"}, {{"axis", int64_t{0}}},
                             "embed");  // [B, T, d]
     for (int l = 0; l < c_.n_layers; ++l) h = Block(l, h);
@@ -50,8 +66,10 @@ class GraphWriter {
     const std::string x = Norm(h, m_.weights.final_norm, m_.weights.final_norm_gate, p);
     const std::string logits = Linear(*m_.lm_head, x, "lm_head", m_.weights.lm_head);
     b_.Node("Identity", {logits}, {}, "logits");
-    b_.AddOutput("logits", OnnxType::kFloat,
-                 {std::string("batch"), std::string("seq"), int64_t{c_.vocab}});
+    b_.AddOutput("logits", OnnxType::kFloat, {kBatch, kSeq, int64_t{c_.vocab}});
+    for (const std::string& present : presents_) {
+      b_.AddOutput(present, OnnxType::kFloat, CacheDims(kTotal));
+    }
   }
 
  private:
@@ -80,26 +98,92 @@ class GraphWriter {
     return b_.Node(op, in, attrs, name);
   }
 
-  // Shape-derived values shared by every layer: RoPE tables sliced to T and the causal mask.
-  void Prologue() {
+  // ---- layouts --------------------------------------------------------------------------
+  // Symbolic dimension names as Hugging Face Optimum writes them.
+  inline static const OnnxDim kBatch = std::string("batch_size");
+  inline static const OnnxDim kSeq = std::string("sequence_length");
+  inline static const OnnxDim kPast = std::string("past_sequence_length");
+  inline static const OnnxDim kTotal = std::string("past_sequence_length + sequence_length");
+
+  bool decoder() const { return opt_.layout == OnnxLayout::kDecoder; }
+  std::vector<OnnxDim> CacheDims(const OnnxDim& len) const {
+    return {kBatch, int64_t{c_.n_kv_heads}, len, int64_t{c_.head_dim}};
+  }
+  static std::string CacheName(const std::string& kind, int l, const std::string& kv) {
+    std::string name = kind;  // (not kind + "." + ...: GCC 12 warns falsely on that)
+    name += "." + std::to_string(l) + "." + kv;
+    return name;
+  }
+
+  // Optimum's decoder inputs: attention_mask covers past and new tokens (1 = attend).
+  void DecoderInputs() {
+    b_.AddInput("input_ids", OnnxType::kInt64, {kBatch, kSeq});
+    b_.AddInput("attention_mask", OnnxType::kInt64, {kBatch, kTotal});
+    b_.AddInput("position_ids", OnnxType::kInt64, {kBatch, kSeq});
+    for (int l = 0; l < c_.n_layers; ++l) {
+      for (const char* kv : {"key", "value"}) {
+        b_.AddInput(CacheName("past_key_values", l, kv), OnnxType::kFloat, CacheDims(kPast));
+      }
+    }
+  }
+
+  // The same table values sinkquant uses (MakeRopeTable is per position, so a longer table
+  // has identical rows): [max_position, hd/2] each.
+  std::pair<std::string, std::string> RopeTables() {
+    const RopeTable rope = MakeRopeTable(c_, c_.max_position);
+    const int64_t half = c_.head_dim / 2;
+    return {b_.Float("rope/cos_table", {c_.max_position, half}, Flat(rope.cos)),
+            b_.Float("rope/sin_table", {c_.max_position, half}, Flat(rope.sin))};
+  }
+
+  // Decoder: RoPE rows gathered at position_ids, and the mask "key after the query in the
+  // cache, or a key the attention_mask drops". The query of new token i sits at cache index
+  // P + i, with P = S - T read off the mask's shape.
+  void DecoderPrologue() {
+    auto [cos_table, sin_table] = RopeTables();
+    auto table = [&](const std::string& full, const std::string& name) {
+      const std::string g = Op("Gather", {full, "position_ids"}, name + "/gather",
+                               {{"axis", int64_t{0}}});       // [B, T, hd/2]
+      return Op("Unsqueeze", {g, I({2})}, name);              // [B, T, 1, hd/2]
+    };
+    cos_ = table(cos_table, "rope/cos");
+    sin_ = table(sin_table, "rope/sin");
+    const std::string t = Op("Gather", {Op("Shape", {"input_ids"}, "seq/shape"), IScalar(1)},
+                             "seq/len");                                           // T
+    const std::string s = Op("Gather", {Op("Shape", {"attention_mask"}, "total/shape"),
+                                        IScalar(1)}, "total/len");                 // S
+    const std::string past = Op("Sub", {s, t}, "past/len");                        // P
+    const std::string qpos = Op("Range", {past, s, IScalar(1)}, "mask/query_pos");  // [T]
+    const std::string kpos = Op("Range", {IScalar(0), s, IScalar(1)}, "mask/key_pos");  // [S]
+    const std::string future = Op("Greater", {Op("Unsqueeze", {kpos, I({0})}, "mask/key"),
+                                              Op("Unsqueeze", {qpos, I({1})}, "mask/query")},
+                                  "mask/future");                                  // [T, S]
+    const std::string dropped = Op("Equal", {"attention_mask", IScalar(0)}, "mask/dropped");
+    const std::string pad = Op("Unsqueeze", {dropped, I({1, 2})}, "mask/padding");  // [B,1,1,S]
+    blocked_ = Op("Or", {future, pad}, "mask/blocked");                            // [B,1,T,S]
+    // The lowest float, not -inf: a padding query whose keys are all dropped gets a uniform
+    // (finite, ignored) row instead of NaN, which would reach real tokens through 0 * NaN.
+    // exp(lowest - max) is exactly 0, so unpadded rows are the same as with -inf.
+    fill_ = F(std::numeric_limits<float>::lowest());
+  }
+
+  // Scoring: RoPE tables sliced to T and the causal mask [T, T].
+  void ScoringPrologue() {
     const std::string shape = Op("Shape", {"input_ids"}, "seq/shape");                  // [2]
     const std::string t1 = Op("Slice", {shape, I({1}), I({2}), I({0})}, "seq/len");     // [1]
     const std::string t0 = Op("Gather", {shape, IScalar(1)}, "seq/len_scalar");         // []
-    // The same table values sinkquant uses (MakeRopeTable is per position, so a longer table
-    // has identical rows).
-    const RopeTable rope = MakeRopeTable(c_, c_.max_position);
-    const int64_t half = c_.head_dim / 2;
-    auto table = [&](const Mat& t, const std::string& name) {
-      const std::string full = b_.Float(name + "_table", {c_.max_position, half}, Flat(t));
+    auto [cos_table, sin_table] = RopeTables();
+    auto table = [&](const std::string& full, const std::string& name) {
       const std::string s = Op("Slice", {full, I({0}), t1, I({0})}, name + "/slice");  // [T, hd/2]
       return Op("Unsqueeze", {s, I({1})}, name);  // [T, 1, hd/2]: broadcasts over B and heads
     };
-    cos_ = table(rope.cos, "rope/cos");
-    sin_ = table(rope.sin, "rope/sin");
+    cos_ = table(cos_table, "rope/cos");
+    sin_ = table(sin_table, "rope/sin");
     const std::string pos = Op("Range", {IScalar(0), t0, IScalar(1)}, "mask/pos");      // [T]
     const std::string row = Op("Unsqueeze", {pos, I({1})}, "mask/query");               // [T, 1]
     const std::string col = Op("Unsqueeze", {pos, I({0})}, "mask/key");                 // [1, T]
-    future_ = Op("Greater", {col, row}, "mask/future");  // [T, T]: key after query
+    blocked_ = Op("Greater", {col, row}, "mask/future");  // [T, T]: key after query
+    fill_ = F(-std::numeric_limits<float>::infinity());
   }
 
   std::string Embedding() {
@@ -180,17 +264,24 @@ class GraphWriter {
       k4 = KvQuant(k4, p + "k_quant");
       v4 = KvQuant(v4, p + "v_quant");
     }
-    if (H != Hkv) {  // GQA: head h reads KV head h / (H / Hkv)
-      k4 = RepeatKv(k4, p + "k_repeat");
-      v4 = RepeatKv(v4, p + "v_repeat");
+    const Ints heads_first = {0, 2, 1, 3};
+    std::string kh = Op("Transpose", {k4}, p + "k_heads", {{"perm", heads_first}});  // [B,Hkv,T,hd]
+    std::string vh = Op("Transpose", {v4}, p + "v_heads", {{"perm", heads_first}});
+    if (decoder()) {  // the cache holds keys after RoPE and KV quantization: [B, Hkv, S, hd]
+      kh = Cache(l, "key", kh);
+      vh = Cache(l, "value", vh);
     }
-    const std::string qt = Op("Transpose", {q4}, p + "q_t", {{"perm", Ints{0, 2, 1, 3}}});
-    const std::string kt = Op("Transpose", {k4}, p + "k_t", {{"perm", Ints{0, 2, 3, 1}}});
-    const std::string vt = Op("Transpose", {v4}, p + "v_t", {{"perm", Ints{0, 2, 1, 3}}});
+    if (H != Hkv) {  // GQA: head h reads KV head h / (H / Hkv)
+      kh = RepeatKv(kh, p + "k_repeat");
+      vh = RepeatKv(vh, p + "v_repeat");
+    }
+    const std::string qt = Op("Transpose", {q4}, p + "q_t", {{"perm", heads_first}});
+    const std::string kt = Op("Transpose", {kh}, p + "k_t", {{"perm", Ints{0, 1, 3, 2}}});
+    const std::string& vt = vh;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     std::string s = Op("Mul", {Op("MatMul", {qt, kt}, p + "qk"), F(scale)}, p + "scores");
-    s = Op("Where", {future_, F(-std::numeric_limits<float>::infinity()), s}, p + "masked");
-    const std::string pr = Op("Softmax", {s}, p + "probs", {{"axis", int64_t{-1}}});  // [B,H,T,T]
+    s = Op("Where", {blocked_, fill_, s}, p + "masked");
+    const std::string pr = Op("Softmax", {s}, p + "probs", {{"axis", int64_t{-1}}});  // [B,H,T,S]
     std::string o = Op("MatMul", {pr, vt}, p + "attn");                               // [B,H,T,hd]
     o = Op("Transpose", {o}, p + "attn_t", {{"perm", Ints{0, 2, 1, 3}}});             // [B,T,H,hd]
     if (c_.attn_output_gate) {
@@ -227,12 +318,20 @@ class GraphWriter {
     return Op("Reshape", {y, I({0, 0, n, hd})}, p);
   }
 
-  // [B, T, Hkv, hd] -> [B, T, H, hd], each KV head repeated H / Hkv times in a row.
+  // present.{l}.{kv} = past_key_values.{l}.{kv} followed by the new tokens' x [B, Hkv, T, hd].
+  std::string Cache(int l, const std::string& kv, const std::string& x) {
+    const std::string present = CacheName("present", l, kv);
+    Op("Concat", {CacheName("past_key_values", l, kv), x}, present, {{"axis", int64_t{2}}});
+    presents_.push_back(present);
+    return present;
+  }
+
+  // [B, Hkv, S, hd] -> [B, H, S, hd], each KV head repeated H / Hkv times in a row.
   std::string RepeatKv(const std::string& x, const std::string& p) {
     const int64_t rep = c_.heads_per_kv();
-    const std::string u = Op("Unsqueeze", {x, I({3})}, p + "/unsqueeze");  // [B, T, Hkv, 1, hd]
-    const std::string t = Op("Tile", {u, I({1, 1, 1, rep, 1})}, p + "/tile");
-    return Op("Reshape", {t, I({0, 0, c_.n_heads, c_.head_dim})}, p);
+    const std::string u = Op("Unsqueeze", {x, I({2})}, p + "/unsqueeze");  // [B, Hkv, 1, S, hd]
+    const std::string t = Op("Tile", {u, I({1, 1, rep, 1, 1})}, p + "/tile");
+    return Op("Reshape", {t, I({0, c_.n_heads, -1, c_.head_dim})}, p);
   }
 
   // GroupKvQuantizer::Apply in the same float op order, on x [B, T, Hkv, hd].
@@ -445,7 +544,9 @@ class GraphWriter {
   std::map<uint32_t, std::string> floats_;
   std::map<std::pair<std::string, const Rotation*>, std::string> rotated_;
   std::map<const Rotation*, std::string> rotations_;
-  std::string embed_, cos_, sin_, future_;
+  std::string embed_, cos_, sin_;
+  std::string blocked_, fill_;  // attention mask (true = masked out) and the score it gets
+  std::vector<std::string> presents_;  // decoder: cache outputs in input order
 };
 
 }  // namespace
@@ -456,6 +557,7 @@ OnnxExportReport ExportOnnx(const Model& m, const std::string& path, const OnnxE
   OnnxExportReport r;
   OnnxWriteOptions wo;
   wo.external_threshold = opt.external_threshold;
+  wo.data_suffix = opt.data_suffix;
   OnnxBuilder b(path, wo);
   GraphWriter(m, b, opt, r).Build();
   r.total_initializer_bytes = b.initializer_bytes();

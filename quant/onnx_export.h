@@ -1,11 +1,19 @@
-// ONNX export of a Model (float or quantized) as a graph ONNX Runtime runs:
-//   input `input_ids` int64 [batch, seq] -> output `logits` float [batch, seq, vocab]
+// ONNX export of a Model (float or quantized) as a graph ONNX Runtime runs, in one of two layouts:
+//   decoder (Hugging Face Optimum's, what generation libraries run):
+//     in:  input_ids int64 [batch, seq], attention_mask int64 [batch, past + seq] (1 = attend),
+//          position_ids int64 [batch, seq], past_key_values.{i}.key|value f32 [batch, kv_heads,
+//          past, head_dim];
+//     out: logits f32 [batch, seq, vocab], present.{i}.key|value [batch, kv_heads, past + seq,
+//          head_dim] (keys after RoPE; both after KV quantization, as sinkquant simulates it).
+//     Attention is causal in cache order AND limited to keys the attention_mask keeps, so left
+//     or right padding works; RoPE reads position_ids.
+//   scoring: input_ids int64 [batch, seq] -> logits f32 [batch, seq, vocab], positions 0..seq-1.
 // The whole forward pass of model/model.cc in standard ops (opset 21, IR 10): RMSNorm from
-// Mul/ReduceMean/Add/Sqrt/Reciprocal, GatedNorm gates, RoPE from constant cos/sin tables sliced
-// to the sequence, causal attention with GQA, gated attention, q/k-norm, SwiGLU. Quantized
-// linears (Int4Linear) become INT4/UINT4 initializers + (blocked) DequantizeLinear + MatMul, or
-// com.microsoft MatMulNBits; their input is fake-quantized per token with standard ops in the
-// exact float op order of FakeQuantRows. A Linear kind the exporter does not know is refused
+// Mul/ReduceMean/Add/Sqrt/Reciprocal, GatedNorm gates, RoPE from constant cos/sin tables gathered
+// at position_ids (or sliced to the sequence), masked attention with GQA, gated attention,
+// q/k-norm, SwiGLU. Quantized linears (Int4Linear) become INT4/UINT4 initializers + (blocked)
+// DequantizeLinear + MatMul, or com.microsoft MatMulNBits; their input is fake-quantized per
+// token with standard ops in the exact float op order of FakeQuantRows. A Linear kind the exporter does not know is refused
 // with an Error: it never writes something that computes differently.
 #pragma once
 
@@ -27,9 +35,15 @@ enum class OnnxFormat {
 // "qdq" / "matmulnbits"; throws Error naming the flag otherwise.
 OnnxFormat ParseOnnxFormat(const std::string& name);
 
+enum class OnnxLayout { kDecoder, kScoring };
+// "decoder" / "scoring"; throws Error naming the flag otherwise.
+OnnxLayout ParseOnnxLayout(const std::string& name);
+
 struct OnnxExportOptions {
   OnnxFormat format = OnnxFormat::kQdq;
-  size_t external_threshold = 1024;  // initializers with more bytes go to `<out>.data`
+  OnnxLayout layout = OnnxLayout::kDecoder;
+  size_t external_threshold = 1024;  // initializers with more bytes go to `<out><data_suffix>`
+  std::string data_suffix = ".data";
 };
 
 struct OnnxExportReport {

@@ -54,5 +54,14 @@ if has quantize; then
     # a few percent, so the whole-text bound here is 5e-2 (see README, ONNX Runtime).
     step "run it in ONNX Runtime and compare" node scripts/onnx/verify.mjs --model "$OUT/stories260K-w4a4.onnx" --ref "$OUT/ref.json" --ppl-rtol 5e-2
   fi
+  rm -rf "$OUT/stories260K-w4a4-rotate"  # an export folder is never replaced in place
+  step "export a deployable W4A4 folder (KV-cache decoder, tokenizer, quantization.json)" \
+    "$SQ" quantize --model "$MODEL" --tokenizer "$TOK" --method rotate --w-bits 4 --a-bits 4 --w-group 32 \
+    --onnx-format matmulnbits --data "$VALID" --max-tokens 1500 --out "$OUT/stories260K-w4a4-rotate"
+  if [ -d scripts/onnx/node_modules ]; then
+    step "generate from it with the KV cache (ONNX Runtime, then transformers.js)" \
+      node scripts/onnx/generate.mjs --model "$OUT/stories260K-w4a4-rotate" --max-new-tokens 40 \
+      --check-full-window --batch "1,403,407,259,261,29;1,365;1,403,400" --transformers-js
+  fi
 fi
 echo; echo "demo: outputs in $OUT"

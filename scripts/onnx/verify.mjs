@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs an ONNX model exported by sinkquant in ONNX Runtime (onnxruntime-node, pinned in
 // package-lock.json) over the token windows sinkquant wrote, and compares it with the logits
-// sinkquant computed for the same tokens.
+// sinkquant computed for the same tokens. Either layout: a decoder graph (or an export folder)
+// runs each window in one step with an empty cache, positions 0..T-1 and a mask of ones.
 //
 //   node scripts/onnx/verify.mjs --model model.onnx --ref ref.json
 //        [--ppl-rtol 1e-4] [--max-logit-diff X] [--json out.json] [--threads N]
@@ -28,7 +29,7 @@
 // Exit status: 0 when within tolerance, 1 when not, 2 on bad usage or unreadable input.
 import fs from 'node:fs';
 import path from 'node:path';
-import ort from 'onnxruntime-node';
+import { Graph } from './decoder.mjs';
 
 function usage(msg) {
   console.error(`verify.mjs: ${msg}`);
@@ -103,13 +104,8 @@ function readRef(refPath) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const { ref, logits: refLogits } = readRef(o.ref);
-  const options = {
-    logSeverityLevel: 3,
-    graphOptimizationLevel: o.optLevel,
-    extra: { session: { qdq_matmulnbits_accuracy_level: '0' } },
-  };
-  if (o.threads > 0) options.intraOpNumThreads = o.threads;
-  const session = await ort.InferenceSession.create(o.model, options);
+  const graph = await Graph.open(o.model, { threads: o.threads, optLevel: o.optLevel });
+  const { session } = graph;
   if (!session.inputNames.includes('input_ids') || !session.outputNames.includes('logits')) {
     usage(`${o.model}: expected input input_ids and output logits, got ` +
           `${session.inputNames} -> ${session.outputNames}`);
@@ -122,9 +118,7 @@ async function main() {
   const start = Date.now();
   for (const w of ref.windows) {
     const T = w.tokens.length;
-    const ids = BigInt64Array.from(w.tokens, (t) => BigInt(t));
-    const out = await session.run({ input_ids: new ort.Tensor('int64', ids, [1, T]) });
-    const y = out.logits;
+    const { logits: y } = await graph.run([w.tokens]);
     if (y.dims.length !== 3 || y.dims[0] !== 1 || y.dims[1] !== T || y.dims[2] !== V) {
       usage(`logits have shape [${y.dims}], expected [1, ${T}, ${V}]`);
     }

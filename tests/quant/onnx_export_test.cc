@@ -16,11 +16,13 @@
 #include <thread>
 
 #include "formats/onnx_writer.h"
+#include "model/loader.h"
 #include "model/model.h"
 #include "model/random_weights.h"
 #include "quant/kv_quant.h"
 #include "quant/online_rotation.h"
 #include "quant/onnx_export.h"
+#include "quant/onnx_export_folder.h"
 #include "quant/quantize_model.h"
 #include "tests/test_paths.h"
 
@@ -137,13 +139,25 @@ ModelConfig PlainConfig() {
   return c;
 }
 
-// Exports `m`, writes sinkquant's logits for random windows, and runs the verifier.
+nlohmann::json Generate(const std::string& model, const std::string& args, int want_status = 0);
+
+// Exports `m`, writes sinkquant's logits for random windows, and runs the verifier. With
+// `check_cache`, also decodes with the KV cache (generate.mjs): every cached step equals the
+// whole window's run, and a padded batch of three prompts equals each prompt alone.
 nlohmann::json ExportAndVerify(const Model& m, const std::string& name, const OnnxExportOptions& o,
-                               double ppl_rtol, double max_logit_diff) {
+                               double ppl_rtol, double max_logit_diff, bool check_cache = false) {
   const std::string dir = test::TempDir("onnx_" + name);
   const std::string model = dir + "/model.onnx", ref = dir + "/ref.json";
   ExportOnnx(m, model, o);
   WriteReferenceLogits(m, RandomWindows(3, 24, m.config.vocab, 7), ref);
+  if (check_cache) {
+    const auto g = Generate(model, " --prompt-ids 3,14,15,92,65 --max-new-tokens 12 "
+                                   "--check-full-window --tol 1e-4 --batch '5,8,13,21,34,55,89;"
+                                   "2,7;1,8,28,18' --batch-steps 4");
+    INFO(g.dump(2));
+    CHECK(g["full_window"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+    CHECK(g["batch"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+  }
   return Verify(model, ref, ppl_rtol, max_logit_diff);
 }
 
@@ -230,7 +244,7 @@ TEST_CASE("Float export of a model with every feature runs identically in ONNX R
     const ModelConfig c = FullConfig(pairing);
     const Model m = BuildDenseModel(c, RandomWeights(c, 11));
     const auto r = ExportAndVerify(m, pairing == RopePairing::kHalf ? "full_half" : "full_adj",
-                                   {}, kFloatPplRtol, kFloatLogitTol);
+                                   {}, kFloatPplRtol, kFloatLogitTol, /*check_cache=*/true);
     CHECK(r["ppl_rel_diff"].get<double>() < kFloatPplRtol);
     CHECK(r["argmax_agreement"].get<double>() == 1.0);
   }
@@ -278,7 +292,8 @@ TEST_CASE("W4A4 RTN exports (QDQ and MatMulNBits) reproduce sinkquant's simulati
       const Model m = QuantizedRandom(FullConfig(RopePairing::kHalf), k.q);
       OnnxExportOptions o;
       o.format = k.format;
-      const auto r = ExportAndVerify(m, k.name, o, kQuantPplRtol, 1e30);
+      const bool kv4 = k.q.kv_bits == 4;  // the cache holds KV-quantized keys and values
+      const auto r = ExportAndVerify(m, k.name, o, kQuantPplRtol, 1e30, kv4);
       INFO(r.dump(2));
       CHECK(r["ppl_rel_diff"].get<double>() < kQuantPplRtol);
       CHECK(r["argmax_agreement"].get<double>() > 0.95);
@@ -501,4 +516,94 @@ TEST_CASE("An export killed midway leaves no file at --out", "[quant][onnx]") {
     tmp_left |= e.path().filename().string().find(".tmp.") != std::string::npos;
   }
   CHECK(tmp_left);
+}
+
+namespace {
+
+// Runs scripts/onnx/generate.mjs on an export folder (or a decoder .onnx); the run must exit
+// `want_status`. Returns its JSON result.
+nlohmann::json Generate(const std::string& folder, const std::string& args, int want_status) {
+  const std::string script = fs::path(VerifyScript()).parent_path() / "generate.mjs";
+  const std::string out = folder + ".generate.json";
+  const Run r = Shell("node " + script + " --model " + folder + " --threads 1 --json " + out + args);
+  INFO(r.output);
+  REQUIRE(r.status == want_status);
+  return ReadJson(out);
+}
+
+// sinkquant's own greedy continuation of `prompt` (what `sinkquant generate` prints), as ids.
+std::vector<int> GreedyIds(const Model& m, std::vector<int> ids, int steps) {
+  const size_t prompt = ids.size();
+  for (int s = 0; s < steps; ++s) {
+    const Mat logits = Forward(m, ids);
+    Eigen::Index next;
+    logits.row(logits.rows() - 1).maxCoeff(&next);
+    ids.push_back(static_cast<int>(next));
+  }
+  return {ids.begin() + static_cast<std::ptrdiff_t>(prompt), ids.end()};
+}
+
+}  // namespace
+
+TEST_CASE("stories260K float export folder generates sinkquant's greedy text with the KV cache, "
+          "in ONNX Runtime and in transformers.js", "[quant][onnx][real]") {
+  const Stories s;
+  const std::string dir = test::TempDir("onnx_stories_folder");
+  const std::string folder = dir + "/export", scoring = dir + "/scoring.onnx";
+  const Run q = Sinkquant("quantize" + s.Common() + " --out " + folder);
+  CHECK_THAT(q.output, Catch::Contains("layout decoder"));
+  Sinkquant("quantize" + s.Common() + " --layout scoring --out " + scoring);
+  for (const char* f : {"onnx/model.onnx", "onnx/model.onnx_data", "config.json",
+                        "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                        "quantization.json"}) {
+    CHECK(fs::exists(folder + "/" + f));
+  }
+  const LoadedModel lm = LoadModel(s.model, s.tok);
+  const std::vector<int> want = GreedyIds(lm.model, {lm.model.config.bos_id}, 40);
+  const auto g = Generate(folder, " --max-new-tokens 40 --check-full-window --scoring " + scoring +
+                                      " --transformers-js --tol 1e-4");
+  INFO(g.dump(2));
+  CHECK(g["ids"].get<std::vector<int>>() == want);
+  CHECK(g["scoring"]["argmax_agree"].get<int>() == 40);
+  CHECK_THAT(g["text"].get<std::string>(),
+             Catch::StartsWith("Once upon a time, there was a little girl named Lily."));
+  // The greedy text is the one `sinkquant generate` prints.
+  const Run gen = Sinkquant("generate" + s.Common() + " --steps 40");
+  CHECK(gen.output.rfind(g["text"].get<std::string>() + "\n", 0) == 0);
+}
+
+TEST_CASE("stories260K W4A4 rotate export folders: cached steps equal full windows, padded "
+          "batches equal each prompt alone", "[quant][onnx][real]") {
+  const Stories s;
+  const std::string dir = test::TempDir("onnx_stories_rotate_folder");
+  for (const std::string format : {"qdq", "matmulnbits"}) {
+    const std::string folder = dir + "/" + format;
+    Sinkquant("quantize" + s.Common() + " --method rotate --w-bits 4 --a-bits 4 --w-group 32 "
+              "--kv-bits 4 --onnx-format " + format + " --out " + folder);
+    const auto g = Generate(folder, " --max-new-tokens 24 --check-full-window --tol 1e-4 "
+                                    "--batch '1,403,407,259,261,29;1,365;1,403,400' --batch-steps 6");
+    INFO(format << ": " << g.dump(2));
+    CHECK(g["full_window"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+    CHECK(g["batch"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+  }
+}
+
+TEST_CASE("An export folder is never written over, and a failed export leaves none",
+          "[quant][onnx]") {
+  const ModelConfig c = PlainConfig();
+  const Model m = BuildDenseModel(c, RandomWeights(c, 11));
+  const std::string dir = test::TempDir("onnx_folder_refuse");
+  const std::string tok = test::RequireShared("tokenizers/llama2/tokenizer.json");
+  OnnxFolderContents contents;
+  contents.tokenizer_path = dir + "/missing/tokenizer.json";  // fails after the graph is written
+  CHECK_THROWS(ExportOnnxFolder(m, dir + "/export", {}, contents));
+  CHECK(!fs::exists(dir + "/export"));
+  for (const auto& e : fs::directory_iterator(dir)) FAIL("left behind: " << e.path());
+  fs::create_directory(dir + "/export");
+  contents.tokenizer_path = tok;
+  CHECK_THROWS_WITH(ExportOnnxFolder(m, dir + "/export", {}, contents),
+                    Catch::Contains("already exists"));
+  CHECK(fs::is_empty(dir + "/export"));
+  CHECK_THROWS_WITH(ExportOnnxFolder(m, dir + "/no/such/export", {}, contents),
+                    Catch::Contains("does not exist"));
 }
