@@ -25,8 +25,14 @@ if ((${#missing[@]})); then
 fi
 
 # ONNX Runtime (Node) for the export cross-checks, pinned by scripts/onnx/package-lock.json.
-if [ -f scripts/onnx/package-lock.json ] && [ ! -d scripts/onnx/node_modules ]; then
-  (cd scripts/onnx && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+# Reinstalled whenever the lock file changes (a stamp of its hash sits in node_modules).
+if [ -f scripts/onnx/package-lock.json ]; then
+  lock_sum=$(sha256sum scripts/onnx/package-lock.json | cut -d' ' -f1)
+  stamp=scripts/onnx/node_modules/.sinkquant-lock-sha256
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+    (cd scripts/onnx && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > "$stamp"
+  fi
 fi
 
 native=ON
