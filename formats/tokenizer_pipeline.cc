@@ -1,8 +1,11 @@
 #include "formats/tokenizer_pipeline.h"
 
+#include <functional>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/precompiled_charsmap.h"
 #include "formats/unicode.h"
 #include "formats/unicode_regex.h"
 
@@ -98,6 +101,21 @@ class Pattern {
   std::string literal_;
   std::unique_ptr<UnicodeRegex> regex_;
 };
+
+// The crate's char-predicate pattern: every code point for which `pred` holds is a match of
+// its own (the split behavior then decides whether neighbouring matches join).
+template <class Pred>
+std::vector<std::pair<size_t, size_t>> CharMatches(const std::string& s, Pred pred) {
+  std::vector<std::pair<size_t, size_t>> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t start = pos;
+    uint32_t cp = 0;
+    if (!unicode::DecodeUtf8(s, pos, cp)) ++pos;  // text was validated; defensive only
+    if (pred(cp)) out.emplace_back(start, pos);
+  }
+  return out;
+}
 
 enum class Behavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
@@ -236,10 +254,89 @@ class FunctionNormalizer : public Normalizer {
 std::string StripAccents(std::string_view s) {
   std::vector<uint32_t> kept;
   for (uint32_t cp : unicode::ToCodepoints(s)) {
-    if (unicode::GetCategory(cp) != unicode::Category::kMn) kept.push_back(cp);
+    if (!unicode::IsMark(cp)) kept.push_back(cp);
   }
   return unicode::FromCodepoints(kept);
 }
+
+// The crate's BertNormalizer: control characters dropped and whitespace made ' ' (clean_text),
+// CJK ideographs surrounded by spaces, accents stripped (by default when lowercasing), lowercase.
+class BertNormalizer : public Normalizer {
+ public:
+  explicit BertNormalizer(const json& j)
+      : clean_text_(Bool(j, "clean_text", true)),
+        chinese_(Bool(j, "handle_chinese_chars", true)),
+        lowercase_(Bool(j, "lowercase", true)),
+        strip_accents_(Bool(j, "strip_accents", lowercase_)) {}
+  std::string Apply(const std::string& s) const override {
+    std::vector<uint32_t> out;
+    for (uint32_t cp : unicode::ToCodepoints(s)) {
+      if (clean_text_) {
+        if (cp == 0 || cp == 0xFFFD || IsControl(cp)) continue;
+        if (cp == '\t' || cp == '\n' || cp == '\r' || unicode::IsWhiteSpace(cp)) cp = ' ';
+      }
+      bool spaced = chinese_ && IsCjk(cp);
+      if (spaced) out.push_back(' ');
+      out.push_back(cp);
+      if (spaced) out.push_back(' ');
+    }
+    std::string t = unicode::FromCodepoints(out);
+    if (strip_accents_) {
+      std::vector<uint32_t> kept;
+      for (uint32_t cp : unicode::ToCodepoints(unicode::Nfd(t))) {
+        if (unicode::GetCategory(cp) != unicode::Category::kMn) kept.push_back(cp);
+      }
+      t = unicode::FromCodepoints(kept);
+    }
+    return lowercase_ ? unicode::ToLower(t) : t;
+  }
+
+ private:
+  static bool IsControl(uint32_t cp) {
+    if (cp == '\t' || cp == '\n' || cp == '\r') return false;
+    auto c = unicode::GetCategory(cp);
+    return c == unicode::Category::kCn || c >= unicode::Category::kCc;  // the C* categories
+  }
+  static bool IsCjk(uint32_t cp) {
+    return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+           (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+           (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
+           (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+  }
+  bool clean_text_, chinese_, lowercase_, strip_accents_;
+};
+
+// The crate's Nmt normalizer: drops some control characters, maps other spaces to ' '.
+std::string NmtNormalize(std::string_view s) {
+  std::vector<uint32_t> out;
+  for (uint32_t cp : unicode::ToCodepoints(s)) {
+    if ((cp >= 1 && cp <= 8) || cp == 0xB || (cp >= 0xE && cp <= 0x1F) || cp == 0x7F ||
+        cp == 0x8F || cp == 0x9F) {
+      continue;
+    }
+    bool space = cp == 9 || cp == 0xA || cp == 0xC || cp == 0xD || cp == 0x1680 ||
+                 (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 || cp == 0x2029 ||
+                 cp == 0x2581 || cp == 0xFEFF || cp == 0xFFFD;
+    out.push_back(space ? ' ' : cp);
+  }
+  return unicode::FromCodepoints(out);
+}
+
+class PrecompiledNormalizer : public Normalizer {
+ public:
+  explicit PrecompiledNormalizer(const json& j) : charsmap_(Load(j)) {}
+  std::string Apply(const std::string& s) const override { return charsmap_.Normalize(s); }
+
+ private:
+  static PrecompiledCharsmap Load(const json& j) {
+    try {
+      return PrecompiledCharsmap(Base64Decode(Str(j, "precompiled_charsmap"), "precompiled_charsmap"));
+    } catch (const std::exception& e) {
+      Rethrow("Precompiled normalizer", e);
+    }
+  }
+  PrecompiledCharsmap charsmap_;
+};
 
 std::string ByteLevelMap(std::string_view s) {
   std::string out;
@@ -303,16 +400,59 @@ class ByteLevelPreTokenizer : public PreTokenizer {
   Pattern regex_;
 };
 
+// prepend_scheme (default "always"); the legacy add_prefix_space false must come with "never",
+// as the crate's deserializer demands.
+std::string MetaspaceScheme(const json& j) {
+  std::string scheme = Str(j, "prepend_scheme", "always");
+  if (scheme != "always" && scheme != "first" && scheme != "never") {
+    throw Error("Metaspace prepend_scheme \"" + scheme + "\" is not always/first/never");
+  }
+  if (!Bool(j, "add_prefix_space", true) && scheme != "never") {
+    throw Error("Metaspace add_prefix_space false does not match prepend_scheme \"" + scheme + "\"");
+  }
+  return scheme;
+}
+
+// Pieces of `length` code points (the last one may be shorter).
+class FixedLengthPreTokenizer : public PreTokenizer {
+ public:
+  explicit FixedLengthPreTokenizer(const json& j) : length_(j.value("length", 5)) {
+    if (length_ <= 0) throw Error("FixedLength length must be positive, got " + std::to_string(length_));
+  }
+  void Apply(std::vector<Piece>& pieces) const override {
+    std::vector<Piece> out;
+    for (const Piece& p : pieces) {
+      size_t pos = 0;
+      while (pos < p.text.size()) {
+        size_t start = pos;
+        uint32_t cp = 0;
+        for (int n = 0; n < length_ && pos < p.text.size(); ++n) {
+          if (!unicode::DecodeUtf8(p.text, pos, cp)) ++pos;
+        }
+        out.push_back({p.text.substr(start, pos - start), p.at_start && start == 0});
+      }
+    }
+    pieces = std::move(out);
+  }
+
+ private:
+  int length_;
+};
+
+uint32_t SingleChar(const json& j, const char* key, const std::string& what, const std::string& def = "") {
+  std::string s = Str(j, key, def);
+  unicode::CheckUtf8(s, what + " " + key);
+  std::vector<uint32_t> cps = unicode::ToCodepoints(s);
+  if (cps.size() != 1) throw Error(what + " " + key + " must be one character, got \"" + s + "\"");
+  return cps[0];
+}
+
 class MetaspacePreTokenizer : public PreTokenizer {
  public:
   explicit MetaspacePreTokenizer(const json& j)
-      : replacement_(Str(j, "replacement", kMetaspace)), split_(Bool(j, "split", true)) {
-    std::string scheme = Str(j, "prepend_scheme", "");
-    if (scheme.empty()) scheme = Bool(j, "add_prefix_space", true) ? "always" : "never";
-    if (scheme != "always" && scheme != "first" && scheme != "never") {
-      throw Error("Metaspace prepend_scheme \"" + scheme + "\" is not always/first/never");
-    }
-    scheme_ = scheme;
+      : replacement_(Str(j, "replacement", kMetaspace)), split_(Bool(j, "split", true)),
+        scheme_(MetaspaceScheme(j)) {
+    SingleChar(j, "replacement", "Metaspace", kMetaspace);
   }
   void Apply(std::vector<Piece>& pieces) const override {
     std::vector<Piece> out;
@@ -340,6 +480,76 @@ class MetaspacePreTokenizer : public PreTokenizer {
   std::string replacement_;
   bool split_;
   std::string scheme_;
+};
+
+// Splits on the code points a predicate selects (the crate's char patterns).
+class PredicateSplit : public PreTokenizer {
+ public:
+  PredicateSplit(std::function<bool(uint32_t)> pred, Behavior behavior)
+      : pred_(std::move(pred)), behavior_(behavior) {}
+  void Apply(std::vector<Piece>& pieces) const override {
+    std::vector<Piece> out;
+    for (const Piece& p : pieces) SplitPiece(p, CharMatches(p.text, pred_), behavior_, false, out);
+    pieces = std::move(out);
+  }
+
+ private:
+  std::function<bool(uint32_t)> pred_;
+  Behavior behavior_;
+};
+
+class BertPreTokenizer : public PreTokenizer {
+ public:
+  BertPreTokenizer()
+      : whitespace_(unicode::IsWhiteSpace, Behavior::kRemoved),
+        punctuation_(unicode::IsPunctuation, Behavior::kIsolated) {}
+  void Apply(std::vector<Piece>& pieces) const override {
+    whitespace_.Apply(pieces);
+    punctuation_.Apply(pieces);
+  }
+
+ private:
+  PredicateSplit whitespace_, punctuation_;
+};
+
+// Cuts where the script changes. As in the crate: a space belongs to no script (it stays with
+// the text before it, and spaces at the very start are dropped), unassigned code points neither,
+// and Hiragana, Katakana and U+30FC count as Han.
+class UnicodeScriptsPreTokenizer : public PreTokenizer {
+ public:
+  void Apply(std::vector<Piece>& pieces) const override {
+    std::vector<Piece> out;
+    for (const Piece& p : pieces) {
+      std::vector<size_t> cuts;
+      int last = kNone;
+      size_t pos = 0;
+      while (pos < p.text.size()) {
+        size_t start = pos;
+        uint32_t cp = 0;
+        if (!unicode::DecodeUtf8(p.text, pos, cp)) ++pos;
+        int script = FixedScript(cp);
+        if (script != kAny && last != kAny && last != script) cuts.push_back(start);
+        if (script != kAny) last = script;
+      }
+      cuts.push_back(p.text.size());
+      for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+        out.push_back({p.text.substr(cuts[i], cuts[i + 1] - cuts[i]), p.at_start && cuts[i] == 0});
+      }
+    }
+    pieces = std::move(out);
+  }
+
+ private:
+  static constexpr int kNone = -2, kAny = -1;
+  static int FixedScript(uint32_t cp) {
+    static const int han = unicode::ScriptIndex("Han"), hiragana = unicode::ScriptIndex("Hiragana"),
+                     katakana = unicode::ScriptIndex("Katakana");
+    if (cp == 0x30FC) return han;
+    if (cp == ' ') return kAny;
+    int script = unicode::ScriptOf(cp);
+    if (script == 0) return kAny;  // Unknown: the crate's table maps unlisted code points to Any
+    return (script == hiragana || script == katakana) ? han : script;
+  }
 };
 
 std::unique_ptr<PreTokenizer> MakeSplit(const std::string& regex, Behavior b, bool invert) {
@@ -383,10 +593,8 @@ class ByteLevelDecoder : public Decoder {
 
 class MetaspaceDecoder : public Decoder {
  public:
-  explicit MetaspaceDecoder(const json& j) : replacement_(Str(j, "replacement", kMetaspace)) {
-    std::string scheme = Str(j, "prepend_scheme", "");
-    never_ = scheme.empty() ? !Bool(j, "add_prefix_space", true) : scheme == "never";
-  }
+  explicit MetaspaceDecoder(const json& j)
+      : replacement_(Str(j, "replacement", kMetaspace)), never_(MetaspaceScheme(j) == "never") {}
   void Apply(std::vector<std::string>& tokens) const override {
     for (size_t i = 0; i < tokens.size(); ++i) {
       // As in the Rust crate, the first token loses every replacement character.
@@ -487,6 +695,55 @@ class StripDecoder : public Decoder {
   int start_, stop_;
 };
 
+// The crate's cleanup of " ." and friends, shared by the WordPiece and CTC decoders.
+std::string WordPieceCleanup(std::string s) {
+  static const std::pair<const char*, const char*> kRules[] = {
+      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
+      {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (auto [from, to] : kRules) s = ReplaceAll(s, from, to);
+  return s;
+}
+
+// Every token but the first loses the continuing prefix or, if it has none, gains a space.
+class WordPieceDecoder : public Decoder {
+ public:
+  explicit WordPieceDecoder(const json& j)
+      : prefix_(Str(j, "prefix", "##")), cleanup_(Bool(j, "cleanup", true)) {}
+  void Apply(std::vector<std::string>& tokens) const override {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      std::string& t = tokens[i];
+      if (i > 0) t = t.compare(0, prefix_.size(), prefix_) == 0 ? t.substr(prefix_.size()) : " " + t;
+      if (cleanup_) t = WordPieceCleanup(t);
+    }
+  }
+
+ private:
+  std::string prefix_;
+  bool cleanup_;
+};
+
+// CTC: repeated tokens collapse, the pad token vanishes, the word delimiter becomes a space.
+class CtcDecoder : public Decoder {
+ public:
+  explicit CtcDecoder(const json& j)
+      : pad_(Str(j, "pad_token", "<pad>")), delimiter_(Str(j, "word_delimiter_token", "|")),
+        cleanup_(Bool(j, "cleanup", true)) {}
+  void Apply(std::vector<std::string>& tokens) const override {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i > 0 && tokens[i] == tokens[i - 1]) continue;
+      std::string t = ReplaceAll(tokens[i], pad_, "");
+      if (cleanup_) t = ReplaceAll(WordPieceCleanup(t), delimiter_, " ");
+      if (!t.empty()) out.push_back(std::move(t));
+    }
+    tokens = std::move(out);
+  }
+
+ private:
+  std::string pad_, delimiter_;
+  bool cleanup_;
+};
+
 class BpeSuffixDecoder : public Decoder {
  public:
   explicit BpeSuffixDecoder(const json& j) : suffix_(Str(j, "suffix", "</w>")) {}
@@ -518,6 +775,9 @@ std::unique_ptr<Normalizer> MakeNormalizer(const json& j) {
   if (t == "NFKC") return std::make_unique<FunctionNormalizer>(unicode::Nfkc);
   if (t == "NFKD") return std::make_unique<FunctionNormalizer>(unicode::Nfkd);
   if (t == "StripAccents") return std::make_unique<FunctionNormalizer>(StripAccents);
+  if (t == "BertNormalizer") return std::make_unique<BertNormalizer>(j);
+  if (t == "Nmt") return std::make_unique<FunctionNormalizer>(NmtNormalize);
+  if (t == "Precompiled") return std::make_unique<PrecompiledNormalizer>(j);
   if (t == "ByteLevel") return std::make_unique<FunctionNormalizer>(ByteLevelMap);
   throw Error("unsupported normalizer type \"" + t + "\"");
 }
@@ -534,12 +794,23 @@ std::unique_ptr<PreTokenizer> MakePreTokenizer(const json& j) {
                                                Bool(j, "invert", false));
   }
   if (t == "Whitespace") return MakeSplit(R"(\w+|[^\w\s]+)", Behavior::kRemoved, true);
-  if (t == "WhitespaceSplit") return MakeSplit(R"(\s+)", Behavior::kRemoved, false);
+  if (t == "WhitespaceSplit") return std::make_unique<PredicateSplit>(unicode::IsWhiteSpace, Behavior::kRemoved);
   if (t == "Digits") {
-    return Bool(j, "individual_digits", false)
-               ? MakeSplit(R"(\p{N})", Behavior::kIsolated, false)
-               : MakeSplit(R"(\p{N}+)", Behavior::kIsolated, false);
+    return std::make_unique<PredicateSplit>(
+        unicode::IsNumber, Bool(j, "individual_digits", false) ? Behavior::kIsolated : Behavior::kContiguous);
   }
+  if (t == "Punctuation") {
+    return std::make_unique<PredicateSplit>(unicode::IsPunctuation,
+                                            ParseBehavior(Str(j, "behavior", "Isolated")));
+  }
+  if (t == "CharDelimiterSplit") {
+    uint32_t delimiter = SingleChar(j, "delimiter", "CharDelimiterSplit");
+    return std::make_unique<PredicateSplit>([delimiter](uint32_t cp) { return cp == delimiter; },
+                                            Behavior::kRemoved);
+  }
+  if (t == "BertPreTokenizer") return std::make_unique<BertPreTokenizer>();
+  if (t == "UnicodeScripts") return std::make_unique<UnicodeScriptsPreTokenizer>();
+  if (t == "FixedLength") return std::make_unique<FixedLengthPreTokenizer>(j);
   throw Error("unsupported pre_tokenizer type \"" + t + "\"");
 }
 
@@ -554,6 +825,8 @@ std::unique_ptr<Decoder> MakeDecoder(const json& j) {
   if (t == "Fuse") return std::make_unique<FuseDecoder>();
   if (t == "Strip") return std::make_unique<StripDecoder>(j);
   if (t == "BPEDecoder") return std::make_unique<BpeSuffixDecoder>(j);
+  if (t == "WordPiece") return std::make_unique<WordPieceDecoder>(j);
+  if (t == "CTC") return std::make_unique<CtcDecoder>(j);
   throw Error("unsupported decoder type \"" + t + "\"");
 }
 
