@@ -184,6 +184,7 @@ HfWordPieceModel::HfWordPieceModel(const json& m)
     : vocab_(m.at("vocab")),
       unk_token_(StrOr(m, "unk_token", "[UNK]")),
       prefix_(StrOr(m, "continuing_subword_prefix", "##")) {
+  for (const auto& [token, id] : m.at("vocab").items()) max_token_bytes_ = std::max(max_token_bytes_, token.size());
   if (m.contains("max_input_chars_per_word") && !m["max_input_chars_per_word"].is_null()) {
     int n = JsonInt(m["max_input_chars_per_word"], "WordPiece max_input_chars_per_word");
     if (n < 0) throw Error("WordPiece max_input_chars_per_word is negative");
@@ -205,7 +206,10 @@ void HfWordPieceModel::Tokenize(std::string_view w, std::vector<int>& out) const
   }
   std::vector<int> ids;
   for (size_t start = 0; start < w.size();) {
-    size_t end = w.size();
+    // A candidate longer than the longest vocab entry cannot match: start there (on a
+    // character boundary), which keeps long words linear instead of quadratic.
+    size_t end = std::min(w.size(), start + max_token_bytes_);
+    while (end > start && end < w.size() && (static_cast<unsigned char>(w[end]) & 0xC0) == 0x80) --end;
     int id = -1;
     while (end > start) {
       std::string piece = (start > 0 ? prefix_ : "") + std::string(w.substr(start, end - start));

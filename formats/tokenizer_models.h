@@ -88,6 +88,7 @@ class HfWordPieceModel : public TokenModel {
   VocabTable vocab_;
   std::string unk_token_, prefix_;
   size_t max_chars_ = 100;
+  size_t max_token_bytes_ = 0;  // the longest vocab entry
 };
 
 // WordLevel: the whole word is one token, or unk_token.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/json_util.h"
 #include "formats/precompiled_charsmap.h"
 #include "formats/unicode.h"
 #include "formats/unicode_regex.h"
@@ -294,8 +295,9 @@ class BertNormalizer : public Normalizer {
  private:
   static bool IsControl(uint32_t cp) {
     if (cp == '\t' || cp == '\n' || cp == '\r') return false;
+    // unicode_categories' is_other, which the crate uses: Cc, Cf and Co (not Cs, not Cn).
     auto c = unicode::GetCategory(cp);
-    return c == unicode::Category::kCn || c >= unicode::Category::kCc;  // the C* categories
+    return c == unicode::Category::kCc || c == unicode::Category::kCf || c == unicode::Category::kCo;
   }
   static bool IsCjk(uint32_t cp) {
     return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
@@ -416,7 +418,8 @@ std::string MetaspaceScheme(const json& j) {
 // Pieces of `length` code points (the last one may be shorter).
 class FixedLengthPreTokenizer : public PreTokenizer {
  public:
-  explicit FixedLengthPreTokenizer(const json& j) : length_(j.value("length", 5)) {
+  explicit FixedLengthPreTokenizer(const json& j)
+      : length_(j.contains("length") ? JsonInt(j.at("length"), "FixedLength length") : 5) {
     if (length_ <= 0) throw Error("FixedLength length must be positive, got " + std::to_string(length_));
   }
   void Apply(std::vector<Piece>& pieces) const override {

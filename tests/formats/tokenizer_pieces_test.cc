@@ -270,6 +270,10 @@ TEST_CASE("BertNormalizer, BertPreTokenizer, WordPiece model and WordPiece decod
   CHECK(tok->Decode(ids, false) == "hello world \xE4\xB8\xAD \xE5\x9B\xBD, unaffable!");
   // "unx": "un" fits, then no piece starts "##x": the whole word is [UNK].
   CHECK(tok->Encode("unx aff", false) == Ids{0, 10});
+  // clean_text drops Cc, Cf (U+200B) and Co, keeps unassigned U+0378; without lowercase
+  // there is no accent stripping either.
+  CheckNormalizes({{"type", "BertNormalizer"}, {"lowercase", false}}, "A\xE2\x80\x8B\xC3\xA9\xCD\xB8",
+                  "A\xC3\xA9\xCD\xB8");
   j["model"]["max_input_chars_per_word"] = 8;  // "unaffable" has 9 characters
   CHECK(test::LoadTokenizerJson("wordpiece8", j)->Encode("unaffable aff", false) == Ids{0, 10});
   j["model"]["unk_token"] = "<missing>";
