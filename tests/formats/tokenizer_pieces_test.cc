@@ -350,11 +350,14 @@ TEST_CASE("grapheme clusters follow UAX #29", "[formats][tokenizer]") {
   CHECK(starts("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8") == Starts{0});           // Hangul L V T
 }
 
-TEST_CASE("CTC decoder and unsupported pieces", "[formats][tokenizer]") {
+TEST_CASE("CTC and BPEDecoder decoders, unsupported pieces", "[formats][tokenizer]") {
   json ctc = WordLevel({"<pad>", "h", "i", "|"}, nullptr, {{"type", "WhitespaceSplit"}}, {{"type", "CTC"}});
   auto tok = test::LoadTokenizerJson("ctc", ctc);
   // Repeats collapse (h h -> h), <pad> vanishes, '|' becomes a space: "h" "i" " " "i".
   CHECK(tok->Decode(Ids{1, 2, 2, 1, 3, 4, 3}, false) == "hi i");
+  // BPEDecoder: the suffix ends a word, so it becomes a space, except in the last token.
+  json bpe = WordLevel({"hel", "lo</w>", "wor", "ld</w>"}, nullptr, nullptr, {{"type", "BPEDecoder"}, {"suffix", "</w>"}});
+  CHECK(test::LoadTokenizerJson("bpedec", bpe)->Decode(Ids{1, 2, 3, 4}, false) == "hello world");
   for (const char* stage : {"normalizer", "pre_tokenizer", "decoder"}) {
     json j = WordLevel({}, nullptr, nullptr);
     j[stage] = {{"type", "Frobnicate"}};
