@@ -149,9 +149,23 @@ void HfBpeModel::Tokenize(std::string_view word, std::vector<int>& out) const {
   }
 }
 
+namespace {
+
+// Old files have no "type": the crate then tries BPE, WordPiece, WordLevel and Unigram in turn,
+// each taking the first whose required fields are all there.
+std::string LegacyModelType(const json& m) {
+  if (m.contains("merges")) return "BPE";
+  if (m.contains("vocab") && m.at("vocab").is_array()) return "Unigram";
+  bool wordpiece = m.contains("unk_token") && m.contains("continuing_subword_prefix") &&
+                   m.contains("max_input_chars_per_word");
+  return wordpiece ? "WordPiece" : "WordLevel";
+}
+
+}  // namespace
+
 std::unique_ptr<TokenModel> MakeTokenModel(const json& m) {
   if (!m.is_object()) throw Error("\"model\" is not an object");
-  const std::string type = m.contains("type") ? m.at("type").get<std::string>() : "BPE";
+  const std::string type = m.contains("type") ? m.at("type").get<std::string>() : LegacyModelType(m);
   if (type == "BPE") return std::make_unique<HfBpeModel>(m);
   if (type == "Unigram") return std::make_unique<HfUnigramModel>(m);
   if (type == "WordPiece") return std::make_unique<HfWordPieceModel>(m);

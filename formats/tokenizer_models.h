@@ -24,8 +24,8 @@ class TokenModel {
   virtual int max_id() const = 0;
 };
 
-// BPE, Unigram, WordPiece or WordLevel by the "type" key (BPE when absent, as the crate guesses);
-// throws Error naming an unsupported type.
+// BPE, Unigram, WordPiece or WordLevel by the "type" key (guessed from the fields when absent,
+// as the crate does); throws Error naming an unsupported type.
 std::unique_ptr<TokenModel> MakeTokenModel(const nlohmann::json& model);
 
 // A token <-> id table from a {"token": id} object. Ids may have gaps but must stay below

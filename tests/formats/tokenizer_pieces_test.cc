@@ -274,6 +274,12 @@ TEST_CASE("BertNormalizer, BertPreTokenizer, WordPiece model and WordPiece decod
   // there is no accent stripping either.
   CheckNormalizes({{"type", "BertNormalizer"}, {"lowercase", false}}, "A\xE2\x80\x8B\xC3\xA9\xCD\xB8",
                   "A\xC3\xA9\xCD\xB8");
+  // A file without the model's "type" (older files): with these three fields it is WordPiece.
+  json legacy = j;
+  legacy["model"].erase("type");
+  legacy["model"]["continuing_subword_prefix"] = "##";
+  legacy["model"]["max_input_chars_per_word"] = 100;
+  CHECK(test::LoadTokenizerJson("wordpiece_legacy", legacy)->Encode(text, false) == ids);
   j["model"]["max_input_chars_per_word"] = 8;  // "unaffable" has 9 characters
   CHECK(test::LoadTokenizerJson("wordpiece8", j)->Encode("unaffable aff", false) == Ids{0, 10});
   j["model"]["unk_token"] = "<missing>";
