@@ -39,20 +39,7 @@ HfBpeModel::HfBpeModel(const json& m) {
   if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"].get<double>() > 0) {
     throw Error("BPE dropout " + m["dropout"].dump() + " is not supported (encoding must be deterministic)");
   }
-  // Ids index a table: a vocab of n entries may use ids below n + 65536 (room for gaps), so a
-  // file claiming id 1000000000 is refused instead of allocating a billion strings.
-  const size_t n_vocab = m.at("vocab").size();
-  for (auto& [token, id_json] : m.at("vocab").items()) {
-    const int id = JsonInt(id_json, "vocab entry \"" + token + "\" id");
-    if (id < 0) throw Error("vocab entry \"" + token + "\" has negative id " + std::to_string(id));
-    if (static_cast<size_t>(id) >= n_vocab + 65536) {
-      throw Error("vocab entry \"" + token + "\" has id " + std::to_string(id) + " but the vocab has " +
-                  std::to_string(n_vocab) + " entries (ids must stay below entries + 65536)");
-    }
-    vocab_[token] = id;
-    if (id >= static_cast<int>(id_to_token_.size())) id_to_token_.resize(id + 1);
-    id_to_token_[id] = token;
-  }
+  vocab_ = VocabTable(m.at("vocab"));
   const json& merges = m.at("merges");
   if (!merges.is_array()) throw Error("\"merges\" is not an array");
   for (size_t rank = 0; rank < merges.size(); ++rank) {
@@ -90,23 +77,7 @@ HfBpeModel::HfBpeModel(const json& m) {
   ignore_merges_ = m.value("ignore_merges", false);
   prefix_ = OptString(m, "continuing_subword_prefix");
   suffix_ = OptString(m, "end_of_word_suffix");
-  for (int b = 0; b < 256; ++b) {
-    char name[8];
-    std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    byte_ids_[b] = TokenId(name);
-  }
-}
-
-int HfBpeModel::TokenId(const std::string& token) const {
-  auto it = vocab_.find(token);
-  return it == vocab_.end() ? -1 : it->second;
-}
-
-const std::string* HfBpeModel::TokenString(int id) const {
-  if (id < 0 || id >= static_cast<int>(id_to_token_.size())) return nullptr;
-  // A hole in the id space (ids are not required to be dense) has no string.
-  if (id_to_token_[id].empty() && TokenId("") != id) return nullptr;
-  return &id_to_token_[id];
+  byte_ids_ = ByteFallbackIds(*this);
 }
 
 // BPE::merge_word of the Rust crate: characters (with prefix/suffix), unknown ones as byte
@@ -121,10 +92,9 @@ void HfBpeModel::MergeWord(std::string_view w, std::vector<int>& ids) const {
     std::string s(w.substr(start, pos - start));
     if (start > 0) s = prefix_ + s;
     if (pos == w.size()) s += suffix_;
-    auto it = vocab_.find(s);
-    if (it != vocab_.end()) {
+    if (int id = vocab_.Id(s); id >= 0) {
       if (unk_pending >= 0) ids.push_back(unk_pending), unk_pending = -1;
-      ids.push_back(it->second);
+      ids.push_back(id);
       continue;
     }
     if (byte_fallback_) {
@@ -154,9 +124,8 @@ void HfBpeModel::MergeWord(std::string_view w, std::vector<int>& ids) const {
 void HfBpeModel::Tokenize(std::string_view word, std::vector<int>& out) const {
   if (word.empty()) return;
   if (ignore_merges_) {
-    auto it = vocab_.find(std::string(word));
-    if (it != vocab_.end()) {
-      out.push_back(it->second);
+    if (int id = vocab_.Id(std::string(word)); id >= 0) {
+      out.push_back(id);
       return;
     }
   }
@@ -178,6 +147,30 @@ void HfBpeModel::Tokenize(std::string_view word, std::vector<int>& out) const {
     if (cache_.size() >= kMaxCacheEntries) cache_.clear();
     cache_.emplace(std::move(key), std::move(ids));
   }
+}
+
+namespace {
+
+// Old files have no "type": the crate then tries BPE, WordPiece, WordLevel and Unigram in turn,
+// each taking the first whose required fields are all there.
+std::string LegacyModelType(const json& m) {
+  if (m.contains("merges")) return "BPE";
+  if (m.contains("vocab") && m.at("vocab").is_array()) return "Unigram";
+  bool wordpiece = m.contains("unk_token") && m.contains("continuing_subword_prefix") &&
+                   m.contains("max_input_chars_per_word");
+  return wordpiece ? "WordPiece" : "WordLevel";
+}
+
+}  // namespace
+
+std::unique_ptr<TokenModel> MakeTokenModel(const json& m) {
+  if (!m.is_object()) throw Error("\"model\" is not an object");
+  const std::string type = m.contains("type") ? m.at("type").get<std::string>() : LegacyModelType(m);
+  if (type == "BPE") return std::make_unique<HfBpeModel>(m);
+  if (type == "Unigram") return std::make_unique<HfUnigramModel>(m);
+  if (type == "WordPiece") return std::make_unique<HfWordPieceModel>(m);
+  if (type == "WordLevel") return std::make_unique<HfWordLevelModel>(m);
+  throw Error("unsupported model type \"" + type + "\" (BPE, Unigram, WordPiece and WordLevel are)");
 }
 
 // ---------------------------------------------------------------- the tokenizer
@@ -273,11 +266,11 @@ class AddedMatcher {
 
 class HfTokenizer : public Tokenizer {
  public:
-  HfTokenizer(const json& j, const json& config) : model_(CheckedModel(j.at("model"))) {
+  HfTokenizer(const json& j, const json& config) : model_(MakeTokenModel(j.at("model"))) {
     normalizer_ = MakeNormalizer(j.value("normalizer", json()));
     pre_tokenizer_ = MakePreTokenizer(j.value("pre_tokenizer", json()));
     decoder_ = MakeDecoder(j.value("decoder", json()));
-    vocab_size_ = model_.max_id() + 1;
+    vocab_size_ = model_->max_id() + 1;
     LoadAddedTokens(j.value("added_tokens", json::array()));
     LoadPostProcessor(j.value("post_processor", json()), config);
     bos_id_ = SpecialId(config, "bos_token", prefix_.empty() ? -1 : prefix_.front());
@@ -299,7 +292,7 @@ class HfTokenizer : public Tokenizer {
         if (part.id >= 0) { ids.push_back(part.id); continue; }
         std::vector<Piece> pieces{{std::move(part.text), part.at_start}};
         if (pre_tokenizer_) pre_tokenizer_->Apply(pieces);
-        for (const Piece& p : pieces) model_.Tokenize(p.text, ids);
+        for (const Piece& p : pieces) model_->Tokenize(p.text, ids);
       }
     }
     if (add_special) ids.insert(ids.end(), suffix_.begin(), suffix_.end());
@@ -336,24 +329,16 @@ class HfTokenizer : public Tokenizer {
   int vocab_size() const override { return vocab_size_; }
 
  private:
-  static const json& CheckedModel(const json& m) {
-    std::string type = m.contains("type") ? m.at("type").get<std::string>() : "BPE";
-    if (type != "BPE") {
-      throw Error("model type " + type + " is not supported (only BPE tokenizers)");
-    }
-    return m;
-  }
-
   const std::string* Lookup(int id) const {
     auto it = added_by_id_.find(id);
-    return it != added_by_id_.end() ? &it->second : model_.TokenString(id);
+    return it != added_by_id_.end() ? &it->second : model_->TokenString(id);
   }
 
   int IdOf(const std::string& token) const {
     for (auto& [id, content] : added_by_id_) {
       if (content == token) return id;
     }
-    return model_.TokenId(token);
+    return model_->TokenId(token);
   }
 
   void LoadAddedTokens(const json& added) {
@@ -435,7 +420,7 @@ class HfTokenizer : public Tokenizer {
     return IdOf(name);
   }
 
-  HfBpeModel model_;
+  std::unique_ptr<TokenModel> model_;
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
   std::unique_ptr<Decoder> decoder_;

@@ -1,10 +1,13 @@
-// The stages of a Hugging Face tokenizer.json around the BPE model: normalizers,
-// pre-tokenizers and decoders, built from their JSON. Each follows the semantics of the
+// The stages of a Hugging Face tokenizer.json around the model: normalizers
+// (formats/tokenizer_pipeline.cc), pre-tokenizers (tokenizer_pretokenizers.cc) and decoders
+// (tokenizer_decoders.cc), built from their JSON. Each follows the semantics of the
 // `tokenizers` Rust crate 0.22; unsupported types are refused with an Error.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -45,6 +48,7 @@ std::unique_ptr<Decoder> MakeDecoder(const nlohmann::json& j);
 // GPT-2's byte -> printable code point table (bytes_to_unicode) and its inverse (-1 if none).
 uint32_t ByteToUnicode(unsigned char b);
 int UnicodeToByte(uint32_t cp);
+std::string ByteLevelMap(std::string_view bytes);  // every byte through ByteToUnicode
 // The GPT-2 pre-tokenizer regex that ByteLevel(use_regex) applies.
 extern const char kGpt2Pattern[];
 

@@ -134,6 +134,75 @@ bool IsWhiteSpace(uint32_t cp) {
          cp == 0x205F || cp == 0x3000;
 }
 
+bool IsMark(uint32_t cp) {
+  Category c = GetCategory(cp);
+  return c == Category::kMn || c == Category::kMc || c == Category::kMe;
+}
+
+bool IsPunctuation(uint32_t cp) {
+  if (cp < 0x80) return (cp >= '!' && cp <= '/') || (cp >= ':' && cp <= '@') ||
+                        (cp >= '[' && cp <= '`') || (cp >= '{' && cp <= '~');
+  Category c = GetCategory(cp);
+  return c >= Category::kPc && c <= Category::kPo;
+}
+
+int ScriptOf(uint32_t cp) {
+  auto* r = FindRange(ut::kScript, ut::kScriptSize, cp);
+  return r ? r->value : 0;
+}
+
+int ScriptIndex(std::string_view name) {
+  for (int i = 0; i < ut::kScriptNamesSize; ++i) {
+    if (name == ut::kScriptNames[i]) return i;
+  }
+  return -1;
+}
+
+GraphemeBreak GetGraphemeBreak(uint32_t cp) {
+  auto* r = FindRange(ut::kGraphemeBreak, ut::kGraphemeBreakSize, cp);
+  return r ? static_cast<GraphemeBreak>(r->value) : GraphemeBreak::kOther;
+}
+
+namespace {
+
+// UAX #29 pair rules GB3-GB9b between classes a and b (GB11-GB13 need context, see below).
+bool JoinsPair(GraphemeBreak a, GraphemeBreak b) {
+  using G = GraphemeBreak;
+  if (a == G::kCR && b == G::kLF) return true;                        // GB3
+  auto control = [](G g) { return g == G::kCR || g == G::kLF || g == G::kControl; };
+  if (control(a) || control(b)) return false;                         // GB4, GB5
+  if (a == G::kL && (b == G::kL || b == G::kV || b == G::kLV || b == G::kLVT)) return true;
+  if ((a == G::kLV || a == G::kV) && (b == G::kV || b == G::kT)) return true;
+  if ((a == G::kLVT || a == G::kT) && b == G::kT) return true;        // GB6-GB8
+  if (b == G::kExtend || b == G::kZWJ || b == G::kSpacingMark) return true;  // GB9, GB9a
+  return a == G::kPrepend;                                            // GB9b
+}
+
+}  // namespace
+
+std::vector<size_t> GraphemeStarts(const std::vector<uint32_t>& cps) {
+  using G = GraphemeBreak;
+  std::vector<size_t> starts;
+  G prev = G::kOther;
+  bool pict_run = false;  // the text so far ends in ExtPict Extend* (GB11)
+  size_t ri_run = 0;      // regional indicators ending the text so far (GB12, GB13)
+  for (size_t i = 0; i < cps.size(); ++i) {
+    G g = GetGraphemeBreak(cps[i]);
+    bool join = i > 0 && (JoinsPair(prev, g) ||
+                          (prev == G::kZWJ && g == G::kExtPict && pict_run) ||
+                          (prev == G::kRegionalIndicator && g == G::kRegionalIndicator &&
+                           ri_run % 2 == 1));
+    if (!join) starts.push_back(i);
+    // pict_run stays true across Extend; ZWJ keeps it for the next code point only.
+    bool after_zwj = prev == G::kZWJ;
+    pict_run = g == G::kExtPict ||
+               (pict_run && !after_zwj && (g == G::kExtend || g == G::kZWJ));
+    ri_run = g == G::kRegionalIndicator ? ri_run + 1 : 0;
+    prev = g;
+  }
+  return starts;
+}
+
 uint32_t SimpleLower(uint32_t cp) {
   if (cp < 0x80) return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp;
   auto* m = FindMapping(ut::kLower, ut::kLowerSize, cp);

@@ -19,6 +19,20 @@ Category GetCategory(uint32_t cp);
 bool IsLetter(uint32_t cp);      // \p{L}
 bool IsNumber(uint32_t cp);      // \p{N}
 bool IsWhiteSpace(uint32_t cp);  // the White_Space property: Oniguruma's \s, Rust's is_whitespace
+bool IsMark(uint32_t cp);  // Mn, Mc or Me: what the crate's StripAccents removes
+// Rust's is_ascii_punctuation or a P* category: the crate's Punctuation/Bert splitting rule.
+bool IsPunctuation(uint32_t cp);
+// The Script property as an index into the generated name table; 0 is Unknown (unassigned).
+int ScriptOf(uint32_t cp);
+int ScriptIndex(std::string_view name);  // -1 for a name the table lacks
+// Grapheme_Cluster_Break classes, in the generator's GCB order (kExtPict: Extended_Pictographic).
+enum class GraphemeBreak : uint8_t {
+  kOther, kCR, kLF, kControl, kExtend, kZWJ, kRegionalIndicator, kPrepend, kSpacingMark,
+  kL, kV, kT, kLV, kLVT, kExtPict
+};
+GraphemeBreak GetGraphemeBreak(uint32_t cp);
+// Start indices of the extended grapheme clusters of `cps` (UAX #29 rules GB3-GB13).
+std::vector<size_t> GraphemeStarts(const std::vector<uint32_t>& cps);
 // Single code point lowercase (the full mapping when it is one code point, else `cp`).
 uint32_t SimpleLower(uint32_t cp);
 // `name` is a one- or two-letter category ("L", "Lu", "N", "P", ...); false if unknown.

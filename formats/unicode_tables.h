@@ -34,5 +34,11 @@ extern const Mapping kNfkd[];  // full compatibility decomposition, Hangul exclu
 extern const int kNfkdSize;
 extern const Composition kCompose[];  // primary composites, Hangul excluded
 extern const int kComposeSize;
+extern const char* const kScriptNames[];  // Script property values; [0] is "Unknown"
+extern const int kScriptNamesSize;
+extern const CodepointRange kScript[];  // value: index into kScriptNames; Unknown is absent
+extern const int kScriptSize;
+extern const CodepointRange kGraphemeBreak[];  // value: unicode::GraphemeBreak; Other absent
+extern const int kGraphemeBreakSize;
 
 }  // namespace sq::unicode_tables

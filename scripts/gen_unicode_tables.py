@@ -4,8 +4,13 @@
 Tables: general category ranges (for \\p{L}, \\p{N}, ...), simple lowercase mapping, canonical
 combining classes, full NFD / NFKD decompositions and the canonical composition pairs (for the
 NFC / NFKC normalizers). Hangul syllables are left out: the code handles them algorithmically.
+Two properties that unicodedata lacks come from Perl's Unicode::UCD (part of Debian's perl, the
+same Unicode version is checked): the Script of each code point (the UnicodeScripts
+pre-tokenizer) and the Grapheme_Cluster_Break classes (the Precompiled normalizer works on
+grapheme clusters).
 Run: python3 scripts/gen_unicode_tables.py > formats/unicode_tables.cc
 """
+import subprocess
 import sys
 import unicodedata
 
@@ -13,6 +18,34 @@ CATS = ['Cn', 'Lu', 'Ll', 'Lt', 'Lm', 'Lo', 'Mn', 'Mc', 'Me', 'Nd', 'Nl', 'No', 
         'Pe', 'Pi', 'Pf', 'Po', 'Sm', 'Sc', 'Sk', 'So', 'Zs', 'Zl', 'Zp', 'Cc', 'Cf', 'Cs', 'Co']
 MAX = 0x110000
 HANGUL_FIRST, HANGUL_LAST = 0xAC00, 0xD7A3
+
+
+# Grapheme_Cluster_Break values as Perl names them ("ExtPict_XX": Extended_Pictographic with
+# GCB=Other); the order is the C++ enum unicode::GraphemeBreak.
+GCB = ['Other', 'CR', 'LF', 'Control', 'Extend', 'ZWJ', 'Regional_Indicator', 'Prepend',
+       'SpacingMark', 'L', 'V', 'T', 'LV', 'LVT', 'ExtPict_XX']
+
+
+def perl_invmap(prop):
+    """Perl's inversion map of `prop`: [(first code point, value name)], ascending."""
+    script = ('use Unicode::UCD qw(prop_invmap);'
+              'my ($l, $m) = prop_invmap($ARGV[0]); print Unicode::UCD::UnicodeVersion(), "\\n";'
+              'print "$l->[$_]\\t$m->[$_]\\n" for 0 .. $#$l;')
+    out = subprocess.run(['perl', '-e', script, prop], check=True, capture_output=True,
+                         text=True).stdout.splitlines()
+    if out[0] != unicodedata.unidata_version:
+        sys.exit(f'perl has Unicode {out[0]}, python {unicodedata.unidata_version}')
+    return [(int(a), v) for a, v in (line.split('\t') for line in out[1:])]
+
+
+def invmap_ranges(invmap, index_of, skip):
+    """Inversion map -> (first, last, index) rows, leaving out the value `skip`."""
+    rows = []
+    for k, (start, name) in enumerate(invmap):
+        end = invmap[k + 1][0] - 1 if k + 1 < len(invmap) else MAX - 1
+        if name != skip:
+            rows.append((start, end, index_of(name)))
+    return rows
 
 
 def ranges(value_of, skip):
@@ -92,6 +125,16 @@ def main():
         print(f'    {{0x{a:X}, 0x{b:X}, 0x{c:X}}},')
     print('};')
     print(f'const int kComposeSize = {len(compose)};\n')
+
+    scripts = perl_invmap('Script')
+    names = ['Unknown'] + sorted({n for _, n in scripts} - {'Unknown'})
+    print('const char* const kScriptNames[] = {')
+    for i in range(0, len(names), 6):
+        print('    ' + ' '.join(f'"{n}",' for n in names[i:i + 6]))
+    print('};')
+    print(f'const int kScriptNamesSize = {len(names)};\n')
+    emit_ranges('kScript', invmap_ranges(scripts, names.index, 'Unknown'))
+    emit_ranges('kGraphemeBreak', invmap_ranges(perl_invmap('GCB'), GCB.index, 'Other'))
     print('}  // namespace sq::unicode_tables')
 
 

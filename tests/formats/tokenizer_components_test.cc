@@ -9,7 +9,7 @@
 #include "formats/tokenizer.h"
 #include "formats/tokenizer_pipeline.h"
 #include "formats/unicode.h"
-#include "tests/test_paths.h"
+#include "tests/formats/hf_tokenizer_fixture.h"
 
 using namespace sq;
 using json = nlohmann::json;
@@ -20,10 +20,7 @@ namespace {
 const std::string kMeta = "\xE2\x96\x81";  // '▁'
 
 std::unique_ptr<Tokenizer> Load(const std::string& name, const json& j, const json& config = nullptr) {
-  std::string dir = test::TempDir(name);
-  std::ofstream(dir + "/tokenizer.json") << j.dump();
-  if (!config.is_null()) std::ofstream(dir + "/tokenizer_config.json") << config.dump();
-  return LoadHfTokenizer(dir + "/tokenizer.json");
+  return test::LoadTokenizerJson(name, j, config);
 }
 
 // A small SentencePiece-style model: "▁hi" is reachable by merges, "hi" only by ignore_merges.
@@ -116,7 +113,8 @@ TEST_CASE("Strip, Lowercase and NFKC normalizers in a Sequence", "[formats][toke
   auto tok = Load("norms", ByteLevelTokenizer(kByteLevelOnly, norm, {}));
   CHECK(tok->Encode("  \xC3\x85" "B \xEF\xAC\x81\t ", false) == Bytes("\xC3\xA5" "b fi"));
   json bad = ByteLevelTokenizer(kByteLevelOnly, {{"type", "Precompiled"}, {"precompiled_charsmap", ""}}, {});
-  CHECK_THROWS_WITH(Load("norm_bad", bad), Catch::Contains("Precompiled") && Catch::Contains("tokenizer.json"));
+  CHECK_THROWS_WITH(Load("norm_bad", bad), Catch::Contains("Precompiled normalizer: precompiled_charsmap is 0 bytes") &&
+                                               Catch::Contains("tokenizer.json"));
 }
 
 TEST_CASE("added tokens: lstrip/rstrip, longest match first, add_bos_token from tokenizer_config", "[formats][tokenizer]") {

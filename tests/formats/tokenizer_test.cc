@@ -252,10 +252,10 @@ TEST_CASE("tokenizer loaders reject bad files with one-line errors naming the fi
   };
   WriteFile(dir + "/broken.json", "{\"model\": {\"type\": \"BPE\", ");
   contains(ErrorOf([&] { LoadHfTokenizer(dir + "/broken.json"); }), dir + "/broken.json");
-  WriteFile(dir + "/unigram.json", R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}})");
-  std::string e = ErrorOf([&] { LoadHfTokenizer(dir + "/unigram.json"); });
-  contains(e, dir + "/unigram.json");
-  contains(e, "Unigram");
+  WriteFile(dir + "/bigram.json", R"({"model": {"type": "Bigram", "vocab": [["a", 0.0]]}})");
+  std::string e = ErrorOf([&] { LoadHfTokenizer(dir + "/bigram.json"); });
+  contains(e, dir + "/bigram.json");
+  contains(e, "unsupported model type \"Bigram\"");
   WriteFile(dir + "/merge.json",
             R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a c"]}})");
   e = ErrorOf([&] { LoadHfTokenizer(dir + "/merge.json"); });
