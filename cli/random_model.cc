@@ -4,6 +4,8 @@
 // size; sharded and indexed as Hugging Face saves a model; atomically, as one folder rename.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>

@@ -1,5 +1,6 @@
 #include "model/random_weights.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
