@@ -31,6 +31,11 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kChunk = int64_t{1} << 22;  // elements generated and narrowed at a time
 
+std::string Upper(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
 // "5GB", "500MB", "2GiB", "123456" (bytes). Decimal units as Hugging Face's max_shard_size.
 uint64_t ParseByteSize(const std::string& flag, const std::string& text) {
   static const std::map<std::string, double> kUnits = {
@@ -42,9 +47,7 @@ uint64_t ParseByteSize(const std::string& flag, const std::string& text) {
     value = std::stod(text, &end);
   } catch (const std::exception&) {
   }
-  std::string unit = text.substr(std::min(end, text.size()));
-  for (char& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  const auto it = kUnits.find(unit);
+  const auto it = kUnits.find(Upper(text.substr(std::min(end, text.size()))));
   const double bytes = it == kUnits.end() ? -1 : value * it->second;
   Check(std::isfinite(bytes) && bytes >= 1 && bytes < 1e18,
         "--" + flag + " must be a positive size such as 5GB, 500MB, 2GiB or a byte count, got '" +
@@ -218,9 +221,7 @@ void Publish(const fs::path& tmp, const fs::path& out) {
 
 DType ParseOutDType(const std::string& name) {
   DType dtype;
-  std::string upper = name;
-  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  Check(ParseDType(upper, &dtype) &&
+  Check(ParseDType(Upper(name), &dtype) &&
             (dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16),
         "--dtype must be f32, f16 or bf16, got '" + name + "'");
   return dtype;
