@@ -274,7 +274,8 @@ const bool kRegistered = RegisterCommand(
      "  [--max-shard-size 5GB] [--force] [--threads N]\n"
      "  Weights ~ N(0, initializer_range), norms 1, biases 0; each value depends only on --seed\n"
      "  and the tensor's name (not on sharding). Above --max-shard-size, writes\n"
-     "  model-0000i-of-0000n.safetensors + model.safetensors.index.json.",
+     "  model-0000i-of-0000n.safetensors + model.safetensors.index.json. An existing --out is\n"
+     "  refused; --force replaces a previous model folder (never one holding an input).",
      RunRandomModel});
 
 }  // namespace

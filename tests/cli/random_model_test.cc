@@ -110,6 +110,9 @@ TEST_CASE("random-model refuses an existing --out and never deletes an input wit
   const RunResult forced = RandomModel(config, dir + "/m", "--force");
   INFO(forced.output);
   CHECK(forced.exit_code == 0);
+  for (const auto& e : fs::directory_iterator(dir)) {  // no temp or set-aside folder is left
+    CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+  }
   // The folder holding --config looks like a model folder, but --force must not replace it.
   const RunResult onto_input = RandomModel(config, dir, "--force");
   CHECK(onto_input.exit_code != 0);
