@@ -40,6 +40,7 @@ struct ModelConfig {
   bool qk_norm = false;         // Qwen3: RMSNorm over each head of q and k before RoPE
   bool attn_output_gate = false;  // Qwen3-Next: q_proj emits [query | gate] per head
   int gated_norm_rank = 0;      // GatedNorm: sigmoid low-rank gate after every norm (0 = off)
+  float initializer_range = 0.02f;  // std of the normal init of weights (random checkpoints)
   int bos_id = -1;
   int eos_id = -1;
 

@@ -165,6 +165,10 @@ ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
   c.qk_norm = arch == Arch::kQwen3;
   c.attn_output_gate = f.Bool("attn_output_gate", false);
   c.gated_norm_rank = f.Int("gated_norm_rank", 0);
+  c.initializer_range = f.Float("initializer_range", 0.02f);
+  Check(std::isfinite(c.initializer_range) && c.initializer_range >= 0,
+        source + ": initializer_range must be a finite number >= 0, got " +
+            std::to_string(c.initializer_range));
   c.bos_id = FirstTokenId(f, "bos_token_id");
   c.eos_id = FirstTokenId(f, "eos_token_id");
   CheckNoSlidingWindow(f, arch, c.max_position);
@@ -212,6 +216,7 @@ nlohmann::ordered_json HfConfigToJson(const ModelConfig& c) {
   if (info.arch != Arch::kQwen2) j["attention_bias"] = c.qkv_bias;
   j["mlp_bias"] = false;
   j["tie_word_embeddings"] = c.tie_embeddings;
+  j["initializer_range"] = JsonFloat(c.initializer_range);
   j["bos_token_id"] = c.bos_id >= 0 ? nlohmann::ordered_json(c.bos_id) : nullptr;
   j["eos_token_id"] = c.eos_id >= 0 ? nlohmann::ordered_json(c.eos_id) : nullptr;
   j["torch_dtype"] = "float32";

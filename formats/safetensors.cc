@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ostream>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -62,6 +63,26 @@ Span ParseEntry(const std::string& path, const std::string& name, const json& e,
   return s;
 }
 
+// The JSON header for `specs` laid out contiguously in order, padded with spaces so the data
+// starts 8-byte aligned.
+std::string HeaderText(const std::string& path, const std::vector<TensorSpec>& specs,
+                       const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const TensorSpec& s : specs) {
+    Check(s.name != "__metadata__", path + ": '__metadata__' is not a valid tensor name");
+    Check(!header.contains(s.name), path + ": tensor " + s.name + " given twice");
+    header[s.name] = {{"dtype", DTypeName(s.dtype)},
+                      {"shape", s.shape},
+                      {"data_offsets", {offset, offset + s.nbytes()}}};
+    offset += s.nbytes();
+  }
+  std::string text = header.dump();
+  text.append((8 - (8 + text.size()) % 8) % 8, ' ');
+  return text;
+}
+
 }  // namespace
 
 SafetensorsFile OpenSafetensors(const std::string& path) {
@@ -117,32 +138,45 @@ SafetensorsFile OpenSafetensors(const std::string& path) {
   return out;
 }
 
-void WriteSafetensors(const std::string& path,
-                      const std::vector<std::pair<std::string, TensorView>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  uint64_t offset = 0;
-  for (const auto& [name, v] : tensors) {
-    Check(name != "__metadata__", path + ": '__metadata__' is not a valid tensor name");
-    Check(!header.contains(name), path + ": tensor " + name + " given twice");
-    Check(!v.empty() || v.numel() == 0, path + ": tensor " + name + " has no data");
-    header[name] = {{"dtype", DTypeName(v.dtype)},
-                    {"shape", v.shape},
-                    {"data_offsets", {offset, offset + v.nbytes()}}};
-    offset += v.nbytes();
-  }
-  std::string text = header.dump();
-  text.append((8 - (8 + text.size()) % 8) % 8, ' ');  // data starts 8-byte aligned
+uint64_t TensorSpec::nbytes() const {
+  uint64_t n = DTypeSize(dtype);
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+void WriteSafetensorsStreaming(const std::string& path, const std::vector<TensorSpec>& specs,
+                               const TensorFill& fill,
+                               const std::map<std::string, std::string>& metadata) {
+  const std::string text = HeaderText(path, specs, metadata);
   WriteFileAtomic(path, [&](std::ostream& out) {
     uint8_t len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(text.size() >> (8 * i));
     out.write(reinterpret_cast<const char*>(len), 8);
     out.write(text.data(), text.size());
-    for (const auto& [name, v] : tensors) {
-      if (v.nbytes() > 0) out.write(reinterpret_cast<const char*>(v.data), v.nbytes());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const auto begin = out.tellp();
+      fill(i, out);
+      Check(out.good(), path + ": write failed in tensor " + specs[i].name + " (disk full?)");
+      const auto written = static_cast<uint64_t>(out.tellp() - begin);
+      Check(written == specs[i].nbytes(),
+            path + ": tensor " + specs[i].name + " got " + std::to_string(written) +
+                " bytes, its shape and dtype need " + std::to_string(specs[i].nbytes()));
     }
   });
+}
+
+void WriteSafetensors(const std::string& path,
+                      const std::vector<std::pair<std::string, TensorView>>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> specs;
+  for (const auto& [name, v] : tensors) {
+    Check(!v.empty() || v.numel() == 0, path + ": tensor " + name + " has no data");
+    specs.push_back({name, v.dtype, v.shape});
+  }
+  WriteSafetensorsStreaming(path, specs, [&](size_t i, std::ostream& out) {
+    const TensorView& v = tensors[i].second;
+    if (v.nbytes() > 0) out.write(reinterpret_cast<const char*>(v.data), v.nbytes());
+  }, metadata);
 }
 
 }  // namespace sq

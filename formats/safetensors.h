@@ -4,6 +4,8 @@
 // tensors are views into the map, in their stored dtype.
 #pragma once
 
+#include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <string>
@@ -33,5 +35,24 @@ SafetensorsFile OpenSafetensors(const std::string& path);
 void WriteSafetensors(const std::string& path,
                       const std::vector<std::pair<std::string, TensorView>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+
+// A tensor to be written whose bytes do not exist yet: the header needs only this.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  uint64_t nbytes() const;
+};
+
+// Writes spec i's bytes (exactly specs[i].nbytes(), in as many pieces as it likes) to `out`.
+using TensorFill = std::function<void(size_t index, std::ostream& out)>;
+
+// The same file as WriteSafetensors, but the header is written first from the specs and each
+// tensor's bytes come from `fill`, in order, so no tensor needs to be in memory beforehand.
+// Throws Error naming the file and tensor when `fill` writes the wrong number of bytes; the
+// temp file is then removed and nothing appears at `path`.
+void WriteSafetensorsStreaming(const std::string& path, const std::vector<TensorSpec>& specs,
+                               const TensorFill& fill,
+                               const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace sq

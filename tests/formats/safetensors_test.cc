@@ -94,3 +94,32 @@ TEST_CASE("safetensors reads the real bytelm-austen file", "[formats]") {
     CHECK(std::memcmp(w.data, v.data, v.nbytes()) == 0);
   }
 }
+
+TEST_CASE("streamed safetensors equal the in-memory writer's bytes", "[formats]") {
+  const std::string dir = test::TempDir("st_stream");
+  Buffer a = MakeBuffer(DType::kF32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  Buffer b = MakeBuffer(DType::kBF16, {4}, {0.5f, -1, 2, 8});
+  WriteSafetensors(dir + "/whole.safetensors", {{"a", a.view}, {"b", b.view}}, {{"format", "pt"}});
+  const std::vector<TensorSpec> specs = {{"a", DType::kF32, {2, 3}}, {"b", DType::kBF16, {4}}};
+  const Buffer* buffers[] = {&a, &b};
+  WriteSafetensorsStreaming(dir + "/streamed.safetensors", specs, [&](size_t i, std::ostream& out) {
+    for (std::byte x : buffers[i]->bytes) out.put(static_cast<char>(x));  // byte by byte
+  }, {{"format", "pt"}});
+  std::ifstream w(dir + "/whole.safetensors", std::ios::binary);
+  std::ifstream s(dir + "/streamed.safetensors", std::ios::binary);
+  const std::string whole{std::istreambuf_iterator<char>(w), {}};
+  const std::string streamed{std::istreambuf_iterator<char>(s), {}};
+  CHECK(whole.size() > 8 + 24 + 8);
+  CHECK(whole == streamed);
+}
+
+TEST_CASE("a streamed tensor of the wrong length is refused and nothing is written",
+          "[formats]") {
+  const std::string dir = test::TempDir("st_stream_short");
+  const std::string path = dir + "/t.safetensors";
+  const std::vector<TensorSpec> specs = {{"ok", DType::kF32, {2}}, {"short", DType::kF16, {3}}};
+  auto fill = [](size_t i, std::ostream& out) { out.write("abcdefgh", i == 0 ? 8 : 4); };
+  CHECK_THROWS_WITH(WriteSafetensorsStreaming(path, specs, fill),
+                    Catch::Contains("tensor short got 4 bytes") && Catch::Contains("need 6"));
+  CHECK(std::filesystem::is_empty(dir));
+}
