@@ -1,5 +1,6 @@
 // sinkquant compare: every recipe against the float model on the same text, one table.
 #include <cstdio>
+#include <map>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -108,9 +109,15 @@ int RunCompare(Args& a) {
   WindowOptions cw = o.windows;
   cw.max_tokens = o.calib_tokens;
   const auto calib = MakeWindows(ReadTextFile(o.calib), *lm.tokenizer, cw, o.calib);
-  auto progress = StderrProgress("compare", "layer");
-  o.run.progress = [&](const std::string&, int done, int total) {
-    if (progress) progress(done, total);
+  // One progress line per recipe: "compare rotate-gptq: layer 3/16 ...".
+  std::map<std::string, std::function<void(int, int)>> progress;
+  const long tokens = TokenCount(eval);
+  o.run.progress = [&](const std::string& method, int done, int total) {
+    auto it = progress.find(method);
+    if (it == progress.end()) {
+      it = progress.emplace(method, StderrProgress("compare " + method, "layer", tokens)).first;
+    }
+    if (it->second) it->second(done, total);
   };
   const std::vector<RecipeRow> rows = CompareRecipes(lm.model, calib, eval, o.run);
 

@@ -178,7 +178,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
   CompareOptions co;
   co.sqnr_windows = o.sqnr_windows;
   co.sqnr_reference = recipe.transforms.empty() ? nullptr : &pipe.transformed();
-  co.progress = StderrProgress("quantize+eval", "layer");
+  co.progress = StderrProgress("quantize+eval", "layer", TokenCount(windows));
   co.hooks = pipe.Hooks();
   const CompareResult r = EvalQuantized(lm.model, pipe.quantized(), windows, co);
   struct {
@@ -255,7 +255,7 @@ int RunEval(Args& a) {
   const auto windows = MakeWindows(text, *lm.tokenizer, o.windows, o.data);
   if (o.quant) return RunQuantEval(o, lm, windows);
 
-  const PplResult r = EvaluatePerplexity(lm.model, windows, nullptr, {}, StderrProgress("eval", "layer"));
+  const PplResult r = EvaluatePerplexity(lm.model, windows, nullptr, {}, StderrProgress("eval", "layer", TokenCount(windows)));
   PrintFloat(o, windows.size(), r);
   if (!o.json.empty()) {
     nlohmann::json j = {{"ppl", r.ppl},         {"ppl_stderr", r.ppl_stderr}, {"nll", r.nll},

@@ -79,11 +79,13 @@ int RunProfile(Args& a) {
                                    std::to_string(c.max_position));
   const auto all = MakeWindows(text, *lm.tokenizer, {ctx, 0}, o.data);
   const auto windows = SelectWindows(all, o.max_tokens, o.seed);
+  long tokens = 0;
+  for (const auto& w : windows) tokens += static_cast<long>(w.size());
 
   const Tokenizer& tok = *lm.tokenizer;
   const ProfileResult r = sq::RunProfile(lm.model, windows, o.th,
                                          [&](int id) { return tok.TokenText(id); },
-                                         StderrProgress("profile", "layer"));
+                                         StderrProgress("profile", "layer", tokens));
   ProfileMeta meta;
   meta.model_path = lm.model_path;
   meta.tokenizer_path = lm.tokenizer_path;

@@ -16,6 +16,7 @@
 #include "quant/onnx_export.h"
 #include "quant/onnx_export_folder.h"
 #include "quant/recipe.h"
+#include "quant/recipe_pipeline.h"
 
 namespace sq {
 namespace {
@@ -134,6 +135,9 @@ int RunQuantize(Args& a) {
   o.windows.ctx = ResolveCtx(o.windows.ctx, lm.model.config);
   std::printf("model:  %s\n", o.model.c_str());
 
+  std::vector<Window> windows;
+  if (!o.data.empty()) windows = Windows(o.data, *lm.tokenizer, o.windows);
+  std::optional<CompareResult> cmp;  // float vs exported on --data, for quantization.json
   Model exported;
   std::optional<Recipe> recipe_used;
   std::string kv = "float";
@@ -148,27 +152,40 @@ int RunQuantize(Args& a) {
     }
     Check(!recipe.config.gptq || !calib.empty(),
           "--method " + recipe.name + " needs calibration text: --calib FILE");
-    RecipeResult rr = ApplyRecipe(lm.model, recipe, calib, StderrProgress("quantize", "layer"));
+    // One layer at a time (quant/recipe_pipeline.h), keeping only the packed layers; with
+    // --data (a folder's quantization.json) the float and quantized models are measured in
+    // the same layer loop.
+    RecipePipeline pipe(lm.model, recipe, calib, /*integer_kernels=*/false);
+    pipe.KeepQuantizedLayers();
+    if (o.folder && !windows.empty()) {
+      CompareOptions co;
+      co.sqnr_windows = 0;
+      co.hooks = pipe.Hooks();
+      co.progress = StderrProgress("quantize+measure", "layer", TokenCount(windows));
+      cmp = EvalQuantized(lm.model, pipe.quantized(), windows, co);
+    } else {
+      pipe.BuildAll();
+    }
     std::printf("recipe:");
     for (const auto& [k, v] : recipe.Settings()) std::printf(" %s=%s", k.c_str(), v.c_str());
     std::printf("\n");
-    for (const std::string& line : rr.log) std::printf("  transform: %s\n", line.c_str());
-    std::printf("kv cache: %s\n", rr.report.kv.c_str());
-    kv = rr.report.kv;
-    std::printf("quantized in %.2f s\n", rr.report.seconds);
-    exported = std::move(rr.quantized);
+    for (const std::string& line : pipe.log()) std::printf("  transform: %s\n", line.c_str());
+    const QuantizeReport rep = pipe.report();
+    std::printf("kv cache: %s\n", rep.kv.c_str());
+    kv = rep.kv;
+    std::printf("quantized in %.2f s\n", rep.seconds);
+    exported = pipe.quantized();
   } else {
     std::printf("recipe: none (float export, --w-bits 16)\n");
     exported = lm.model;
+    if (o.folder && !windows.empty()) {
+      CompareOptions co;
+      co.sqnr_windows = 0;
+      cmp = EvalQuantized(lm.model, exported, windows, co);
+    }
   }
 
-  std::vector<Window> windows;
-  std::optional<CompareResult> cmp;
-  if (!o.data.empty()) windows = Windows(o.data, *lm.tokenizer, o.windows);
-  if (o.folder && !windows.empty()) {  // for quantization.json
-    CompareOptions co;
-    co.sqnr_windows = 0;
-    cmp = EvalQuantized(lm.model, exported, windows, co);
+  if (cmp) {
     std::printf("measured on %s: ppl float %.6f, exported %.6f, KL %.6f, top-1 %.4f\n",
                 o.data.c_str(), cmp->fp.ppl, cmp->quant.ppl, cmp->kld_mean, cmp->top1);
   }

@@ -176,12 +176,46 @@ void RecipePipeline::PrepareLayer(int l) {
 }
 
 void RecipePipeline::ReleaseLayer(int l) {
-  for (Model* m : {&t_, &q_}) {
-    m->weights.layers[l] = {};
-    m->linears[l] = {};
-  }
+  t_.weights.layers[l] = {};
+  t_.linears[l] = {};
   t_layer_.clear();
+  if (keep_layers_) {
+    CompactQuantizedLayer(l);
+  } else {
+    q_.weights.layers[l] = {};
+    q_.linears[l] = {};
+  }
   q_layer_.clear();
+}
+
+void RecipePipeline::CompactQuantizedLayer(int l) {
+  for (Role r : LinearRoles()) {
+    if (r != Role::kLmHead && recipe_.config.KeepsFloat(r)) {
+      // A float linear reads its weight from the slice: keep the slice's storage.
+      q_.weights.storage.insert(q_.weights.storage.end(), q_layer_.begin(), q_layer_.end());
+      return;
+    }
+  }
+  LayerWeights& L = q_.weights.layers[l];
+  const LayerWeights& src = fp_.weights.layers[l];
+  // The quantized linears hold their packed weights; the views only tell an export the
+  // checkpoint's size and dtype, so they point back into the mapped checkpoint.
+  L.wq = src.wq, L.wk = src.wk, L.wv = src.wv, L.wo = src.wo;
+  L.w_gate = src.w_gate, L.w_up = src.w_up, L.w_down = src.w_down;
+  // Small float tensors the forward pass reads: copied out of the slice's storage.
+  for (TensorView* v : {&L.attn_norm, &L.ffn_norm, &L.q_norm, &L.k_norm, &L.bq, &L.bk, &L.bv,
+                        &L.attn_norm_gate.down, &L.attn_norm_gate.up, &L.ffn_norm_gate.down,
+                        &L.ffn_norm_gate.up}) {
+    if (!v->empty()) *v = q_.weights.Own(ToMat(*v), v->shape);
+  }
+}
+
+void RecipePipeline::BuildAll() {
+  for (int l = 0; l < fp_.config.n_layers; ++l) {
+    PrepareLayer(l);
+    ReleaseLayer(l);
+  }
+  PrepareHead();
 }
 
 void RecipePipeline::PrepareHead() {

@@ -34,6 +34,12 @@ class RecipePipeline {
   const Model& transformed() const { return t_; }
   const Model& quantized() const { return q_; }
   LayerMajorHooks Hooks();
+  // Keep each quantized layer after its pass (for an export): the packed weights, norms and
+  // online rotations stay, the float slice is dropped. Call before the first layer.
+  void KeepQuantizedLayers() { keep_layers_ = true; }
+  // Prepares and releases every layer without running anything else (e.g. an export with no
+  // evaluation text); GPTQ's calibration still runs inside.
+  void BuildAll();
 
   const std::vector<std::string>& log() const { return log_; }
   QuantizeReport report() const;  // seconds = seconds()
@@ -48,11 +54,13 @@ class RecipePipeline {
   Model LayerSlice(int l) const;   // fp's layer l as a one-layer model
   Model QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states);
   void Install(Model& shell, Model& slice, int l, std::vector<std::shared_ptr<const void>>& keep);
+  void CompactQuantizedLayer(int l);
 
   const Model& fp_;
   Recipe recipe_;
   const std::vector<Window>& calib_;
   bool integer_kernels_;
+  bool keep_layers_ = false;
   Model head_t_;                    // model-level tensors after the transforms (no layers)
   Model t_, q_;                     // the shells the streams run
   std::vector<std::shared_ptr<const void>> t_layer_, q_layer_;  // storage of the current layer

@@ -1,8 +1,22 @@
 #include "quant/rotate.h"
 
+#include <map>
+#include <mutex>
+
 #include "core/error.h"
 
 namespace sq {
+
+std::shared_ptr<const Rotation> SharedRotation(int n, uint64_t seed) {
+  static std::mutex mu;
+  static std::map<std::pair<int, uint64_t>, std::weak_ptr<const Rotation>> alive;
+  std::lock_guard<std::mutex> lock(mu);
+  std::weak_ptr<const Rotation>& slot = alive[{n, seed}];
+  if (auto r = slot.lock()) return r;
+  auto r = std::make_shared<const Rotation>(n, seed);
+  slot = r;
+  return r;
+}
 
 namespace {
 
@@ -42,10 +56,10 @@ TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions&
   const ModelConfig& c = t.config;
   ModelWeights& w = t.weights;
   const bool gated_norm = c.gated_norm_rank > 0;
-  auto rd = std::make_shared<const Rotation>(c.hidden, opt.seed);
-  auto rf = std::make_shared<const Rotation>(c.intermediate, opt.seed + 1);
-  auto rh = std::make_shared<const Rotation>(c.head_dim, opt.seed + 2);
-  auto ro = std::make_shared<const Rotation>(c.q_dim(), opt.seed + 3);
+  auto rd = SharedRotation(c.hidden, opt.seed);
+  auto rf = SharedRotation(c.intermediate, opt.seed + 1);
+  auto rh = SharedRotation(c.head_dim, opt.seed + 2);
+  auto ro = SharedRotation(c.q_dim(), opt.seed + 3);
   const Mat& qd = rd->matrix();
   t.online.layers.resize(c.n_layers);
   std::string what;

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "quant/transforms.h"
 
@@ -29,6 +30,10 @@ struct RotateOptions {
   bool down = true;      // online rotation of the down_proj input
   bool heads = true;     // v/o: per-head fold, or online o_proj rotation with gated attention
 };
+
+// The Rotation(n, seed), shared while anyone holds it: a model rotated one layer at a time
+// (quant/recipe_pipeline.h) keeps one dense [n, n] matrix for all its layers, not one per layer.
+std::shared_ptr<const Rotation> SharedRotation(int n, uint64_t seed);
 
 // Throws Error unless every norm weight is exactly one (run FoldNorms first).
 TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions& opt);
