@@ -69,22 +69,29 @@ std::vector<RecipeDef> Recipes() {
   return r.recipes;
 }
 
+namespace {
+
+template <typename Step>
+Step FindStep(const std::map<std::string, Step>& steps, const std::string& name,
+              const std::string& recipe, const char* kind) {
+  auto it = steps.find(name);
+  Check(it != steps.end(),
+        "recipe '" + recipe + "': " + kind + " '" + name + "' is not registered");
+  return it->second;
+}
+
+}  // namespace
+
 TransformStep FindTransform(const std::string& name, const std::string& recipe) {
   Registry& reg = GetRegistry();
   std::lock_guard<std::mutex> lock(reg.mu);
-  auto it = reg.transforms.find(name);
-  Check(it != reg.transforms.end(),
-        "recipe '" + recipe + "': transform '" + name + "' is not registered");
-  return it->second;
+  return FindStep(reg.transforms, name, recipe, "transform");
 }
 
 PostQuantStep FindPostStep(const std::string& name, const std::string& recipe) {
   Registry& reg = GetRegistry();
   std::lock_guard<std::mutex> lock(reg.mu);
-  auto it = reg.post.find(name);
-  Check(it != reg.post.end(),
-        "recipe '" + recipe + "': post step '" + name + "' is not registered");
-  return it->second;
+  return FindStep(reg.post, name, recipe, "post step");
 }
 
 std::string RecipeNames() {
