@@ -165,6 +165,19 @@ void CheckFiniteWeights(const Model& m, const std::vector<Key>& keys) {
 
 // ---- GPTQ, layer by layer -------------------------------------------------------------------
 
+// Thrown by HessianObserver once it has its site: the rest of the pass is not needed, so a
+// calibration pass stops there (the q/k/v Hessian needs only the norm, not the block).
+struct SiteCollected {};
+
+// Runs `fn` (a forward pass over one window) until the observer has what it needs.
+template <typename Fn>
+void UntilCollected(Fn&& fn) {
+  try {
+    fn();
+  } catch (const SiteCollected&) {
+  }
+}
+
 // Collects the Hessians of the linears that read one site of one layer. Linears behind an online
 // input transform get their own Hessian of the transformed input; plain ones share one.
 class HessianObserver : public ForwardObserver {
@@ -191,6 +204,7 @@ class HessianObserver : public ForwardObserver {
         s.h.Add(xt);
       }
     }
+    throw SiteCollected{};  // observers are called outside parallel regions: safe to unwind
   }
   const HessianAccumulator& Hessian(int slot) const { return slots_[slot].h; }
 
@@ -243,7 +257,7 @@ class GptqRunner {
       for (Role r : roles) slot.push_back(obs.Track(*LinearAt(work_, l, r)));
       for (const Mat& h : hs_) {
         Mat hh = h;
-        ForwardBlock(work_, l, hh, &obs);
+        UntilCollected([&] { ForwardBlock(work_, l, hh, &obs); });
       }
       for (size_t i = 0; i < roles.size(); ++i) Quantize(l, roles[i], obs.Hessian(slot[i]));
     }
@@ -253,7 +267,7 @@ class GptqRunner {
   void LmHead() {
     HessianObserver obs(Site::kHeadInput, work_.config.n_layers);
     const int slot = obs.Track(*work_.lm_head);
-    for (const Mat& h : hs_) Head(work_, h, &obs);
+    for (const Mat& h : hs_) UntilCollected([&] { Head(work_, h, &obs); });
     Quantize(-1, Role::kLmHead, obs.Hessian(slot));
   }
 
