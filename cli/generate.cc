@@ -13,8 +13,8 @@ int RunGenerate(Args& a) {
   const std::string model = a.Required("model");
   const std::string tokenizer = a.Str("tokenizer", "");
   const std::string prompt = a.Str("prompt", "");
-  const int steps = a.Int("steps", 64);
-  SetNumThreads(a.Int("threads", 0));
+  const int steps = a.Int("steps", 64, 0, 1 << 20);
+  SetNumThreads(ThreadsFlag(a));
   a.Finish();
   Check(steps > 0, "--steps must be positive, got " + std::to_string(steps));
 

@@ -1,5 +1,7 @@
 // sinkquant: find what breaks 4-bit quantization in a checkpoint, remove it, and measure it.
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -7,6 +9,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/input_file.h"
 
 namespace sq {
 
@@ -52,13 +55,22 @@ int main(int argc, char** argv) {
                   c.summary.c_str());
       return 0;
     }
+    int rc;
     try {
+      const sq::TrackInputs track_inputs;  // outputs may never replace an input
       sq::Args args(name, rest);
-      return c.run(args);
+      rc = c.run(args);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "sinkquant %s: error: %s\n", name.c_str(), e.what());
       return 1;
     }
+    // Output lost on a full disk or a closed pipe is a failure, not a success.
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::fprintf(stderr, "sinkquant %s: error: writing to stdout failed: %s\n", name.c_str(),
+                   std::strerror(errno));
+      return 1;
+    }
+    return rc;
   }
   std::fprintf(stderr, "sinkquant: unknown command '%s' (see sinkquant --help)\n", name.c_str());
   return 2;

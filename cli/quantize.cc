@@ -34,7 +34,7 @@ void ParseQuantFlags(Args& a, QuantizeOptions& o) {
   const QuantConfig& c = o.config;
   o.method = a.Str("method", "");
   o.calib = a.Str("calib", "");
-  o.calib_tokens = a.Int("calib-tokens", 0);
+  o.calib_tokens = TokensFlag(a, "calib-tokens");
   o.quant = c.w_bits < 16 || c.a_bits < 16 || c.kv_bits < 16 || !o.method.empty();
   if (o.quant && o.method.empty()) o.method = "rtn";
 }
@@ -46,14 +46,14 @@ QuantizeOptions ParseQuantizeOptions(Args& a) {
   o.out = a.Required("out");
   ParseQuantFlags(a, o);
   o.onnx.format = ParseOnnxFormat(a.Str("onnx-format", "qdq"));
-  const int threshold = a.Int("external-threshold", 1024);
+  const int threshold = a.Int("external-threshold", 1024, 0, kIntMax);
   Check(threshold >= 0, "--external-threshold must be >= 0, got " + std::to_string(threshold));
   o.onnx.external_threshold = static_cast<size_t>(threshold);
   o.logits_out = a.Str("logits-out", "");
   o.data = a.Str("data", "");
-  o.windows.ctx = a.Int("ctx", 0);
-  o.windows.max_tokens = a.Int("max-tokens", 0);
-  o.threads = a.Int("threads", 0);
+  o.windows.ctx = CtxFlag(a);
+  o.windows.max_tokens = TokensFlag(a, "max-tokens");
+  o.threads = ThreadsFlag(a);
   a.Finish();
   Check(o.logits_out.empty() == o.data.empty(),
         "--logits-out and --data go together (the reference logits are computed on --data)");

@@ -33,8 +33,8 @@ int RunRandomModel(Args& a) {
   const std::string config_path = a.Required("config");
   const std::string dtype_name = a.Str("dtype", "bf16");
   const std::string out = a.Required("out");
-  const int layers = a.Int("layers", 0);
-  const int seed = a.Int("seed", 0);
+  const int layers = a.Int("layers", 0, 0, 1024);
+  const int seed = SeedFlag(a);
   a.Finish();
   DType dtype;
   std::string upper = dtype_name;

@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/input_file.h"
 
 namespace sq {
 
@@ -238,6 +239,8 @@ OnnxFileSizes OnnxBuilder::Save() {
   if (data_.is_open()) {
     data_.close();
     Check(!data_.fail(), data_path_ + ": write failed (disk full?)");
+    CheckOutputPath(data_path_);
+    CheckOutputPath(out_path_);  // before the data is renamed: both or neither are written
     std::error_code ec;
     std::filesystem::rename(data_tmp_, data_path_, ec);
     Check(!ec, data_path_ + ": cannot rename into place: " + ec.message());
