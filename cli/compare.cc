@@ -47,7 +47,7 @@ CompareCliOptions ParseCompareOptions(Args& a) {
   o.calib_tokens = TokensFlag(a, "calib-tokens");
   o.threads = ThreadsFlag(a);
   o.run.methods = SplitComma(a.Str("methods", "fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate"));
-  o.run.ratio_windows = a.Int("ratio-windows", 4, 1, 1 << 20);
+  o.run.ratio_windows = a.Int("ratio-windows", 4, 0, 1 << 20);
   o.run.integer_kernels = !a.Flag("fake-quant");
   QuantConfig& c = o.run.base;
   c.w_bits = a.IntOneOf("w-bits", 4, kBitsChoices);

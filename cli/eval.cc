@@ -58,7 +58,7 @@ EvalOptions ParseEvalOptions(Args& a) {
         "--gptq contradicts --method " + o.method + " (use one of them)");
   o.calib = a.Str("calib", "");
   o.calib_tokens = TokensFlag(a, "calib-tokens");
-  o.sqnr_windows = a.Int("sqnr-windows", 4, 1, 1 << 20);
+  o.sqnr_windows = a.Int("sqnr-windows", 4, 0, 1 << 20);
   a.Finish();
   o.quant = c.w_bits < 16 || c.a_bits < 16 || c.kv_bits < 16 || !o.method.empty();
   if (o.quant && o.method.empty()) o.method = "rtn";

@@ -89,6 +89,9 @@ int RunQuantize(Args& a) {
   SetNumThreads(o.threads);
   LoadedModel lm = LoadModel(o.model, o.tokenizer);
   o.windows.ctx = ResolveCtx(o.windows.ctx, lm.model.config);
+  // The export writes every tensor: a NaN or Inf in one (a norm, the embedding, a linear kept
+  // float) would be exported silently.
+  CheckFiniteTensors(lm.model.config, lm.model.weights, "refusing to quantize or export");
   std::printf("model:  %s\n", o.model.c_str());
 
   Model exported;

@@ -210,6 +210,7 @@ STDIN=""
 
 # ---- round two, resource limits: threads, files that are not regular files
 mkfifo "$T/fifo.txt" "$T/fifo.json"
+cp "$valid" "$T/data_copy.txt"
 mkdir -p "$T/folder.txt"
 row "--threads 100000" eval --model "$model" --data "$valid" --threads 100000
 row "--threads -1" generate --model "$model" --steps 1 --threads -1
@@ -254,6 +255,17 @@ cp "$tok" "$T/tok_nan.bin"
 printf '\x00\x00\xc0\x7f' | dd of="$T/tok_nan.bin" bs=1 seek=4 conv=notrunc status=none
 row "llama2.c tokenizer with a NaN score" tokenize --tokenizer "$T/tok_nan.bin" --vocab 512
 
+# ---- round two, non-finite values in every command (nan.bin: NaN in layer 0 wq[0][0])
+row "NaN in layer 0 wq, generated" generate --model "$T/nan.bin" --tokenizer "$tok" --steps 4
+row "NaN in layer 0 wq, profiled" profile --model "$T/nan.bin" --tokenizer "$tok" --data "$valid" --max-tokens 256 --out "$T/nanprof/sub"
+row "NaN in layer 0 wq, float export (--w-bits 16)" quantize --model "$T/nan.bin" --tokenizer "$tok" --out "$T/nanf.onnx"
+row "NaN in layer 0 wq, kept float (--keep-float attn_q)" quantize --model "$T/nan.bin" --tokenizer "$tok" --out "$T/nank.onnx" --w-bits 4 --keep-float attn_q
+row "NaN in layer 0 wq, compared" compare --model "$T/nan.bin" --tokenizer "$tok" --calib "$valid" --data "$T/data_copy.txt" --max-tokens 64 --calib-tokens 64 --methods rtn
+cp "$model" "$T/nannorm.bin"
+# rms_att of layer 0 (a float norm weight, never quantized): byte 28 + 512*64*4
+printf '\x00\x00\xc0\x7f' | dd of="$T/nannorm.bin" bs=1 seek=131100 conv=notrunc status=none
+row "NaN in layer 0 attn_norm, quantized" quantize --model "$T/nannorm.bin" --tokenizer "$tok" --out "$T/nann.onnx" --w-bits 4
+
 # ---- round two, one flag table: syntax, finiteness, range, supported bits
 row "--ctx 4x" eval --model "$model" --data "$valid" --ctx 4x
 row "--ctx 1e3" eval --model "$model" --data "$valid" --ctx 1e3
@@ -270,7 +282,6 @@ row "--sink-mass 7 (profile threshold)" profile --model "$model" --data "$valid"
 row "--outlier-ratio -1 (profile threshold)" profile --model "$model" --data "$valid" --out "$T/prof" --outlier-ratio -1
 
 # ---- round two, outputs: never over an input, never a device or symlink, stdout errors
-cp "$valid" "$T/data_copy.txt"
 ln -sf "$T/data_copy.txt" "$T/data_sym.txt"
 row "eval --json is --data under a symlink" eval --model "$model" --data "$T/data_copy.txt" --max-tokens 64 --json "$T/data_sym.txt"
 row "eval --json is --data spelled T/./" eval --model "$model" --data "$T/data_copy.txt" --max-tokens 64 --json "$T/./data_copy.txt"

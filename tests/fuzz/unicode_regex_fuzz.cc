@@ -1,6 +1,6 @@
 // libFuzzer target: the tokenizer regex compiler and matcher under a depth-and-budget harness.
 // The input is "PATTERN\nTEXT"; the first byte, when it is a digit d, repeats TEXT 4^d times
-// (text capped at 64 KiB: long inputs for backtracking). Compiling must refuse deep nesting and huge
+// (text capped at 4 KiB: long inputs for backtracking). Compiling must refuse deep nesting and huge
 // repeats with an Error; matching must end within its step budget (an Error past it), never
 // hang (libFuzzer's -timeout catches that) or crash; every match must lie inside the text.
 #include <cstdint>
@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const sq::UnicodeRegex re(pattern);
     sq::unicode::CheckUtf8(unit, "fuzz text");
     std::string text;
-    for (int i = 0; i < copies && text.size() < (1u << 16); ++i) text += unit;
+    for (int i = 0; i < copies && text.size() < (1u << 12); ++i) text += unit;
     const std::vector<uint32_t> cps = sq::unicode::ToCodepoints(text);
     for (const auto& [b, e] : re.FindAll(cps)) {
       if (b >= e || e > cps.size()) abort();

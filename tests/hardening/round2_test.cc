@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -153,6 +154,26 @@ TEST_CASE("non-finite values: an overflowed perplexity is \"inf\" in JSON, NaN a
   CHECK_THAT(text, !Contains("null"));
   REQUIRE_THROWS_WITH(ReportJson({{"x", {{"ratio", std::nan("")}}}}),
                       Contains("report value .x.ratio is NaN"));
+
+  // A NaN in a float norm weight (never quantized) of stories260K: byte 28 + 512*64*4.
+  const std::string model = test::RequireShared("models/stories260K/stories260K.bin");
+  const std::string tok = test::RequireShared("models/stories260K/tok512.bin");
+  const std::string bad = Dir() + "/nan_norm.bin";
+  fs::copy_file(model, bad, fs::copy_options::overwrite_existing);
+  {
+    std::fstream f(bad, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(131100);
+    const float nan = std::nanf("");
+    f.write(reinterpret_cast<const char*>(&nan), 4);
+  }
+  auto r = test::RunSinkquant("quantize --model " + bad + " --tokenizer " + tok + " --out " +
+                              Dir() + "/nan.onnx");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Contains("layer 0 attn_norm [64] has nan at [0]"));
+  CHECK_FALSE(fs::exists(Dir() + "/nan.onnx"));
+  r = test::RunSinkquant("generate --model " + bad + " --tokenizer " + tok + " --steps 2");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Contains("NaN or Inf in the logits"));
 }
 
 TEST_CASE("flags: one table validates syntax, finiteness and range with the flag's name",
