@@ -34,7 +34,7 @@ class TrackInputs {
 
 // Throws Error when `path` exists and is the same file (device and inode, after following
 // symlinks) as an input read so far, or exists and is not a regular file (a device, FIFO,
-// folder or symlink is never replaced). `what` names the output in the message.
+// folder or symlink is never replaced). Called by every output writer (core/atomic_file.h).
 void CheckOutputPath(const std::string& path);
 
 // True when both paths exist and name the same file (symlinks, hard links, ./ spellings).
