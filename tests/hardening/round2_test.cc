@@ -24,6 +24,7 @@
 #include "core/tensor.h"
 #include "formats/hf_config.h"
 #include "formats/json_util.h"
+#include "formats/onnx_writer.h"
 #include "formats/safetensors.h"
 #include "formats/unicode.h"
 #include "formats/unicode_regex.h"
@@ -220,6 +221,22 @@ TEST_CASE("outputs: inputs are never overwritten, special outputs never replaced
   fs::remove(a);
   REQUIRE_THROWS(WriteFilesAtomic({{a, "{}"}, {Dir() + "/missing/b.md", "x"}}));
   CHECK_FALSE(fs::exists(a));
+
+  // An ONNX model with external data whose output path is refused leaves neither file.
+  const std::string onnx = Dir() + "/m.onnx";
+  fs::remove(onnx + ".data");
+  fs::remove(onnx);
+  fs::create_symlink(in, onnx);
+  {
+    OnnxBuilder b(onnx, {.external_threshold = 64});
+    b.AddInput("x", OnnxType::kFloat, {int64_t{100}});
+    b.Float("big", {100}, std::vector<float>(100, 1.0f));
+    b.Node("Add", {"x", "big"}, {}, "y");
+    b.AddOutput("y", OnnxType::kFloat, {int64_t{100}});
+    REQUIRE_THROWS_WITH(b.Save(), Contains("is a symlink: refusing to replace it"));
+  }
+  CHECK_FALSE(fs::exists(onnx + ".data"));
+  CHECK(fs::is_symlink(onnx));
 
   const std::string model = test::RequireShared("models/stories260K/stories260K.bin");
   const std::string tok = test::RequireShared("models/stories260K/tok512.bin");
