@@ -203,6 +203,8 @@ namespace fs = std::filesystem;
 
 // Refuses an `out` that exists and is non-empty (unless `force`) before any work is done.
 void CheckOutDir(const fs::path& out, bool force) {
+  // Replacing a symlink would swap the link, not the folder it names: refused like a device.
+  Check(!fs::is_symlink(out), "--out " + out.string() + " is a symlink: refusing to replace it");
   if (!fs::exists(out)) return;
   Check(fs::is_directory(out), "--out " + out.string() + " exists and is not a folder");
   Check(force || fs::is_empty(out),

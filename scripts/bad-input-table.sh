@@ -290,6 +290,8 @@ cp "$model" "$T/m_copy.bin"; ln -f "$T/m_copy.bin" "$T/m_link.onnx"
 row "quantize --out a hard link to --model" quantize --model "$T/m_copy.bin" --tokenizer "$tok" --out "$T/m_link.onnx" --w-bits 4
 mkdir -p "$T/holder"; cp "$model" "$T/holder/m.bin"
 row "convert --force --out the folder holding --model" convert --model "$T/holder/m.bin" --tokenizer "$tok" --out "$T/./holder" --force
+mkdir -p "$T/real_out"; ln -sfn "$T/real_out" "$T/out_link"
+row "convert --out a symlink to a folder" convert --model "$model" --tokenizer "$tok" --out "$T/out_link" --force
 STDOUT=/dev/full row "generate with stdout on a full disk (/dev/full)" generate --model "$model" --steps 4
 
 # ---- round two, data edge cases
