@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 #include "core/error.h"
 
@@ -32,6 +33,10 @@ void ValidateConfig(const ModelConfig& c, const std::string& source) {
   Check(c.gated_norm_rank >= 0 && c.gated_norm_rank <= c.hidden,
         source + ": gated_norm_rank must be in [0, hidden_size], got " +
             std::to_string(c.gated_norm_rank));
+  for (const auto& [id, name] : {std::pair{c.bos_id, "bos_token_id"}, {c.eos_id, "eos_token_id"}}) {
+    Check(id >= -1 && id < c.vocab, source + ": " + name + " " + std::to_string(id) +
+                                        " is outside the vocab (" + std::to_string(c.vocab) + ")");
+  }
   // Sanity bounds: a config claiming absurd sizes is refused before anything is allocated, and
   // every product of dims (heads * head_dim, max_position * kv width) stays far inside int64.
   Check(c.hidden <= (1 << 16) && c.intermediate <= (1 << 18) && c.n_layers <= 1024 &&

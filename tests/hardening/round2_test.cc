@@ -120,6 +120,8 @@ TEST_CASE("checkpoint consistency: config numbers, rope_scaling precedence, tied
   REQUIRE_THROWS_WITH(HfConfigFromJson(with("rope_theta", -5), "c.json"), Contains("rope_theta"));
   REQUIRE_THROWS_WITH(HfConfigFromJson(with("head_dim", 1 << 20), "c.json"),
                       Contains("implausibly large"));
+  REQUIRE_THROWS_WITH(HfConfigFromJson(with("eos_token_id", 512), "c.json"),
+                      Contains("c.json: eos_token_id 512 is outside the vocab (512)"));
   // Hugging Face reads rope_type before the legacy type.
   const auto rope = with("rope_scaling", {{"rope_type", "default"}, {"type", "dynamic"}});
   CHECK_FALSE(HfConfigFromJson(rope, "c.json").rope_scaling.enabled);
