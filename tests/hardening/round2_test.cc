@@ -259,7 +259,7 @@ TEST_CASE("outputs: inputs are never overwritten, special outputs never replaced
   CHECK(fs::exists(holder + "/m.bin"));
 }
 
-TEST_CASE("data: CR-only line ends split documents; --calib and --data the same file",
+TEST_CASE("data: CR-only line ends split documents, --calib and --data the same file",
           "[hardening][data]") {
   const auto docs = SplitDocuments("one\r<|endoftext|>\rtwo\r");
   REQUIRE(docs.size() == 2);
