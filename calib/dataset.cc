@@ -1,9 +1,10 @@
 #include "calib/dataset.h"
 
-#include <fstream>
-#include <sstream>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
+#include "core/input_file.h"
 
 namespace sq {
 
@@ -41,10 +42,23 @@ std::string Trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(ws) - b + 1);
 }
 
+// The lines of `text`, ended by "\n", "\r\n" or a lone "\r" (old Mac files have no "\n").
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\n' && text[i] != '\r') continue;
+    lines.push_back(text.substr(start, i - start));
+    if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    start = i + 1;
+  }
+  if (start < text.size()) lines.push_back(text.substr(start));
+  return lines;
+}
+
 // True when some line of `text` is `<|endoftext|>` (SplitDocuments' separator).
 bool HasSeparatorLine(const std::string& text) {
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
+  for (const std::string& line : Lines(text)) {
     if (Trim(line) == "<|endoftext|>") return true;
   }
   return false;
@@ -53,15 +67,17 @@ bool HasSeparatorLine(const std::string& text) {
 }  // namespace
 
 std::string ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  Check(in.good(), path + ": cannot open data file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text = ReadInputFile(path);
   Check(!Trim(text).empty(), path + ": data file is empty");
   const long bad = FirstInvalidUtf8(text);
   Check(bad < 0, path + ": not valid UTF-8 at byte " + std::to_string(bad));
   return text;
+}
+
+void CheckCalibIsNotData(const std::string& calib, const std::string& data) {
+  Check(calib.empty() || !SameFile(calib, data),
+        "--calib " + calib + " and --data " + data +
+            " are the same file: the quantized numbers would be measured on calibration text");
 }
 
 std::vector<std::string> SplitDocuments(const std::string& text) {
@@ -69,8 +85,7 @@ std::vector<std::string> SplitDocuments(const std::string& text) {
   std::vector<std::string> docs;
   bool found = false;
   std::string current;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
+  for (const std::string& line : Lines(text)) {
     if (Trim(line) == kSep) {
       found = true;
       if (auto d = Trim(current); !d.empty()) docs.push_back(d);

@@ -23,6 +23,10 @@ struct Window {
 
 // Reads a UTF-8 text file; throws Error naming the file if it is missing, empty or not UTF-8.
 std::string ReadTextFile(const std::string& path);
+
+// Throws Error when --calib and --data name the same file (by identity: symlinks, hard links,
+// other spellings): quantized numbers measured on calibration text would look too good.
+void CheckCalibIsNotData(const std::string& calib, const std::string& data);
 // Splits on lines that are exactly `<|endoftext|>`; returns the trimmed non-empty documents.
 // A text without such lines gives no documents (empty vector).
 std::vector<std::string> SplitDocuments(const std::string& text);

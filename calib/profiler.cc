@@ -431,6 +431,13 @@ void Profiler::Observe(const Where& at, const Mat& x) {
   State& s = *s_;
   Check(s.window >= 0 && x.rows() == Eigen::Index(s.tokens.size()),
         "profiler: Observe without BeginWindow for this window");
+  // Statistics of NaN/Inf would be silently meaningless (a max of NaN is NaN or skipped).
+  if (!x.allFinite()) {
+    throw Error(std::string("NaN or Inf in the ") + SiteName(at.site) + " of layer " +
+                std::to_string(at.layer) + (at.head >= 0 ? " head " + std::to_string(at.head) : "") +
+                " in window " + std::to_string(s.window) +
+                ": refusing to profile (a non-finite weight in the checkpoint?)");
+  }
   switch (at.site) {
     case Site::kResidual: s.ObserveResidual(at.layer, x); break;
     case Site::kAttnInput:

@@ -1,10 +1,25 @@
 #include "cli/args.h"
 
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "core/error.h"
 
 namespace sq {
+
+namespace {
+
+std::string FormatNumber(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", x);
+  return buf;
+}
+
+}  // namespace
 
 Args::Args(std::string command, const std::vector<std::string>& argv)
     : command_(std::move(command)) {
@@ -47,23 +62,41 @@ std::string Args::Required(const std::string& name) {
   return Str(name, "");
 }
 
-int Args::Int(const std::string& name, int def) {
+int Args::Int(const std::string& name, int def, long min, long max) {
   if (!Has(name)) return def;
   const std::string& v = values_[name];
   char* end = nullptr;
-  long x = std::strtol(v.c_str(), &end, 10);
-  Check(!v.empty() && *end == '\0' && x >= -(1L << 31) && x < (1L << 31),
+  errno = 0;
+  const long x = std::strtol(v.c_str(), &end, 10);
+  const bool syntax = !v.empty() && (std::isdigit(static_cast<unsigned char>(v[0])) || v[0] == '-');
+  Check(syntax && *end == '\0' && errno != ERANGE,
         command_ + ": flag --" + name + " expects an integer, got '" + v + "'");
+  Check(x >= min && x <= max, command_ + ": flag --" + name + " must be between " +
+                                  std::to_string(min) + " and " + std::to_string(max) +
+                                  ", got " + v);
   return static_cast<int>(x);
 }
 
-double Args::Float(const std::string& name, double def) {
+int Args::IntOneOf(const std::string& name, int def, const std::vector<int>& allowed) {
+  const int x = Int(name, def, std::numeric_limits<int>::min(), kIntMax);
+  std::string list;
+  for (int a : allowed) {
+    if (x == a) return x;
+    list += (list.empty() ? "" : ", ") + std::to_string(a);
+  }
+  throw Error(command_ + ": flag --" + name + " must be one of " + list + ", got " +
+              std::to_string(x));
+}
+
+double Args::Float(const std::string& name, double def, double min, double max) {
   if (!Has(name)) return def;
   const std::string& v = values_[name];
   char* end = nullptr;
-  double x = std::strtod(v.c_str(), &end);
-  Check(!v.empty() && *end == '\0', command_ + ": flag --" + name + " expects a number, got '" +
-                                        v + "'");
+  const double x = std::strtod(v.c_str(), &end);
+  Check(!v.empty() && *end == '\0' && std::isfinite(x),
+        command_ + ": flag --" + name + " expects a finite number, got '" + v + "'");
+  Check(x >= min && x <= max, command_ + ": flag --" + name + " must be between " +
+                                  FormatNumber(min) + " and " + FormatNumber(max) + ", got " + v);
   return x;
 }
 
@@ -72,5 +105,10 @@ void Args::Finish() const {
     Check(used_.count(name) > 0, command_ + ": unknown flag --" + name);
   }
 }
+
+int ThreadsFlag(Args& a) { return a.Int("threads", 0, 0, kMaxThreads); }
+int CtxFlag(Args& a) { return a.Int("ctx", 0, 0, kMaxCtx); }
+int TokensFlag(Args& a, const std::string& name) { return a.Int(name, 0, 0, kIntMax); }
+int SeedFlag(Args& a) { return a.Int("seed", 0, 0, kIntMax); }
 
 }  // namespace sq

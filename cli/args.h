@@ -2,12 +2,16 @@
 // knows; Finish() refuses any flag nobody took, so a typo never runs silently.
 #pragma once
 
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 namespace sq {
+
+// The widest range an int flag can take (for flags bounded elsewhere, e.g. by the model).
+inline constexpr long kIntMax = std::numeric_limits<int>::max();
 
 class Args {
  public:
@@ -17,8 +21,12 @@ class Args {
   bool Flag(const std::string& name);                // boolean flag (no value)
   std::string Str(const std::string& name, const std::string& def);
   std::string Required(const std::string& name);     // throws when missing
-  int Int(const std::string& name, int def);
-  double Float(const std::string& name, double def);
+  // Numeric flags, validated here and nowhere else: decimal integer syntax only ("4x", "1e3",
+  // "0x10" and out-of-range values are refused), finite numbers, and the flag's own range, each
+  // with an Error naming the flag. The default is returned as given when the flag is absent.
+  int Int(const std::string& name, int def, long min, long max);
+  int IntOneOf(const std::string& name, int def, const std::vector<int>& allowed);
+  double Float(const std::string& name, double def, double min, double max);
   void Finish() const;                               // throws on unused flags
 
  private:
@@ -26,5 +34,13 @@ class Args {
   std::map<std::string, std::string> values_;   // "" for boolean flags
   std::set<std::string> used_;
 };
+
+// Flags several commands share, so each is bounded the same way everywhere.
+inline constexpr long kMaxThreads = 1024;       // --threads: 0 means all cores
+inline constexpr long kMaxCtx = 1L << 20;       // --ctx: 0 means the model's limit (<= 512)
+int ThreadsFlag(Args& a);
+int CtxFlag(Args& a);
+int TokensFlag(Args& a, const std::string& name);  // --max-tokens, --calib-tokens: 0 = all
+int SeedFlag(Args& a);
 
 }  // namespace sq

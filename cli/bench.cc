@@ -40,10 +40,10 @@ double GemmGflops(int m, int k, int n, int reps) {
 
 int RunBench(Args& a) {
   const std::string path = a.Required("model");
-  const int ctx = a.Int("ctx", 512);
-  const int reps = a.Int("reps", 3);
+  const int ctx = a.Int("ctx", 512, 1, kMaxCtx);
+  const int reps = a.Int("reps", 3, 1, 1 << 20);
   const std::string json = a.Str("json", "");
-  SetNumThreads(a.Int("threads", 0));
+  SetNumThreads(ThreadsFlag(a));
   a.Finish();
   Check(ctx > 0 && reps > 0, "--ctx and --reps must be positive");
 
@@ -74,7 +74,7 @@ int RunBench(Args& a) {
     nlohmann::json j = {{"ctx", ctx}, {"seconds", secs}, {"tokens_per_s", ctx / secs},
                         {"gflops", gflops}, {"gemm_gflops", gemm}, {"peak_rss_mib", PeakRssMiB()},
                         {"threads", NumThreads()}};
-    WriteFileAtomic(json, j.dump(2) + "\n");
+    WriteFileAtomic(json, ReportJson(j));
   }
   return 0;
 }

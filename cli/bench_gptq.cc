@@ -11,6 +11,7 @@
 #include <random>
 
 #include "cli/command.h"
+#include "cli/quant_flags.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "formats/checkpoint.h"
@@ -45,14 +46,14 @@ std::string RssSplit() {
 
 int RunBenchGptq(Args& a) {
   const std::string path = a.Required("model");
-  const int layers = a.Int("layers", 0);
-  const int n_windows = a.Int("windows", 4);
-  const int tokens = a.Int("tokens", 256);
-  const int threads = a.Int("threads", 0);
+  const int layers = a.Int("layers", 0, 0, 1024);
+  const int n_windows = a.Int("windows", 4, 1, 1 << 20);
+  const int tokens = a.Int("tokens", 256, 1, 1 << 20);
+  const int threads = ThreadsFlag(a);
   QuantConfig cfg;
   cfg.gptq = true;
-  cfg.w_bits = a.Int("w-bits", 4);
-  cfg.w_group = a.Int("w-group", 128);
+  cfg.w_bits = a.IntOneOf("w-bits", 4, kBitsChoices);
+  cfg.w_group = a.Int("w-group", 128, 0, 1 << 20);
   cfg.act_order = a.Flag("act-order");
   a.Finish();
   SetNumThreads(threads);

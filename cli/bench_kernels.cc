@@ -185,15 +185,15 @@ nlohmann::json BenchModel(const std::string& path, int ctx, int group, int reps)
 }
 
 int RunBenchKernels(Args& a) {
-  const int m = a.Int("m", 512);
+  const int m = a.Int("m", 512, 1, 1 << 20);
   const auto shapes = ParseShapes(a.Str("shapes", "1024x1024,1024x3072,3072x1024,4096x4096"));
-  const int group = a.Int("group", 128);
-  const int reps = a.Int("reps", 3);
+  const int group = a.Int("group", 128, 1, 1 << 20);
+  const int reps = a.Int("reps", 3, 1, 1 << 20);
   const std::string model = a.Str("model", "");
-  const int ctx = a.Int("ctx", 512);
+  const int ctx = a.Int("ctx", 512, 1, kMaxCtx);
   const std::string onnx_dir = a.Str("onnx-dir", "");
   const std::string json = a.Str("json", "");
-  SetNumThreads(a.Int("threads", 0));
+  SetNumThreads(ThreadsFlag(a));
   a.Finish();
   Check(m > 0 && reps > 0 && ctx > 0, "--m, --reps and --ctx must be positive");
   Check(group >= 0, "--group must be >= 0 (0: per channel)");

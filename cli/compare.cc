@@ -43,25 +43,25 @@ CompareCliOptions ParseCompareOptions(Args& a) {
   o.calib = a.Required("calib");
   o.data = a.Required("data");
   o.json = a.Str("json", "");
-  o.windows.ctx = a.Int("ctx", 0);
-  o.windows.max_tokens = a.Int("max-tokens", 0);
-  o.calib_tokens = a.Int("calib-tokens", 0);
-  o.threads = a.Int("threads", 0);
+  o.windows.ctx = CtxFlag(a);
+  o.windows.max_tokens = TokensFlag(a, "max-tokens");
+  o.calib_tokens = TokensFlag(a, "calib-tokens");
+  o.threads = ThreadsFlag(a);
   o.run.methods = SplitComma(a.Str("methods", "fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate"));
-  o.run.ratio_windows = a.Int("ratio-windows", 4);
+  o.run.ratio_windows = a.Int("ratio-windows", 4, 0, 1 << 20);
   o.run.integer_kernels = !a.Flag("fake-quant");
   QuantConfig& c = o.run.base;
-  c.w_bits = a.Int("w-bits", 4);
-  c.a_bits = a.Int("a-bits", 4);
-  c.kv_bits = a.Int("kv-bits", 16);
-  c.w_group = a.Int("w-group", 0);
-  c.kv_group = a.Int("kv-group", 0);
-  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0));
+  c.w_bits = a.IntOneOf("w-bits", 4, kBitsChoices);
+  c.a_bits = a.IntOneOf("a-bits", 4, kBitsChoices);
+  c.kv_bits = a.IntOneOf("kv-bits", 16, kBitsChoices);
+  c.w_group = a.Int("w-group", 0, 0, 1 << 20);
+  c.kv_group = a.Int("kv-group", 0, 0, 1 << 20);
+  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0, 1e-6, 1.0));
   c.clip_search = !a.Flag("no-clip-search");
   if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
-  c.smooth_alpha = static_cast<float>(a.Float("alpha", 0.5));
-  c.sink_ratio = static_cast<float>(a.Float("sink-ratio", 64.0));
-  c.seed = static_cast<uint64_t>(a.Int("seed", 0));
+  c.smooth_alpha = static_cast<float>(a.Float("alpha", 0.5, 0.0, 1.0));
+  c.sink_ratio = static_cast<float>(a.Float("sink-ratio", 64.0, 1.0, 1e9));
+  c.seed = static_cast<uint64_t>(SeedFlag(a));
   a.Finish();
   return o;
 }
@@ -101,10 +101,7 @@ int RunCompare(Args& a) {
   SetNumThreads(o.threads);
   LoadedModel lm = LoadModel(o.model, o.tokenizer);
   o.windows.ctx = ResolveCtx(o.windows.ctx, lm.model.config);
-  std::error_code ec;
-  if (std::filesystem::equivalent(o.calib, o.data, ec)) {
-    std::fprintf(stderr, "warning: --calib and --data are the same file (%s)\n", o.data.c_str());
-  }
+  CheckCalibIsNotData(o.calib, o.data);
   const auto eval = MakeWindows(ReadTextFile(o.data), *lm.tokenizer, o.windows, o.data);
   WindowOptions cw = o.windows;
   cw.max_tokens = o.calib_tokens;
@@ -136,10 +133,10 @@ int RunCompare(Args& a) {
                         {"ctx", o.windows.ctx}, {"calib_tokens", calib_tokens},
                         {"rows", nlohmann::json::array()}};
     for (const RecipeRow& r : rows) j["rows"].push_back(RowJson(r));
-    WriteFileAtomic(o.json, j.dump(2) + "\n");
     const std::string md = std::filesystem::path(o.json).replace_extension(".md").string();
-    WriteFileAtomic(md, "Model `" + o.model + "`, eval `" + o.data + "`, calib `" + o.calib +
-                            "`\n\n" + RecipeTableMarkdown(rows));
+    WriteFilesAtomic({{o.json, ReportJson(j)},
+                      {md, "Model `" + o.model + "`, eval `" + o.data + "`, calib `" + o.calib +
+                               "`\n\n" + RecipeTableMarkdown(rows)}});
   }
   return 0;
 }

@@ -45,10 +45,10 @@ EvalOptions ParseEvalOptions(Args& a) {
   o.model = a.Required("model");
   o.tokenizer = a.Str("tokenizer", "");
   o.data = a.Required("data");
-  o.windows.ctx = a.Int("ctx", 0);
-  o.windows.max_tokens = a.Int("max-tokens", 0);
+  o.windows.ctx = CtxFlag(a);
+  o.windows.max_tokens = TokensFlag(a, "max-tokens");
   o.json = a.Str("json", "");
-  o.threads = a.Int("threads", 0);
+  o.threads = ThreadsFlag(a);
   o.fake_quant = a.Flag("fake-quant");
 
   o.config = ParseQuantConfig(a);
@@ -58,8 +58,8 @@ EvalOptions ParseEvalOptions(Args& a) {
   Check(!gptq_flag || o.method == "gptq",
         "--gptq contradicts --method " + o.method + " (use one of them)");
   o.calib = a.Str("calib", "");
-  o.calib_tokens = a.Int("calib-tokens", 0);
-  o.sqnr_windows = a.Int("sqnr-windows", 4);
+  o.calib_tokens = TokensFlag(a, "calib-tokens");
+  o.sqnr_windows = a.Int("sqnr-windows", 4, 0, 1 << 20);
   a.Finish();
   o.quant = c.w_bits < 16 || c.a_bits < 16 || c.kv_bits < 16 || !o.method.empty();
   if (o.quant && o.method.empty()) o.method = "rtn";
@@ -101,11 +101,7 @@ std::string GroupNote(const Model& m, const QuantConfig& c) {
 // Calibration windows: the text of --calib, windowed like the evaluation text.
 std::vector<Window> CalibWindows(const EvalOptions& o, const Tokenizer& tok) {
   if (o.calib.empty()) return {};
-  std::error_code ec;
-  if (std::filesystem::equivalent(o.calib, o.data, ec)) {
-    std::fprintf(stderr, "warning: --calib and --data are the same file (%s): the quantized "
-                         "numbers are measured on calibration text\n", o.data.c_str());
-  }
+  CheckCalibIsNotData(o.calib, o.data);
   WindowOptions wo = o.windows;
   wo.max_tokens = o.calib_tokens;
   return MakeWindows(ReadTextFile(o.calib), tok, wo, o.calib);
@@ -209,6 +205,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
   std::printf("float PPL = %.4f +/- %.4f\n", r.fp.ppl, r.fp.ppl_stderr);
   std::printf("quant PPL = %.4f +/- %.4f  (delta %+.4f, ratio %.4f)\n", r.quant.ppl,
               r.quant.ppl_stderr, r.quant.ppl - r.fp.ppl, r.quant.ppl / r.fp.ppl);
+  PrintOverflowedPpl(r.quant.ppl, r.quant.nll);
   std::printf("KL(float || quant): mean %.6f, p99 %.6f, max %.6f nats\n", r.kld_mean, r.kld_p99,
               r.kld_max);
   std::printf("same top token: %.2f%%\n", 100.0 * r.top1);
@@ -241,7 +238,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
                         {"calib", o.calib},          {"calib_tokens", calib_tokens},
                         {"ctx", o.windows.ctx},      {"quantize_seconds", rr.report.seconds},
                         {"integer_linears", integer_linears}};
-    WriteFileAtomic(o.json, j.dump(2) + "\n");
+    WriteFileAtomic(o.json, ReportJson(j));
   }
   return 0;
 }
@@ -261,7 +258,7 @@ int RunEval(Args& a) {
     nlohmann::json j = {{"ppl", r.ppl},         {"ppl_stderr", r.ppl_stderr}, {"nll", r.nll},
                         {"tokens", r.tokens},   {"tokens_per_s", r.tokens_per_s},
                         {"model", o.model},     {"data", o.data},  {"ctx", o.windows.ctx}};
-    WriteFileAtomic(o.json, j.dump(2) + "\n");
+    WriteFileAtomic(o.json, ReportJson(j));
   }
   return 0;
 }

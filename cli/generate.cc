@@ -13,10 +13,9 @@ int RunGenerate(Args& a) {
   const std::string model = a.Required("model");
   const std::string tokenizer = a.Str("tokenizer", "");
   const std::string prompt = a.Str("prompt", "");
-  const int steps = a.Int("steps", 64);
-  SetNumThreads(a.Int("threads", 0));
+  const int steps = a.Int("steps", 64, 1, 1 << 20);
+  SetNumThreads(ThreadsFlag(a));
   a.Finish();
-  Check(steps > 0, "--steps must be positive, got " + std::to_string(steps));
 
   LoadedModel lm = LoadModel(model, tokenizer);
   std::vector<int> ids = lm.tokenizer->Encode(prompt, /*add_special=*/true);
@@ -33,6 +32,10 @@ int RunGenerate(Args& a) {
   // No KV cache: each step re-runs the prefill. Fine for the small models this is meant for.
   for (int s = 0; s < steps && static_cast<int>(ids.size()) < limit; ++s) {
     const Mat logits = Forward(lm.model, ids);
+    // argmax over NaN is arbitrary: a broken checkpoint would "speak" garbage silently.
+    Check(logits.row(logits.rows() - 1).allFinite(),
+          "NaN or Inf in the logits at position " + std::to_string(ids.size() - 1) +
+              " (a non-finite weight? `sinkquant eval` names the first layer where it appears)");
     Eigen::Index next;
     logits.row(logits.rows() - 1).maxCoeff(&next);
     if (next == lm.tokenizer->eos_id() || next == lm.tokenizer->bos_id()) break;

@@ -1,5 +1,7 @@
 // sinkquant: find what breaks 4-bit quantization in a checkpoint, remove it, and measure it.
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -7,6 +9,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/input_file.h"
 #include "core/memory.h"
 #include "core/progress.h"
 
@@ -61,19 +64,27 @@ int main(int argc, char** argv) {
                   c.summary.c_str());
       return 0;
     }
+    int rc;
     try {
+      const sq::TrackInputs track_inputs;  // outputs may never replace an input
       sq::Args args(name, rest);
-      const int rc = c.run(args);
-      if (!is_quiet) {
-        const sq::MemoryUse m = sq::PeakMemory();
-        std::fprintf(stderr, "peak memory: %.0f MiB resident (anonymous %.0f, file-backed %.0f)\n",
-                     m.peak_rss_mib, m.peak_anon_mib, m.peak_file_mib);
-      }
-      return rc;
+      rc = c.run(args);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "sinkquant %s: error: %s\n", name.c_str(), e.what());
       return 1;
     }
+    // Output lost on a full disk or a closed pipe is a failure, not a success.
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::fprintf(stderr, "sinkquant %s: error: writing to stdout failed: %s\n", name.c_str(),
+                   std::strerror(errno));
+      return 1;
+    }
+    if (!is_quiet) {
+      const sq::MemoryUse m = sq::PeakMemory();
+      std::fprintf(stderr, "peak memory: %.0f MiB resident (anonymous %.0f, file-backed %.0f)\n",
+                   m.peak_rss_mib, m.peak_anon_mib, m.peak_file_mib);
+    }
+    return rc;
   }
   std::fprintf(stderr, "sinkquant: unknown command '%s' (see sinkquant --help)\n", name.c_str());
   return 2;

@@ -4,6 +4,8 @@
 #include <functional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "core/atomic_file.h"
 
 namespace sq {
@@ -22,5 +24,14 @@ long TokenCount(const Windows& windows) {
   for (const auto& w : windows) n += static_cast<long>(w.tokens.size());
   return n;
 }
+
+// A JSON report as text. JSON has no infinity (nlohmann would write null, which reads as
+// "missing"): an overflowed value such as a perplexity past 1e308 is written as the string
+// "inf" / "-inf"; a NaN anywhere is an Error naming its key, never a silent null.
+std::string ReportJson(const nlohmann::json& j, int indent = 2);
+
+// Prints the mean NLL after a perplexity that overflowed to inf (exp(NLL) > 1e308), so the
+// text output still carries the number.
+void PrintOverflowedPpl(double ppl, double nll);
 
 }  // namespace sq

@@ -31,32 +31,52 @@ ProfileOptions ParseProfileOptions(Args& a) {
   o.tokenizer = a.Str("tokenizer", "");
   o.data = a.Required("data");
   o.out = a.Required("out");
-  o.ctx = a.Int("ctx", 0);
+  o.ctx = CtxFlag(a);
   if (a.Has("max-tokens")) {
-    o.max_tokens = a.Int("max-tokens", 0);
+    o.max_tokens = TokensFlag(a, "max-tokens");
     Check(o.max_tokens > 0, "--max-tokens must be a positive number of tokens, got " +
                                 std::to_string(o.max_tokens) + " (omit it to use the whole file)");
   }
-  const int seed = a.Int("seed", 0);
-  Check(seed >= 0, "--seed must be >= 0, got " + std::to_string(seed));
-  o.seed = static_cast<uint64_t>(seed);
-  o.threads = a.Int("threads", 0);
+  o.seed = static_cast<uint64_t>(SeedFlag(a));
+  o.threads = ThreadsFlag(a);
   ProfileThresholds& t = o.th;
-  t.outlier_ratio = a.Float("outlier-ratio", t.outlier_ratio);
-  t.massive_abs = a.Float("massive-abs", t.massive_abs);
-  t.massive_rel = a.Float("massive-rel", t.massive_rel);
-  t.sink_mass = a.Float("sink-mass", t.sink_mass);
-  t.drain_ratio = a.Float("drain-ratio", t.drain_ratio);
-  t.residual_sink_factor = a.Float("residual-sink-factor", t.residual_sink_factor);
-  t.outlier_token_ratio = a.Float("outlier-token-ratio", t.outlier_token_ratio);
+  t.outlier_ratio = a.Float("outlier-ratio", t.outlier_ratio, 1.0, 1e9);
+  t.massive_abs = a.Float("massive-abs", t.massive_abs, 0.0, 1e30);
+  t.massive_rel = a.Float("massive-rel", t.massive_rel, 1.0, 1e30);
+  t.sink_mass = a.Float("sink-mass", t.sink_mass, 0.0, 1.0);
+  t.drain_ratio = a.Float("drain-ratio", t.drain_ratio, 0.0, 1e9);
+  t.residual_sink_factor = a.Float("residual-sink-factor", t.residual_sink_factor, 1.0, 1e9);
+  t.outlier_token_ratio = a.Float("outlier-token-ratio", t.outlier_token_ratio, 1.0, 1e9);
   a.Finish();
   return o;
 }
 
+std::filesystem::path NormalPath(const std::string& path) {
+  std::filesystem::path p = std::filesystem::absolute(path).lexically_normal();
+  return p.has_filename() ? p : p.parent_path();  // "dir/" -> "dir"
+}
+
+// After a failed run: removes the folders PrepareOutDir created, innermost first, as long as
+// they are empty (remove() refuses a non-empty folder, which ends the walk).
+void RemoveCreatedDirs(const std::string& out, const std::string& created) {
+  std::error_code ec;
+  if (created.empty()) return;
+  for (std::filesystem::path p = NormalPath(out); p.string().size() >= created.size();
+       p = p.parent_path()) {
+    if (!std::filesystem::remove(p, ec)) break;
+  }
+}
+
 // Creates --out and proves it is writable before the long run, so a typo fails in a second.
-void PrepareOutDir(const std::string& out) {
+// Returns the folder to remove if the run fails (the outermost one it created), or "".
+std::string PrepareOutDir(const std::string& out) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  fs::path created;
+  for (fs::path p = NormalPath(out); !p.empty() && !fs::exists(p); p = p.parent_path()) {
+    created = p;
+    if (p == p.root_path()) break;
+  }
   fs::create_directories(out, ec);
   Check(!ec && fs::is_directory(out), "--out " + out + ": cannot create the directory (" +
                                           (ec ? ec.message() : "a file is in the way") + ")");
@@ -64,12 +84,24 @@ void PrepareOutDir(const std::string& out) {
   const bool ok = std::ofstream(probe).good();
   fs::remove(probe, ec);
   Check(ok, "--out " + out + ": directory is not writable");
+  return created.string();
 }
+
+int Profile(const ProfileOptions& o);
 
 int RunProfile(Args& a) {
   const ProfileOptions o = ParseProfileOptions(a);
   SetNumThreads(o.threads);
-  PrepareOutDir(o.out);
+  const std::string created = PrepareOutDir(o.out);
+  try {
+    return Profile(o);
+  } catch (...) {
+    RemoveCreatedDirs(o.out, created);
+    throw;
+  }
+}
+
+int Profile(const ProfileOptions& o) {
   const std::string text = ReadTextFile(o.data);
   LoadedModel lm = LoadModel(o.model, o.tokenizer);
   const ModelConfig& c = lm.model.config;
@@ -97,8 +129,8 @@ int RunProfile(Args& a) {
   meta.seed = o.seed;
 
   const std::string json_path = o.out + "/profile.json", html_path = o.out + "/report.html";
-  WriteFileAtomic(json_path, ProfileToJson(r, meta).dump(1) + "\n");
-  WriteFileAtomic(html_path, ProfileHtml(r, meta));
+  WriteFilesAtomic({{json_path, ReportJson(ProfileToJson(r, meta), 1)},
+                    {html_path, ProfileHtml(r, meta)}});
   std::printf("model: %s\ndata:  %s (%s, ctx %d)\n", lm.model_path.c_str(), o.data.c_str(),
               meta.window_mode.c_str(), ctx);
   std::printf("%s", ProfileSummary(r).c_str());

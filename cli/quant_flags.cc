@@ -9,19 +9,19 @@ namespace sq {
 
 QuantConfig ParseQuantConfig(Args& a) {
   QuantConfig c;
-  c.w_bits = a.Int("w-bits", 16);
-  c.a_bits = a.Int("a-bits", 16);
-  c.kv_bits = a.Int("kv-bits", 16);
-  c.w_group = a.Int("w-group", 0);
-  c.kv_group = a.Int("kv-group", 0);
-  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0));
+  c.w_bits = a.IntOneOf("w-bits", 16, kBitsChoices);
+  c.a_bits = a.IntOneOf("a-bits", 16, kBitsChoices);
+  c.kv_bits = a.IntOneOf("kv-bits", 16, kBitsChoices);
+  c.w_group = a.Int("w-group", 0, 0, 1 << 20);
+  c.kv_group = a.Int("kv-group", 0, 0, 1 << 20);
+  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0, 1e-6, 1.0));
   c.w_sym = !a.Flag("w-asym");
   c.clip_search = !a.Flag("no-clip-search");
   c.act_order = a.Flag("act-order");
-  c.gptq_block = a.Int("gptq-block", c.gptq_block);
-  c.gptq_damp = a.Float("gptq-damp", c.gptq_damp);
+  c.gptq_block = a.Int("gptq-block", c.gptq_block, 1, 1 << 16);
+  c.gptq_damp = a.Float("gptq-damp", c.gptq_damp, 1e-9, 1e3);
   if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
-  c.seed = static_cast<uint64_t>(a.Int("seed", 0));
+  c.seed = static_cast<uint64_t>(SeedFlag(a));
   return c;
 }
 

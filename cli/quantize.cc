@@ -40,7 +40,7 @@ void ParseQuantFlags(Args& a, QuantizeOptions& o) {
   const QuantConfig& c = o.config;
   o.method = a.Str("method", "");
   o.calib = a.Str("calib", "");
-  o.calib_tokens = a.Int("calib-tokens", 0);
+  o.calib_tokens = TokensFlag(a, "calib-tokens");
   o.quant = c.w_bits < 16 || c.a_bits < 16 || c.kv_bits < 16 || !o.method.empty();
   if (o.quant && o.method.empty()) o.method = "rtn";
 }
@@ -53,14 +53,13 @@ QuantizeOptions ParseQuantizeOptions(Args& a) {
   ParseQuantFlags(a, o);
   o.onnx.format = ParseOnnxFormat(a.Str("onnx-format", "qdq"));
   o.onnx.layout = ParseOnnxLayout(a.Str("layout", "decoder"));
-  const int threshold = a.Int("external-threshold", 1024);
-  Check(threshold >= 0, "--external-threshold must be >= 0, got " + std::to_string(threshold));
+  const int threshold = a.Int("external-threshold", 1024, 0, kIntMax);
   o.onnx.external_threshold = static_cast<size_t>(threshold);
   o.logits_out = a.Str("logits-out", "");
   o.data = a.Str("data", "");
-  o.windows.ctx = a.Int("ctx", 0);
-  o.windows.max_tokens = a.Int("max-tokens", 0);
-  o.threads = a.Int("threads", 0);
+  o.windows.ctx = CtxFlag(a);
+  o.windows.max_tokens = TokensFlag(a, "max-tokens");
+  o.threads = ThreadsFlag(a);
   a.Finish();
   Check(o.logits_out.empty() || !o.data.empty(),
         "--logits-out needs --data (the reference logits are computed on --data)");
@@ -133,6 +132,9 @@ int RunQuantize(Args& a) {
   SetNumThreads(o.threads);
   LoadedModel lm = LoadModel(o.model, o.tokenizer);
   o.windows.ctx = ResolveCtx(o.windows.ctx, lm.model.config);
+  // The export writes every tensor: a NaN or Inf in one (a norm, the embedding, a linear kept
+  // float) would be exported silently.
+  CheckFiniteTensors(lm.model.config, lm.model.weights, "refusing to quantize or export");
   std::printf("model:  %s\n", o.model.c_str());
 
   std::vector<Window> windows;

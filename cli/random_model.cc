@@ -232,11 +232,11 @@ int RunRandomModel(Args& a) {
   const DType dtype = ParseOutDType(a.Str("dtype", "bf16"));
   fs::path out = fs::absolute(a.Required("out")).lexically_normal();
   if (!out.has_filename()) out = out.parent_path();  // "dir/" names dir
-  const int layers = a.Int("layers", 0);
-  const int seed = a.Int("seed", 0);
+  const int layers = a.Int("layers", 0, 0, 1024);
+  const int seed = SeedFlag(a);
   const uint64_t max_shard = ParseByteSize("max-shard-size", a.Str("max-shard-size", "5GB"));
   const bool force = a.Flag("force");
-  SetNumThreads(a.Int("threads", 0));
+  SetNumThreads(ThreadsFlag(a));
   a.Finish();
 
   ModelConfig c = ParseHfConfig(config_path);

@@ -19,7 +19,7 @@ int RunTokenize(sq::Args& a) {
   const std::string path = a.Required("tokenizer");
   const bool no_special = a.Flag("no-special");
   const bool has_vocab = a.Has("vocab");
-  const int vocab = a.Int("vocab", 0);
+  const int vocab = a.Int("vocab", 0, 0, 1 << 22);
   a.Finish();
   if (has_vocab && IsJsonName(path)) {
     throw sq::Error("--vocab applies only to llama2.c tokenizer.bin files, not " + path);

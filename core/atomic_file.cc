@@ -6,10 +6,12 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/input_file.h"
 
 namespace sq {
 
 void WriteFileAtomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  CheckOutputPath(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -33,6 +35,33 @@ void WriteFileAtomic(const std::string& path, const std::function<void(std::ostr
 
 void WriteFileAtomic(const std::string& path, const std::string& content) {
   WriteFileAtomic(path, [&](std::ostream& out) { out.write(content.data(), content.size()); });
+}
+
+void WriteFilesAtomic(const std::vector<std::pair<std::string, std::string>>& files) {
+  for (const auto& f : files) CheckOutputPath(f.first);
+  std::vector<std::string> tmps;
+  auto remove_tmps = [&] {
+    std::error_code ignored;
+    for (const auto& t : tmps) std::filesystem::remove(t, ignored);
+  };
+  try {
+    for (const auto& [path, content] : files) {
+      tmps.push_back(path + ".tmp." + std::to_string(::getpid()));
+      std::ofstream out(tmps.back(), std::ios::binary | std::ios::trunc);
+      Check(out.good(), path + ": cannot write (is the folder there and writable?)");
+      out.write(content.data(), static_cast<std::streamsize>(content.size()));
+      out.close();
+      Check(!out.fail(), path + ": write failed (disk full?)");
+    }
+    for (size_t i = 0; i < files.size(); ++i) {
+      std::error_code ec;
+      std::filesystem::rename(tmps[i], files[i].first, ec);
+      Check(!ec, files[i].first + ": cannot rename into place: " + ec.message());
+    }
+  } catch (...) {
+    remove_tmps();
+    throw;
+  }
 }
 
 }  // namespace sq

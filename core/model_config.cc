@@ -1,5 +1,9 @@
 #include "core/model_config.h"
 
+#include <cmath>
+#include <cstdint>
+#include <utility>
+
 #include "core/error.h"
 
 namespace sq {
@@ -21,13 +25,27 @@ void ValidateConfig(const ModelConfig& c, const std::string& source) {
             ") must be a multiple of num_key_value_heads (" + std::to_string(c.n_kv_heads) + ")");
   Check(c.head_dim % 2 == 0, source + ": head_dim must be even for RoPE, got " +
                                  std::to_string(c.head_dim));
-  Check(c.norm_eps > 0, source + ": rms_norm_eps must be positive");
-  Check(c.rope_theta > 0, source + ": rope_theta must be positive");
-  Check(c.gated_norm_rank >= 0, source + ": gated_norm_rank must be >= 0");
-  // Sanity bounds: a config claiming absurd sizes is refused before anything is allocated.
+  // eps is added to a mean square: 1 or more would swamp it; inf or NaN poison every norm.
+  Check(std::isfinite(c.norm_eps) && c.norm_eps > 0 && c.norm_eps < 1,
+        source + ": rms_norm_eps must be in (0, 1), got " + std::to_string(c.norm_eps));
+  Check(std::isfinite(c.rope_theta) && c.rope_theta > 1,
+        source + ": rope_theta must be finite and above 1, got " + std::to_string(c.rope_theta));
+  Check(c.gated_norm_rank >= 0 && c.gated_norm_rank <= c.hidden,
+        source + ": gated_norm_rank must be in [0, hidden_size], got " +
+            std::to_string(c.gated_norm_rank));
+  for (const auto& [id, name] : {std::pair{c.bos_id, "bos_token_id"}, {c.eos_id, "eos_token_id"}}) {
+    Check(id >= -1 && id < c.vocab, source + ": " + name + " " + std::to_string(id) +
+                                        " is outside the vocab (" + std::to_string(c.vocab) + ")");
+  }
+  // Sanity bounds: a config claiming absurd sizes is refused before anything is allocated, and
+  // every product of dims (heads * head_dim, max_position * kv width) stays far inside int64.
   Check(c.hidden <= (1 << 16) && c.intermediate <= (1 << 18) && c.n_layers <= 1024 &&
-            c.vocab <= (1 << 22) && c.n_heads <= 1024,
+            c.vocab <= (1 << 22) && c.n_heads <= 1024 && c.head_dim <= (1 << 12) &&
+            c.max_position <= (1 << 24),
         source + ": implausibly large dimensions");
+  Check(int64_t{c.n_heads} * c.head_dim <= (1 << 18),
+        source + ": num_attention_heads * head_dim = " +
+            std::to_string(int64_t{c.n_heads} * c.head_dim) + " is implausibly large");
 }
 
 }  // namespace sq

@@ -1,6 +1,11 @@
 #include "core/model_weights.h"
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "core/error.h"
+#include "core/mapped_pages.h"
 
 namespace sq {
 
@@ -167,6 +172,30 @@ void ValidateWeights(const ModelConfig& c, const ModelWeights& w, const std::str
     Check(v.shape == want, source + ": tensor " + name + " has shape " + v.ShapeString() +
                                ", config.json implies " + ShapeStr(want));
   }, /*skip_tied=*/false);
+}
+
+void CheckFiniteTensors(const ModelConfig& c, const ModelWeights& w, const std::string& why) {
+  constexpr int64_t kBlock = 1 << 16;
+  std::vector<float> buf(kBlock);
+  ForEachTensor(c, w, [&](TensorId id, const TensorView& v) {
+    const size_t elem = DTypeSize(v.dtype);
+    for (int64_t i0 = 0; i0 < v.numel(); i0 += kBlock) {
+      const int64_t n = std::min(kBlock, v.numel() - i0);
+      ToFloat(v.dtype, v.data + i0 * elem, buf.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (std::isfinite(buf[i])) continue;
+        const int64_t at = i0 + i, cols = v.shape.size() == 2 ? v.shape[1] : v.numel();
+        const std::string where = v.shape.size() == 2 ? std::to_string(at / cols) + ", " +
+                                                            std::to_string(at % cols)
+                                                      : std::to_string(at);
+        throw Error((id.layer < 0 ? std::string() : "layer " + std::to_string(id.layer) + " ") +
+                    RoleName(id.role) + " " + v.ShapeString() + " has " +
+                    (std::isnan(buf[i]) ? "nan" : buf[i] > 0 ? "inf" : "-inf") + " at [" +
+                    where + "]: " + why);
+      }
+    }
+    ReleaseMappedPages(v.data, v.nbytes());  // read once: keep an 8B scan's pages bounded
+  });
 }
 
 }  // namespace sq

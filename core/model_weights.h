@@ -80,4 +80,10 @@ void ForEachTensor(const ModelConfig& c, ModelWeights& w,
 void ValidateWeights(const ModelConfig& c, const ModelWeights& w, const std::string& source,
                      const std::function<std::string(TensorId)>& name_of);
 
+// Refuses a NaN or Inf in any stored tensor (embeddings, norms, biases and every linear),
+// naming the tensor and the first bad element: "layer 0 attn_norm [64] has nan at [3]: WHY".
+// Widened in blocks, so it costs one read of the weights; meant for commands that read or write
+// every weight anyway (export), not for loading.
+void CheckFiniteTensors(const ModelConfig& c, const ModelWeights& w, const std::string& why);
+
 }  // namespace sq

@@ -1,5 +1,6 @@
 #include "formats/checkpoint.h"
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -47,6 +48,17 @@ void AssignTensor(const ModelConfig& c, const std::string& name, const TensorVie
   WeightSlot(*w, *id) = v;
 }
 
+// With tie_word_embeddings Hugging Face uses the embedding as the head and ignores a stored
+// lm_head.weight: accept one only when it is a byte-identical copy, never silently drop it.
+void CheckTiedHead(const ModelConfig& c, const ModelWeights& w, const std::string& source) {
+  if (!c.tie_embeddings || w.lm_head.empty() || w.embed.empty()) return;
+  const bool same = w.lm_head.dtype == w.embed.dtype && w.lm_head.shape == w.embed.shape &&
+                    w.lm_head.nbytes() == w.embed.nbytes() &&
+                    std::memcmp(w.lm_head.data, w.embed.data, w.embed.nbytes()) == 0;
+  Check(same, source + ": tensor lm_head.weight differs from model.embed_tokens.weight but "
+                       "config.json sets tie_word_embeddings true (it would be ignored)");
+}
+
 // Shard file names from model.safetensors.index.json, with the tensors each should hold.
 std::map<std::string, std::set<std::string>> ReadIndex(const std::string& index_path) {
   const auto j = ReadJsonFile(index_path);
@@ -91,7 +103,8 @@ void LoadHfWeights(const std::string& dir, const ModelConfig& c, Checkpoint* ck)
   } else {
     throw Error(dir + ": no model.safetensors or model.safetensors.index.json");
   }
-  if (c.tie_embeddings && w.lm_head.empty()) w.lm_head = w.embed;
+  CheckTiedHead(c, w, source);
+  if (c.tie_embeddings) w.lm_head = w.embed;
   ValidateWeights(c, w, source, [](TensorId id) { return HfTensorName(id); });
 }
 

@@ -1,6 +1,7 @@
 #include "formats/hf_config.h"
 
 #include <cmath>
+#include <limits>
 #include <optional>
 
 #include "core/atomic_file.h"
@@ -50,7 +51,14 @@ class Fields {
   float Float(const char* key, std::optional<float> def = std::nullopt) const {
     if (!Present(key)) return Default(key, def);
     Check(j_[key].is_number(), source_ + ": " + key + " must be a number, got " + j_[key].dump());
-    return j_[key].get<float>();
+    // A double past float's range would become inf (or, converted blindly, undefined).
+    const double d = j_[key].get<double>();
+    Check(std::isfinite(d) && std::fabs(d) <= std::numeric_limits<float>::max(),
+          source_ + ": " + key + " " + j_[key].dump() + " is not a finite float");
+    const float f = static_cast<float>(d);
+    Check(d == 0 || f != 0, source_ + ": " + key + " " + j_[key].dump() +
+                                " underflows to 0 as a float");
+    return f;
   }
   bool Bool(const char* key, bool def) const {
     if (!Present(key)) return def;
@@ -90,9 +98,13 @@ RopeScaling ParseRopeScaling(const Fields& f) {
   if (!f.Present("rope_scaling")) return s;
   const json& r = f.Raw("rope_scaling");
   Check(r.is_object(), f.source() + ": rope_scaling must be null or an object");
-  std::string type;
+  // Hugging Face reads rope_type first and falls back to the legacy type.
+  std::string type = "default";
   for (const char* key : {"rope_type", "type"}) {
-    if (r.contains(key) && r[key].is_string()) type = r[key].get<std::string>();
+    if (!r.contains(key) || r[key].is_null()) continue;
+    Check(r[key].is_string(), f.source() + ": rope_scaling " + key + " must be a string");
+    type = r[key].get<std::string>();
+    break;
   }
   if (type == "default") return s;
   Check(type == "llama3", f.source() + ": rope_scaling type '" + type +

@@ -431,17 +431,7 @@ class HfTokenizer : public Tokenizer {
   int bos_id_ = -1, eos_id_ = -1, vocab_size_ = 0;
 };
 
-json ReadJson(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const std::exception& e) {
-    Rethrow(path + ": malformed JSON", e);
-  }
-}
+json ReadJson(const std::string& path) { return ReadJsonFile(path); }
 
 }  // namespace
 

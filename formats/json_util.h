@@ -7,9 +7,15 @@
 
 namespace sq {
 
-// Parses the JSON file at `path`; throws Error "PATH: malformed JSON: ..." or "cannot open".
+// Deepest nesting of arrays/objects any JSON document may have: real configs, tokenizers and
+// headers stay under 10; the limit keeps hostile input from costing stack or time.
+inline constexpr int kMaxJsonDepth = 64;
+
+// Parses the JSON file at `path` (a regular file, see core/input_file.h); throws Error
+// "PATH: malformed JSON: ...", "cannot open", nesting past kMaxJsonDepth or a duplicate key.
 nlohmann::json ReadJsonFile(const std::string& path);
-// Parses `text`; `source` names it in the Error.
+// Parses `text` (the one JSON entry point: depth limit, duplicate keys refused); `source`
+// names it in the Error.
 nlohmann::json ParseJson(const std::string& text, const std::string& source);
 
 // `v` as an int: throws Error "WHAT must be an integer, got V" when it is not an integer

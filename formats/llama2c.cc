@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/input_file.h"
 #include "formats/checkpoint.h"
 #include "formats/mmap.h"
 #include "formats/tokenizer.h"
@@ -202,10 +203,25 @@ namespace fs = std::filesystem;
 
 // Refuses an `out` that exists and is non-empty (unless `force`) before any work is done.
 void CheckOutDir(const fs::path& out, bool force) {
+  // Replacing a symlink would swap the link, not the folder it names: refused like a device.
+  Check(!fs::is_symlink(out), "--out " + out.string() + " is a symlink: refusing to replace it");
   if (!fs::exists(out)) return;
   Check(fs::is_directory(out), "--out " + out.string() + " exists and is not a folder");
   Check(force || fs::is_empty(out),
         "--out " + out.string() + " exists and is not empty (pass --force to replace it)");
+}
+
+// Refuses an `out` folder that holds `input` (at any depth, however either is spelled):
+// replacing it would delete the input.
+void CheckOutDirDoesNotHold(const fs::path& out, const std::string& input) {
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(input, ec);
+  if (ec || !fs::exists(out)) return;
+  for (p = p.parent_path(); !p.empty(); p = p.parent_path()) {
+    Check(!SameFile(p.string(), out.string()),
+          "--out " + out.string() + " holds the input " + input + ": refusing to replace it");
+    if (p == p.root_path()) break;
+  }
 }
 
 // Renames the finished `tmp` folder to `out`, replacing an existing `out` (checked before).
@@ -246,6 +262,8 @@ ConvertSummary ConvertLlama2cToHf(const std::string& model_bin, const std::strin
   s.tokenizer_bin = tokenizer_bin.empty() ? FindLlama2cTokenizer(model_bin, c.vocab) : tokenizer_bin;
   Check(!s.tokenizer_bin.empty(), model_bin + ": no tokenizer.bin or tok" + std::to_string(c.vocab) +
                                       ".bin beside it; pass --tokenizer");
+  CheckOutDirDoesNotHold(out, model_bin);
+  CheckOutDirDoesNotHold(out, s.tokenizer_bin);
   ModelWeights hf;
   Llama2cToHf(c, w, &s.config, &hf);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/input_file.h"
 #include "formats/bpe.h"
 #include "formats/tokenizer.h"
 #include "formats/unicode.h"
@@ -22,13 +24,7 @@ namespace {
 
 constexpr char kMetaspace[] = "\xE2\x96\x81";  // U+2581 '▁'
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string ReadFile(const std::string& path) { return ReadInputFile(path); }
 
 // The names of the three control tokens, whatever bytes the file stores for them.
 std::string ControlName(int id) {
@@ -135,6 +131,8 @@ Llama2cVocab ReadLlama2cVocab(const std::string& path, int vocab_size) {
     int32_t len;
     std::string what = "token " + std::to_string(i) + " of " + std::to_string(vocab_size);
     read(&score, 4, what);
+    // Merges are ranked by score: a NaN would make the sort's order undefined.
+    if (!std::isfinite(score)) throw Error(path + ": " + what + " has a non-finite score");
     read(&len, 4, what);
     if (len < 0 || static_cast<size_t>(len) > data.size() - pos) {
       throw Error(path + ": " + what + " has length " + std::to_string(len) + ", past the end of the file");

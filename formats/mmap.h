@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "core/mapped_pages.h"  // ReleaseMappedPages for views into a MappedFile
+
 namespace sq {
 
 class MappedFile {
@@ -24,10 +26,5 @@ class MappedFile {
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
 };
-
-// Drops this process's resident pages of [p, p + bytes) when the range lies inside a live
-// MappedFile (whole pages only); they stay in the page cache and fault back in when read again.
-// Anything else (owned, anonymous memory) is left alone.
-void ReleaseMappedPages(const void* p, size_t bytes);
 
 }  // namespace sq

@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/input_file.h"
 
 namespace sq {
 
@@ -235,18 +236,31 @@ OnnxFileSizes OnnxBuilder::Save() {
             " bytes, over protobuf's 2 GB limit (lower the external data threshold)");
   OnnxFileSizes sizes;
   sizes.model_path = out_path_;
-  if (data_.is_open()) {
+  CheckOutputPath(out_path_);
+  const bool has_data = data_.is_open();
+  if (has_data) {
     data_.close();
     Check(!data_.fail(), data_path_ + ": write failed (disk full?)");
-    std::error_code ec;
+    CheckOutputPath(data_path_);
+  }
+  // Both files are complete before either is renamed into place, so a failure leaves neither
+  // (the destructor removes the temporaries) and only the two renames separate them.
+  {
+    std::ofstream os(model_tmp_, std::ios::binary | std::ios::trunc);
+    Check(os.good(), out_path_ + ": cannot write (is the folder there and writable?)");
+    Check(model_->SerializeToOstream(&os), out_path_ + ": protobuf serialization failed");
+    os.close();
+    Check(!os.fail(), out_path_ + ": write failed (disk full?)");
+  }
+  std::error_code ec;
+  if (has_data) {
     std::filesystem::rename(data_tmp_, data_path_, ec);
     Check(!ec, data_path_ + ": cannot rename into place: " + ec.message());
     sizes.data_path = data_path_;
     sizes.data_bytes = data_size_;
   }
-  WriteFileAtomic(out_path_, [&](std::ostream& os) {
-    Check(model_->SerializeToOstream(&os), out_path_ + ": protobuf serialization failed");
-  });
+  std::filesystem::rename(model_tmp_, out_path_, ec);
+  Check(!ec, out_path_ + ": cannot rename into place: " + ec.message());
   // A data file left by an earlier export of the same path belongs to no model now.
   if (sizes.data_path.empty()) RemoveQuietly(data_path_);
   sizes.model_bytes = std::filesystem::file_size(out_path_);

@@ -1,8 +1,9 @@
 #include "formats/tokenizer.h"
 
-#include <fstream>
+#include <unistd.h>
 
 #include "core/error.h"
+#include "core/input_file.h"
 
 namespace sq {
 
@@ -11,12 +12,13 @@ namespace {
 // A .json name, or text starting with '{'. A llama2.c file starts with a small int32
 // (max_token_length), whose high bytes are zero, so it is never taken for JSON.
 bool LooksLikeJson(const std::string& path) {
-  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return true;
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open tokenizer");
+  uint64_t size = 0;
+  const int fd = OpenInputFile(path, kMaxTextInputBytes, &size);  // refuses FIFOs, devices
   char head[4] = {0, 0, 0, 0};
-  f.read(head, 4);
-  if (f.gcount() == 4 && head[2] == 0 && head[3] == 0) return false;
+  const ssize_t got = ::read(fd, head, 4);
+  ::close(fd);
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return true;
+  if (got == 4 && head[2] == 0 && head[3] == 0) return false;
   for (char c : head) {
     if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
     return c == '{';

@@ -1,5 +1,6 @@
 #include "formats/unicode_regex.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "core/error.h"
@@ -99,12 +100,15 @@ class RegexCompiler {
   int ParseInt() {
     if (!More() || Peek() < '0' || Peek() > '9') Fail("expected a number in {m,n}");
     int v = 0;
-    while (More() && Peek() >= '0' && Peek() <= '9') v = v * 10 + static_cast<int>(Peek() - '0'), ++i_;
+    while (More() && Peek() >= '0' && Peek() <= '9') {
+      v = v * 10 + static_cast<int>(Peek() - '0'), ++i_;
+      if (v > kMaxRegexRepeat) Fail("repeat count above " + std::to_string(kMaxRegexRepeat));
+    }
     return v;
   }
 
   NodePtr ParseQuantifiers(NodePtr atom) {
-    while (More()) {
+    for (int stacked = 0; More(); ++stacked) {
       int min, max;
       if (Eat('?')) { min = 0; max = 1; }
       else if (Eat('*')) { min = 0; max = -1; }
@@ -118,6 +122,9 @@ class RegexCompiler {
         if (max != -1 && max < min) Fail("{m,n} with n < m");
       } else {
         break;
+      }
+      if (stacked == kMaxRegexDepth) {
+        Fail("more than " + std::to_string(kMaxRegexDepth) + " quantifiers stacked on one atom");
       }
       if (atom->kind == Node::kLook || atom->kind == Node::kBegin || atom->kind == Node::kEnd) {
         Fail("quantifier after an assertion");
@@ -154,6 +161,7 @@ class RegexCompiler {
   }
 
   NodePtr ParseGroup(bool fold) {
+    if (++depth_ > kMaxRegexDepth) Fail("groups nested deeper than " + std::to_string(kMaxRegexDepth));
     NodePtr inner;
     if (Eat('?')) {
       if (Eat(':')) {
@@ -173,6 +181,7 @@ class RegexCompiler {
       inner = ParseAlt(fold);
     }
     if (!Eat(')')) Fail("missing ')'");
+    --depth_;
     return inner;
   }
 
@@ -299,6 +308,10 @@ class RegexCompiler {
 
   int Pc() const { return static_cast<int>(re_.prog_.size()); }
   int Push(Inst in) {
+    if (re_.prog_.size() >= kMaxRegexProgram) {
+      Fail("compiles to more than " + std::to_string(kMaxRegexProgram) +
+           " instructions (nested repeats)");
+    }
     re_.prog_.push_back(in);
     return Pc() - 1;
   }
@@ -374,6 +387,7 @@ class RegexCompiler {
   UnicodeRegex& re_;
   std::vector<uint32_t> p_;
   size_t i_ = 0;
+  int depth_ = 0;  // open groups, bounded so recursion cannot overflow the stack
 };
 
 UnicodeRegex::UnicodeRegex(std::string_view pattern) : pattern_(pattern) {
@@ -414,13 +428,18 @@ bool UnicodeRegex::ClassMatches(const CharClass& c, uint32_t cp) const {
   return in != c.negated;
 }
 
-bool UnicodeRegex::Run(int pc, const std::vector<uint32_t>& text, size_t pos,
-                       size_t* end) const {
+bool UnicodeRegex::Run(int pc, const std::vector<uint32_t>& text, size_t pos, size_t* end,
+                       uint64_t* budget) const {
   // One backtrack stack per thread, shared by nested lookahead runs above `base`.
   thread_local std::vector<std::pair<int, size_t>> stack;
   const size_t base = stack.size();
   const size_t n = text.size();
   while (true) {
+    if ((*budget)-- == 0) {
+      stack.resize(base);
+      throw Error("tokenizer regex \"" + pattern_ + "\": matching " + std::to_string(text.size()) +
+                  " code points took more than its step budget (catastrophic backtracking)");
+    }
     const Inst& in = prog_[pc];
     bool ok = true;
     switch (in.op) {
@@ -444,7 +463,7 @@ bool UnicodeRegex::Run(int pc, const std::vector<uint32_t>& text, size_t pos,
       case Inst::kJmp: pc = in.x; break;
       case Inst::kLook: {
         size_t unused;
-        ok = Run(in.x, text, pos, &unused) != static_cast<bool>(in.y);
+        ok = Run(in.x, text, pos, &unused, budget) != static_cast<bool>(in.y);
         if (ok) ++pc;
         break;
       }
@@ -463,17 +482,27 @@ bool UnicodeRegex::Run(int pc, const std::vector<uint32_t>& text, size_t pos,
   }
 }
 
+uint64_t UnicodeRegex::StepBudget(size_t code_points) {
+  return kRegexBaseSteps + kRegexStepsPerCodePoint * static_cast<uint64_t>(code_points);
+}
+
 long UnicodeRegex::MatchAt(const std::vector<uint32_t>& text, size_t pos) const {
+  uint64_t budget = StepBudget(text.size() - std::min(pos, text.size()));
+  return MatchAt(text, pos, &budget);
+}
+
+long UnicodeRegex::MatchAt(const std::vector<uint32_t>& text, size_t pos, uint64_t* budget) const {
   size_t end;
-  return Run(0, text, pos, &end) ? static_cast<long>(end) : -1;
+  return Run(0, text, pos, &end, budget) ? static_cast<long>(end) : -1;
 }
 
 std::vector<std::pair<size_t, size_t>> UnicodeRegex::FindAll(
     const std::vector<uint32_t>& text) const {
   std::vector<std::pair<size_t, size_t>> out;
+  uint64_t budget = StepBudget(text.size());  // for the whole scan, so it stays linear
   size_t pos = 0;
   while (pos < text.size()) {
-    long end = MatchAt(text, pos);
+    long end = MatchAt(text, pos, &budget);
     if (end > static_cast<long>(pos)) {
       out.emplace_back(pos, static_cast<size_t>(end));
       pos = static_cast<size_t>(end);

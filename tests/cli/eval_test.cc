@@ -75,7 +75,7 @@ TEST_CASE("eval refuses bad input with one clear line and a non-zero exit", "[cl
       {"eval --data x.txt", "missing required flag --model"},
       {"eval " + Stories() + " --data " + empty, "data file is empty"},
       {"eval " + Stories() + " --data " + latin1, "not valid UTF-8 at byte 3"},
-      {"eval " + Stories() + " --data " + dir + "/nope.txt", "cannot open data file"},
+      {"eval " + Stories() + " --data " + dir + "/nope.txt", "cannot open " + dir + "/nope.txt"},
       {"eval " + Stories() + " --data " + latin1 + " --bogus 1", "unknown flag --bogus"},
       {"eval " + Stories() + " --data " + latin1 + " --ctx 4096", "exceeds the model's"},
       {"eval " + Stories() + " --data " + latin1 + " --ctx abc", "expects an integer"},
