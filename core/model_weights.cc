@@ -38,8 +38,8 @@ const char* RoleName(Role r) {
   return "?";
 }
 
-TensorView ModelWeights::Own(const Mat& m, std::vector<int64_t> shape) {
-  auto owned = MakeOwned(m, std::move(shape));
+TensorView ModelWeights::Own(Mat m, std::vector<int64_t> shape) {
+  auto owned = MakeOwned(std::move(m), std::move(shape));
   TensorView v = owned->View();
   storage.push_back(owned);
   return v;

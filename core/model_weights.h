@@ -64,7 +64,7 @@ struct ModelWeights {
   std::vector<std::shared_ptr<const void>> storage;
 
   // Stores `m` as an owned F32 tensor of `shape` and returns a view of it.
-  TensorView Own(const Mat& m, std::vector<int64_t> shape);
+  TensorView Own(Mat m, std::vector<int64_t> shape);  // moves an rvalue in
 };
 
 // Calls fn for every present tensor (absent optional tensors are skipped). A tied lm_head

@@ -106,13 +106,13 @@ TensorView OwnedTensor::View() const {
   return v;
 }
 
-std::shared_ptr<OwnedTensor> MakeOwned(const Mat& m, std::vector<int64_t> shape) {
+std::shared_ptr<OwnedTensor> MakeOwned(Mat m, std::vector<int64_t> shape) {
   auto t = std::make_shared<OwnedTensor>();
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   Check(n == m.size(), "MakeOwned: shape does not match matrix size");
   t->shape = std::move(shape);
-  t->values.assign(m.data(), m.data() + m.size());
+  t->values = std::move(m);
   return t;
 }
 

@@ -33,10 +33,10 @@ Mat ScaleRows(const TensorView& w, const Vec& s) {
   return s.asDiagonal() * m;
 }
 
-void Replace(ModelWeights& w, TensorView& view, const Mat& m) {
+void Replace(ModelWeights& w, TensorView& view, Mat m) {
   Check(m.size() == view.numel(), "Replace: " + std::to_string(m.size()) +
                                       " values for a tensor of shape " + view.ShapeString());
-  view = w.Own(m, view.shape);
+  view = w.Own(std::move(m), view.shape);
 }
 
 bool IsOnes(const TensorView& v) {

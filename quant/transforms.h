@@ -39,7 +39,7 @@ Mat ScaleColumns(const TensorView& w, const Vec& s);
 // w [out, in] with row i multiplied by s[i].
 Mat ScaleRows(const TensorView& w, const Vec& s);
 // Replaces `view` by an owned F32 copy of m (same shape as before).
-void Replace(ModelWeights& w, TensorView& view, const Mat& m);
+void Replace(ModelWeights& w, TensorView& view, Mat m);  // pass an rvalue: moved, not copied
 // True when every entry of a norm weight is exactly 1 (a weightless norm).
 bool IsOnes(const TensorView& v);
 
