@@ -176,6 +176,7 @@ void RecipePipeline::PrepareLayer(int l) {
 }
 
 void RecipePipeline::ReleaseLayer(int l) {
+  ReleaseLayerPages(fp_, l);  // read once: without streams (BuildAll) nobody else drops them
   t_.weights.layers[l] = {};
   t_.linears[l] = {};
   t_layer_.clear();
