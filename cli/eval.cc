@@ -177,11 +177,9 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
   co.progress = StderrProgress("quantize+eval", "layer", TokenCount(windows));
   co.hooks = pipe.Hooks();
   const CompareResult r = EvalQuantized(lm.model, pipe.quantized(), windows, co);
-  struct {
-    std::vector<std::string> log;
-    QuantizeReport report;
-  } rr{pipe.log(), pipe.report()};
-  const int integer_linears = rr.report.integer_linears;
+  const QuantizeReport report = pipe.report();
+  const std::vector<std::string>& log = pipe.log();
+  const int integer_linears = report.integer_linears;
 
   long calib_tokens = 0;
   for (const Window& w : calib) calib_tokens += static_cast<long>(w.tokens.size());
@@ -193,14 +191,14 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
   std::printf("recipe:");
   for (const auto& [k, v] : recipe.Settings()) std::printf(" %s=%s", k.c_str(), v.c_str());
   std::printf("\n");
-  for (const std::string& line : rr.log) std::printf("  transform: %s\n", line.c_str());
+  for (const std::string& line : log) std::printf("  transform: %s\n", line.c_str());
   if (const std::string g = GroupNote(lm.model, recipe.config); !g.empty()) {
     std::printf("weight groups: %s\n", g.c_str());
   }
-  std::printf("kv cache: %s; embeddings float (a lookup)\n", rr.report.kv.c_str());
+  std::printf("kv cache: %s; embeddings float (a lookup)\n", report.kv.c_str());
   std::printf("kernels: %s\n", KernelNote(integer_linears, o.fake_quant).c_str());
-  std::printf("quantized in %.2f s (%.1f KiB of quantized weights)\n", rr.report.seconds,
-              rr.report.weight_bytes / 1024.0);
+  std::printf("quantized in %.2f s (%.1f KiB of quantized weights)\n", report.seconds,
+              report.weight_bytes / 1024.0);
   std::printf("tokens scored: %ld\n", r.tokens);
   std::printf("float PPL = %.4f +/- %.4f\n", r.fp.ppl, r.fp.ppl_stderr);
   std::printf("quant PPL = %.4f +/- %.4f  (delta %+.4f, ratio %.4f)\n", r.quant.ppl,
@@ -212,7 +210,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
   PrintSqnr(r.linears, std::min<int>(o.sqnr_windows, windows.size()));
   // Both models and the quantization advance together, layer by layer: the total is one clock.
   std::printf("time: %.2f s in all (quantizing %.2f s, the quantized forward %.2f s; %d threads)\n",
-              r.fp.seconds, rr.report.seconds, r.quant.seconds, NumThreads());
+              r.fp.seconds, report.seconds, r.quant.seconds, NumThreads());
 
   if (!o.json.empty()) {
     nlohmann::json layers = nlohmann::json::array();
@@ -224,7 +222,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
     nlohmann::json settings = nlohmann::json::object();
     for (const auto& [k, v] : recipe.Settings()) settings[k] = v;
     nlohmann::json formats = nlohmann::json::array();
-    for (const LinearReport& lr : rr.report.linears) {
+    for (const LinearReport& lr : report.linears) {
       formats.push_back({{"layer", lr.layer}, {"linear", ShortRole(lr.role)}, {"format", lr.format}});
     }
     nlohmann::json j = {{"fp", PplJson(r.fp)},       {"quant", PplJson(r.quant)},
@@ -232,11 +230,11 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
                         {"kld", r.kld_mean},         {"kld_p99", r.kld_p99},
                         {"kld_max", r.kld_max},      {"top1", r.top1},
                         {"tokens", r.tokens},        {"layers", layers},
-                        {"recipe", settings},        {"transforms", rr.log},
-                        {"linears", formats},        {"kv", rr.report.kv},
+                        {"recipe", settings},        {"transforms", log},
+                        {"linears", formats},        {"kv", report.kv},
                         {"model", o.model},          {"data", o.data},
                         {"calib", o.calib},          {"calib_tokens", calib_tokens},
-                        {"ctx", o.windows.ctx},      {"quantize_seconds", rr.report.seconds},
+                        {"ctx", o.windows.ctx},      {"quantize_seconds", report.seconds},
                         {"integer_linears", integer_linears}};
     WriteFileAtomic(o.json, ReportJson(j));
   }

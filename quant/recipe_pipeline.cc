@@ -79,7 +79,6 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
   const int L = fp_.config.n_layers;
   t_ = Shell(head_t_, L);
   q_ = Shell(head_t_, L);
-  t_layer_.clear();
   if (smooth) {
     for (const Window& w : calib_) calib_fp_.push_back(Embed(fp_, w.tokens));
   }

@@ -16,13 +16,13 @@ namespace {
 // Depth of a parsed document, without recursion.
 int Depth(const nlohmann::json& root) {
   int deepest = 0;
-  std::vector<std::pair<const nlohmann::json*, int>> todo = {{&root, 0}};
-  while (!todo.empty()) {
-    auto [j, d] = todo.back();
-    todo.pop_back();
+  std::vector<std::pair<const nlohmann::json*, int>> pending = {{&root, 0}};
+  while (!pending.empty()) {
+    auto [j, d] = pending.back();
+    pending.pop_back();
     if (!j->is_structured()) continue;
     deepest = std::max(deepest, d + 1);
-    for (const auto& kid : *j) todo.push_back({&kid, d + 1});
+    for (const auto& kid : *j) pending.push_back({&kid, d + 1});
   }
   return deepest;
 }
