@@ -3,6 +3,8 @@
 // layer's reconstruction loss ||X W^T - X Q^T||^2, H = 2 X^T X / N.
 #pragma once
 
+#include <vector>
+
 #include <Eigen/Dense>
 
 #include "core/tensor.h"
@@ -41,6 +43,16 @@ struct GptqStats {
 // `damp_used` (may be null) receives the factor that worked.
 Eigen::MatrixXf GptqInverseFactor(const Eigen::MatrixXd& h, double damp, double* damp_used);
 
+// What GPTQ needs from a Hessian, computed once for all the linears that read the same input.
+struct GptqFactor {
+  Eigen::MatrixXf u;               // GptqInverseFactor of H, rows/columns in `perm` order
+  std::vector<int> perm;           // perm[j] = original column quantized j-th
+  std::vector<int> dead_columns;   // diag(H) == 0: never seen nonzero input; weights set to 0
+  double damp_used = 0;
+  bool act_order = false;
+};
+GptqFactor FactorHessian(const Eigen::MatrixXd& h, const GptqOptions& opt);
+
 // Quantizes w [out, in] with GPTQ. Groups are contiguous runs of G columns (as RTN stores them):
 // without act-order each group's scale is fitted (with the clip search if asked) from the
 // already-updated weights when its first column is reached, as in the reference GPTQ; with
@@ -49,6 +61,8 @@ Eigen::MatrixXf GptqInverseFactor(const Eigen::MatrixXd& h, double damp, double*
 // Per-channel scales are always fitted up front. If H + damp is not positive definite the
 // dampening is multiplied by 10 (up to 4 times) before giving up with an Error.
 QuantizedWeight GptqQuantize(const Mat& w, const Eigen::MatrixXd& h, const WeightQuantSpec& spec,
+                             const GptqOptions& opt, GptqStats* stats = nullptr);
+QuantizedWeight GptqQuantize(const Mat& w, const GptqFactor& f, const WeightQuantSpec& spec,
                              const GptqOptions& opt, GptqStats* stats = nullptr);
 
 }  // namespace sq

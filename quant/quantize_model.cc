@@ -1,5 +1,6 @@
 #include "quant/quantize_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -259,7 +260,7 @@ class GptqRunner {
         Mat hh = h;
         UntilCollected([&] { ForwardBlock(work_, l, hh, &obs); });
       }
-      for (size_t i = 0; i < roles.size(); ++i) Quantize(l, roles[i], obs.Hessian(slot[i]));
+      QuantizeSharingFactors(l, roles, slot, obs);
     }
     for (Mat& h : hs_) ForwardBlock(work_, l, h, nullptr);
   }
@@ -268,16 +269,29 @@ class GptqRunner {
     HessianObserver obs(Site::kHeadInput, work_.config.n_layers);
     const int slot = obs.Track(*work_.lm_head);
     for (const Mat& h : hs_) UntilCollected([&] { Head(work_, h, &obs); });
-    Quantize(-1, Role::kLmHead, obs.Hessian(slot));
+    Quantize(-1, Role::kLmHead, FactorHessian(obs.Hessian(slot).H(), Options()));
   }
 
  private:
-  void Quantize(int l, Role r, const HessianAccumulator& h) {
+  GptqOptions Options() const { return {cfg_.gptq_damp, cfg_.gptq_block, cfg_.act_order}; }
+
+  // Linears that read the same input (q/k/v, gate/up) share a Hessian: factor it once.
+  void QuantizeSharingFactors(int l, const std::vector<Role>& roles, const std::vector<int>& slot,
+                              const HessianObserver& obs) {
+    for (size_t i = 0; i < roles.size(); ++i) {
+      if (std::find(slot.begin(), slot.begin() + i, slot[i]) != slot.begin() + i) continue;
+      const GptqFactor f = FactorHessian(obs.Hessian(slot[i]).H(), Options());
+      for (size_t j = i; j < roles.size(); ++j) {
+        if (slot[j] == slot[i]) Quantize(l, roles[j], f);
+      }
+    }
+  }
+
+  void Quantize(int l, Role r, const GptqFactor& f) {
     std::shared_ptr<const Linear>& lin = LinearAt(work_, l, r);
     GptqStats stats;
     auto qw = std::make_shared<const QuantizedWeight>(
-        GptqQuantize(FloatWeightOf(*lin).w, h.H(), cfg_.weight_spec(),
-                     {cfg_.gptq_damp, cfg_.gptq_block, cfg_.act_order}, &stats));
+        GptqQuantize(FloatWeightOf(*lin).w, f, cfg_.weight_spec(), Options(), &stats));
     weights_[{l, r}] = qw;
     gptq_stats_[{l, r}] = stats;
     lin = MakeQuantLinear(lin, qw, ActQuantSpec{});  // weight-only while calibrating

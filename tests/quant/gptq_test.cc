@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <random>
 
+#include "core/threads.h"
 #include "quant/gptq.h"
 #include "quant/quantizer.h"
 
@@ -41,19 +42,36 @@ TEST_CASE("HessianAccumulator gives 2 X^T X / N over all added rows", "[quant]")
 }
 
 TEST_CASE("GptqInverseFactor is the upper Cholesky factor of the damped inverse Hessian", "[quant]") {
-  const Mat x = CorrelatedInputs(300, 40, 3);
-  HessianAccumulator acc(40);
-  acc.Add(x);
-  const Eigen::MatrixXd h = acc.H();
-  double used = 0;
-  const Eigen::MatrixXd u = GptqInverseFactor(h, 0.01, &used).cast<double>();
-  CHECK(used == 0.01);
-  Eigen::MatrixXd damped = h;
-  damped.diagonal().array() += 0.01 * h.diagonal().mean();
-  const Eigen::MatrixXd inv = damped.inverse();
-  CHECK((u.transpose() * u - inv).cwiseAbs().maxCoeff() < 1e-5 * inv.cwiseAbs().maxCoeff());
-  CHECK(u.triangularView<Eigen::StrictlyLower>().toDenseMatrix().isZero(0));
-  CHECK((u.diagonal().array() > 0).all());
+  // 600 columns: several blocks of the blocked Cholesky and of the triangular inverse.
+  for (const int k : {40, 600}) {
+    const Mat x = CorrelatedInputs(3 * k, k, 3);
+    HessianAccumulator acc(k);
+    acc.Add(x.topRows(k));
+    acc.Add(x.bottomRows(2 * k));
+    const Eigen::MatrixXd h = acc.H();
+    const Eigen::MatrixXd xd = x.cast<double>();
+    const Eigen::MatrixXd direct = 2.0 / (3 * k) * xd.transpose() * xd;
+    CHECK((h - direct).cwiseAbs().maxCoeff() < 1e-12 * direct.cwiseAbs().maxCoeff());
+    double used = 0;
+    const Eigen::MatrixXd u = GptqInverseFactor(h, 0.01, &used).cast<double>();
+    CHECK(used == 0.01);
+    Eigen::MatrixXd damped = h;
+    damped.diagonal().array() += 0.01 * h.diagonal().mean();
+    const Eigen::MatrixXd inv = damped.inverse();
+    CHECK((u.transpose() * u - inv).cwiseAbs().maxCoeff() < 1e-5 * inv.cwiseAbs().maxCoeff());
+    CHECK(u.triangularView<Eigen::StrictlyLower>().toDenseMatrix().isZero(0));
+    CHECK((u.diagonal().array() > 0).all());
+    // The parallel blocks are fixed: one thread gives the same bits.
+    const int threads = NumThreads();
+    SetNumThreads(1);
+    HessianAccumulator acc1(k);
+    acc1.Add(x.topRows(k));
+    acc1.Add(x.bottomRows(2 * k));
+    const Eigen::MatrixXf u1 = GptqInverseFactor(acc1.H(), 0.01, nullptr);
+    SetNumThreads(threads);
+    CHECK(acc1.H() == h);
+    CHECK(u1 == u.cast<float>());
+  }
 }
 
 TEST_CASE("GPTQ with a diagonal Hessian is exactly RTN (no error to propagate)", "[quant]") {
