@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -38,31 +39,43 @@ Eigen::MatrixXd HessianAccumulator::H() const {
   return h;
 }
 
+Eigen::MatrixXd HessianAccumulator::TakeH() {
+  const Eigen::Index k = h_.cols();
+  for (Eigen::Index j = 0; j + 1 < k; ++j) h_.row(j).tail(k - 1 - j) = h_.col(j).tail(k - 1 - j);
+  if (n_ > 0) h_ *= 2.0 / static_cast<double>(n_);
+  n_ = 0;
+  return std::exchange(h_, Eigen::MatrixXd::Zero(0, 0));
+}
+
 namespace {
 
 using ColMat = Eigen::MatrixXf;  // column-major: one weight column is contiguous
 
-// The inverse of an upper triangular V. Column j of V^-1 is zero below row j, so a block of
-// columns [c0, c1) needs only V's top-left c1 x c1 corner: K^3 / 3 flops instead of the K^3 of
-// solving against a full identity, and the blocks are independent, so they run in parallel
-// (Eigen's triangular solve is single-threaded). Each column is solved the same way whatever
-// the thread count.
-Eigen::MatrixXd UpperTriangularInverse(const Eigen::MatrixXd& v) {
-  const int K = static_cast<int>(v.rows()), kBlock = 128;
+// J L^-1 J as floats, for the lower triangular L held in the lower triangle of `l` (J the
+// exchange matrix). Column j of L^-1 is zero above row j, so a block of columns [c0, c1) needs
+// only L's bottom-right corner from c0: K^3 / 3 flops instead of the K^3 of solving against a
+// full identity. The blocks are independent and run in parallel (Eigen's triangular solve is
+// single-threaded), each the same way whatever the thread count; only one block of doubles
+// exists per thread, so the inverse costs K^2 floats, not another K^2 doubles.
+Eigen::MatrixXf ReversedLowerInverse(const Eigen::MatrixXd& l) {
+  const int K = static_cast<int>(l.rows()), kBlock = 128;
   const int n_blocks = (K + kBlock - 1) / kBlock;
-  Eigen::MatrixXd inv = Eigen::MatrixXd::Zero(K, K);
+  Eigen::MatrixXf u = Eigen::MatrixXf::Zero(K, K);
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int b = n_blocks - 1; b >= 0; --b) {  // the largest corners first
-    const int c0 = b * kBlock, c1 = std::min(K, c0 + kBlock);
-    auto x = inv.block(0, c0, c1, c1 - c0);
-    x.bottomRows(c1 - c0).setIdentity();
-    v.topLeftCorner(c1, c1).triangularView<Eigen::Upper>().solveInPlace(x);
+  for (int b = 0; b < n_blocks; ++b) {  // the largest corners first
+    const int c0 = b * kBlock, n = std::min(kBlock, K - c0), m = K - c0;
+    Eigen::MatrixXd x = Eigen::MatrixXd::Zero(m, n);
+    x.topRows(n).setIdentity();
+    l.bottomRightCorner(m, m).triangularView<Eigen::Lower>().solveInPlace(x);
+    for (int j = 0; j < n; ++j) {
+      for (int i = j; i < m; ++i) u(K - 1 - c0 - i, K - 1 - c0 - j) = static_cast<float>(x(i, j));
+    }
   }
-  return inv;
+  return u;
 }
 
-// In-place lower Cholesky factor of the symmetric positive definite `a` (lower triangle read;
-// the strict upper triangle is left holding scratch). Right-looking and blocked like LAPACK's
+// In-place lower Cholesky factor of the symmetric positive definite `a` (the lower triangle is
+// read and overwritten; the strict upper triangle is left untouched). Right-looking and blocked like LAPACK's
 // dpotrf, with the panel solve split by rows and the trailing update by column blocks across
 // threads: Eigen's LLT runs on one core, and at K = 14336 it was GPTQ's largest single cost.
 // The blocking is fixed, so the factor does not depend on the thread count. False if `a` is
@@ -85,8 +98,10 @@ bool ParallelCholesky(Eigen::MatrixXd& a) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int j = 0; j < n_blocks; ++j) {  // A22 -= A21 A21^T, lower part by column blocks
       const int c0 = j * kBlock, n = std::min(kBlock, rest - c0);
-      a.block(k + b + c0, k + b + c0, rest - c0, n).noalias() -=
-          a21.bottomRows(rest - c0) * a21.middleRows(c0, n).transpose();
+      const auto cols = a21.middleRows(c0, n);
+      auto a22 = a.block(k + b + c0, k + b + c0, rest - c0, n);
+      a22.topRows(n).triangularView<Eigen::Lower>() -= cols * cols.transpose();
+      a22.bottomRows(rest - c0 - n).noalias() -= a21.bottomRows(rest - c0 - n) * cols.transpose();
     }
   }
   return true;
@@ -95,21 +110,23 @@ bool ParallelCholesky(Eigen::MatrixXd& a) {
 }  // namespace
 
 // With J the exchange (reversal) matrix, the Cholesky factor L' of J H J gives H = V V^T with
-// V = J L' J upper triangular; then H^-1 = V^-T V^-1, so U = V^-1 (upper, positive diagonal) is
-// the upper Cholesky factor of H^-1. One factorisation and one triangular inverse instead of
-// inverting H and factorising the inverse: about half the flops and two fewer K x K copies.
-Eigen::MatrixXf GptqInverseFactor(const Eigen::MatrixXd& h, double damp, double* damp_used) {
+// V = J L' J upper triangular; then H^-1 = V^-T V^-1, so U = V^-1 = J L'^-1 J (upper, positive
+// diagonal) is the upper Cholesky factor of H^-1. One factorisation and one triangular inverse
+// instead of inverting H and factorising the inverse: about half the flops. All of it happens
+// in `h` itself plus the float result: at K = 14336 each K x K double is 1.6 GB.
+Eigen::MatrixXf GptqInverseFactor(Eigen::MatrixXd h, double damp, double* damp_used) {
   const int K = static_cast<int>(h.rows());
-  const double mean_diag = h.diagonal().mean();
-  Eigen::MatrixXd v(K, K);
+  h.reverseInPlace();  // J H J
+  const Eigen::VectorXd diag = h.diagonal();
+  const double mean_diag = diag.mean();
   for (int attempt = 0; attempt < 5; ++attempt, damp *= 10) {
-    v = h.reverse();  // J H J
-    v.diagonal().array() += damp * mean_diag;
-    if (!ParallelCholesky(v)) continue;  // in place: lower triangle = L'
-    v.triangularView<Eigen::StrictlyUpper>().setZero();
-    v = v.reverse().eval();  // J L' J: upper
+    if (attempt > 0) {  // the failed factorisation overwrote the lower triangle: restore it
+      for (int j = 0; j + 1 < K; ++j) h.col(j).tail(K - 1 - j) = h.row(j).tail(K - 1 - j);
+    }
+    h.diagonal() = diag.array() + damp * mean_diag;
+    if (!ParallelCholesky(h)) continue;  // lower triangle = L'
     if (damp_used) *damp_used = damp;
-    return UpperTriangularInverse(v).cast<float>();
+    return ReversedLowerInverse(h);
   }
   throw Error("GPTQ: Hessian is not positive definite even with dampening " +
               std::to_string(damp / 10) + " * mean(diag)");
@@ -131,12 +148,11 @@ void FitGroup(const ColMat& w, const std::vector<int>& pos, int g, const WeightQ
 
 }  // namespace
 
-GptqFactor FactorHessian(const Eigen::MatrixXd& h_in, const GptqOptions& opt) {
-  const int K = static_cast<int>(h_in.rows());
-  Check(h_in.cols() == K, "GPTQ: Hessian is not square");
+GptqFactor FactorHessian(Eigen::MatrixXd h, const GptqOptions& opt) {
+  const int K = static_cast<int>(h.rows());
+  Check(h.cols() == K, "GPTQ: Hessian is not square");
   GptqFactor f;
   f.act_order = opt.act_order;
-  Eigen::MatrixXd h = h_in;
   for (int c = 0; c < K; ++c) {
     if (h(c, c) == 0) {  // a column whose input is always 0: any weight works; use 0
       h(c, c) = 1;
@@ -153,7 +169,7 @@ GptqFactor FactorHessian(const Eigen::MatrixXd& h_in, const GptqOptions& opt) {
       for (int j = 0; j < K; ++j) hp(i, j) = h(f.perm[i], f.perm[j]);
     h.swap(hp);
   }
-  f.u = GptqInverseFactor(h, opt.damp, &f.damp_used);
+  f.u = GptqInverseFactor(std::move(h), opt.damp, &f.damp_used);
   return f;
 }
 

@@ -18,6 +18,8 @@ class HessianAccumulator {
   explicit HessianAccumulator(int in) : h_(Eigen::MatrixXd::Zero(in, in)) {}
   void Add(const Mat& x);  // x [T, in]
   Eigen::MatrixXd H() const;  // [in, in]
+  // H, moving the sums out (no second K x K copy); the accumulator is empty afterwards.
+  Eigen::MatrixXd TakeH();
   long rows() const { return n_; }
 
  private:
@@ -41,7 +43,7 @@ struct GptqStats {
 // torch.linalg.cholesky(..., upper=True) in the reference GPTQ). If H + damp is not positive
 // definite the dampening is multiplied by 10 (up to 4 times) before giving up with an Error;
 // `damp_used` (may be null) receives the factor that worked.
-Eigen::MatrixXf GptqInverseFactor(const Eigen::MatrixXd& h, double damp, double* damp_used);
+Eigen::MatrixXf GptqInverseFactor(Eigen::MatrixXd h, double damp, double* damp_used);
 
 // What GPTQ needs from a Hessian, computed once for all the linears that read the same input.
 struct GptqFactor {
@@ -51,7 +53,7 @@ struct GptqFactor {
   double damp_used = 0;
   bool act_order = false;
 };
-GptqFactor FactorHessian(const Eigen::MatrixXd& h, const GptqOptions& opt);
+GptqFactor FactorHessian(Eigen::MatrixXd h, const GptqOptions& opt);
 
 // Quantizes w [out, in] with GPTQ. Groups are contiguous runs of G columns (as RTN stores them):
 // without act-order each group's scale is fitted (with the clip search if asked) from the

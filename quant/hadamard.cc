@@ -138,7 +138,7 @@ bool HadamardMatrix(int n, Mat* h) {
   return true;
 }
 
-void FwhtRows(Mat& x) {
+void FwhtRows(Eigen::Ref<Mat> x) {
   const Eigen::Index n = x.cols();
   Check(IsPowerOfTwo(static_cast<int>(n)), "FwhtRows: width " + std::to_string(n) +
                                                " is not a power of two");
@@ -180,16 +180,26 @@ std::string Rotation::Describe() const {
          std::to_string(base_) + " (random signs)";
 }
 
-void Rotation::ApplyRef(Mat& x) const {
+void Rotation::ApplyRef(Eigen::Ref<Mat> x) const {
   Check(x.cols() == n_, "Rotation: input width " + std::to_string(x.cols()) + ", expected " +
                             std::to_string(n_));
   x = x * q_;
 }
 
-void Rotation::Apply(Mat& x) const {
+void Rotation::Apply(Eigen::Ref<Mat> x) const {
   if (base_ == 0) return ApplyRef(x);
   Check(x.cols() == n_, "Rotation: input width " + std::to_string(x.cols()) + ", expected " +
                             std::to_string(n_));
+  // Blocks of rows bound the transposed scratch of the Paley path (an embedding has 10^5 rows).
+  constexpr Eigen::Index kRows = 64;
+  const Eigen::Index T = x.rows();
+#pragma omp parallel for schedule(static) if (T > kRows)
+  for (Eigen::Index r0 = 0; r0 < T; r0 += kRows) {
+    ApplyFast(x.middleRows(r0, std::min(kRows, T - r0)));
+  }
+}
+
+void Rotation::ApplyFast(Eigen::Ref<Mat> x) const {
   // Row index i*m + j of H_p (x) B: x (H_p (x) B) = reshape(H_p^T X B) with X [p, m].
   x = x * signs_.asDiagonal();
   const int m = base_, p = n_ / base_;

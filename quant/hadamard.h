@@ -36,12 +36,15 @@ class Rotation {
   const Mat& matrix() const { return q_; }  // [n, n]
 
   // x [T, n] -> x Q. Fast path: signs, the m x m Paley block, then a fast Walsh-Hadamard
-  // transform across the 2^k blocks: O(n log n + n m) per row instead of O(n^2).
-  void Apply(Mat& x) const;
+  // transform across the 2^k blocks: O(n log n + n m) per row instead of O(n^2). Rows are
+  // independent, so blocks of them run in parallel with the same result.
+  void Apply(Eigen::Ref<Mat> x) const;
   // The plain reference: x Q as a dense product.
-  void ApplyRef(Mat& x) const;
+  void ApplyRef(Eigen::Ref<Mat> x) const;
 
  private:
+  void ApplyFast(Eigen::Ref<Mat> x) const;  // one block of rows
+
   int n_ = 0;
   int base_ = 0;     // Paley factor m; 0 = random orthogonal (dense)
   Vec signs_;        // [n] random +-1 (Hadamard only)
@@ -51,6 +54,6 @@ class Rotation {
 
 // In-place unnormalised Walsh-Hadamard transform of every row of x [T, n] (n a power of two),
 // i.e. x H_n with Sylvester's H_n.
-void FwhtRows(Mat& x);
+void FwhtRows(Eigen::Ref<Mat> x);
 
 }  // namespace sq

@@ -208,6 +208,7 @@ class HessianObserver : public ForwardObserver {
     throw SiteCollected{};  // observers are called outside parallel regions: safe to unwind
   }
   const HessianAccumulator& Hessian(int slot) const { return slots_[slot].h; }
+  Eigen::MatrixXd TakeHessian(int slot) { return slots_[slot].h.TakeH(); }
 
  private:
   struct Slot {
@@ -269,7 +270,7 @@ class GptqRunner {
     HessianObserver obs(Site::kHeadInput, work_.config.n_layers);
     const int slot = obs.Track(*work_.lm_head);
     for (const Mat& h : hs_) UntilCollected([&] { Head(work_, h, &obs); });
-    Quantize(-1, Role::kLmHead, FactorHessian(obs.Hessian(slot).H(), Options()));
+    Quantize(-1, Role::kLmHead, FactorHessian(obs.TakeHessian(slot), Options()));
   }
 
  private:
@@ -277,10 +278,10 @@ class GptqRunner {
 
   // Linears that read the same input (q/k/v, gate/up) share a Hessian: factor it once.
   void QuantizeSharingFactors(int l, const std::vector<Role>& roles, const std::vector<int>& slot,
-                              const HessianObserver& obs) {
+                              HessianObserver& obs) {
     for (size_t i = 0; i < roles.size(); ++i) {
       if (std::find(slot.begin(), slot.begin() + i, slot[i]) != slot.begin() + i) continue;
-      const GptqFactor f = FactorHessian(obs.Hessian(slot[i]).H(), Options());
+      const GptqFactor f = FactorHessian(obs.TakeHessian(slot[i]), Options());
       for (size_t j = i; j < roles.size(); ++j) {
         if (slot[j] == slot[i]) Quantize(l, roles[j], f);
       }

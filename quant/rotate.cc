@@ -32,19 +32,26 @@ void RequireFolded(const ModelWeights& w) {
   check(w.final_norm, "final_norm");
 }
 
-// A block-diagonal matrix with `n` copies of q on the diagonal.
-Mat BlockDiag(const Mat& q, int n) {
-  const Eigen::Index k = q.rows();
-  Mat b = Mat::Zero(n * k, n * k);
-  for (int i = 0; i < n; ++i) b.block(i * k, i * k, k, k) = q;
-  return b;
+// x Q for every consecutive run of q.size() values of m: its rows, or, when q is one head wide,
+// each head's slice of its rows (Q block-diagonal over heads). Rotation::Apply is the fast
+// transform: a dense product at 8B shapes was minutes of GEMM per layer.
+void ApplyToRuns(const Rotation& q, Mat& m) {
+  Check(m.size() % q.size() == 0, "rotate: a tensor of " + std::to_string(m.size()) +
+                                      " values is not made of rows of " + std::to_string(q.size()));
+  q.Apply(MatMap(m.data(), m.size() / q.size(), q.size()));
 }
 
 // Reader W [out, in] whose input becomes x Q: W <- W Q.
-void RotateInput(ModelWeights& w, TensorView& v, const Mat& q) { Replace(w, v, ToMat(v) * q); }
-// Writer W [out, in] whose output must become y Q: W <- Q^T W.
-void RotateOutput(ModelWeights& w, TensorView& v, const Mat& q) {
-  Replace(w, v, q.transpose() * ToMat(v));
+void RotateInput(ModelWeights& w, TensorView& v, const Rotation& q) {
+  Mat m = ToMat(v);
+  ApplyToRuns(q, m);
+  Replace(w, v, std::move(m));
+}
+// Writer W [out, in] whose output must become y Q: W <- Q^T W = (W^T Q)^T.
+void RotateOutput(ModelWeights& w, TensorView& v, const Rotation& q) {
+  Mat t = ToMat(v).transpose();
+  ApplyToRuns(q, t);
+  Replace(w, v, Mat(t.transpose()));
 }
 
 }  // namespace
@@ -60,7 +67,7 @@ TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions&
   auto rf = SharedRotation(c.intermediate, opt.seed + 1);
   auto rh = SharedRotation(c.head_dim, opt.seed + 2);
   auto ro = SharedRotation(c.q_dim(), opt.seed + 3);
-  const Mat& qd = rd->matrix();
+  const Rotation& qd = *rd;
   t.online.layers.resize(c.n_layers);
   std::string what;
 
@@ -88,17 +95,16 @@ TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions&
       }
     }
     if (opt.down) {
-      RotateInput(w, L.w_down, rf->matrix());
+      RotateInput(w, L.w_down, *rf);
       on.down_in = rf;
     }
     if (opt.heads && !c.attn_output_gate) {
-      const Mat& h = rh->matrix();
       // v per KV head: v_g H = x (H^T W_g)^T; bias b_g H. o_proj reads every head rotated.
-      RotateOutput(w, L.wv, BlockDiag(h, c.n_kv_heads));
-      if (!L.bv.empty()) Replace(w, L.bv, (ToMat(L.bv) * BlockDiag(h, c.n_kv_heads)).transpose());
-      RotateInput(w, L.wo, BlockDiag(h, c.n_heads));
+      RotateOutput(w, L.wv, *rh);
+      if (!L.bv.empty()) RotateInput(w, L.bv, *rh);
+      RotateInput(w, L.wo, *rh);
     } else if (opt.heads) {
-      RotateInput(w, L.wo, ro->matrix());
+      RotateInput(w, L.wo, *ro);
       on.o_in = ro;
     }
   }

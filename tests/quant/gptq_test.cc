@@ -71,6 +71,15 @@ TEST_CASE("GptqInverseFactor is the upper Cholesky factor of the damped inverse 
     SetNumThreads(threads);
     CHECK(acc1.H() == h);
     CHECK(u1 == u.cast<float>());
+    // Indefinite at dampening 0.01 but not at 0.1: the retry starts again from H itself.
+    Eigen::MatrixXd shifted = h;
+    shifted.diagonal().array() -= 0.05 * h.diagonal().mean();
+    const Eigen::MatrixXd us = GptqInverseFactor(shifted, 0.01, &used).cast<double>();
+    CHECK(used == Approx(0.1));
+    Eigen::MatrixXd damped_s = shifted;
+    damped_s.diagonal().array() += used * shifted.diagonal().mean();
+    const Eigen::MatrixXd inv_s = damped_s.inverse();
+    CHECK((us.transpose() * us - inv_s).cwiseAbs().maxCoeff() < 1e-4 * inv_s.cwiseAbs().maxCoeff());
   }
 }
 

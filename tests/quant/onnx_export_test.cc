@@ -572,13 +572,21 @@ TEST_CASE("stories260K float export folder generates sinkquant's greedy text wit
   CHECK(gen.output.rfind(g["text"].get<std::string>() + "\n", 0) == 0);
 }
 
-TEST_CASE("stories260K W4A4 rotate export folders: cached steps equal full windows, padded "
+// Activations stay float here. ONNX Runtime computes a cached step's keys and values with
+// one-row GEMMs and a full window's with n-row ones; with 4- or 8-bit activations, the 1e-7
+// difference that makes can move one activation code of the BOS row (the attention sink, whose
+// per-token scale is large) across a rounding boundary, and that row stays in the cache for
+// every later step: seen moving every step's logits by up to 4.6 with a correct graph. So the
+// cache's plumbing (positions, masks, KV4 quantization, online and per-head rotations) is
+// checked exactly where nothing can flip; the W4A4 graphs are checked against sinkquant's own
+// logits by the scoring-layout tests.
+TEST_CASE("stories260K W4 KV4 rotate export folders: cached steps equal full windows, padded "
           "batches equal each prompt alone", "[quant][onnx][real]") {
   const Stories s;
   const std::string dir = test::TempDir("onnx_stories_rotate_folder");
   for (const std::string format : {"qdq", "matmulnbits"}) {
     const std::string folder = dir + "/" + format;
-    Sinkquant("quantize" + s.Common() + " --method rotate --w-bits 4 --a-bits 4 --w-group 32 "
+    Sinkquant("quantize" + s.Common() + " --method rotate --w-bits 4 --w-group 32 "
               "--kv-bits 4 --onnx-format " + format + " --out " + folder);
     const auto g = Generate(folder, " --max-new-tokens 24 --check-full-window --tol 1e-4 "
                                     "--batch '1,403,407,259,261,29;1,365;1,403,400' --batch-steps 6");
