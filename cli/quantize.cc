@@ -166,7 +166,7 @@ int RunQuantize(Args& a) {
       co.progress = StderrProgress("quantize+measure", "layer", TokenCount(windows));
       cmp = EvalQuantized(lm.model, pipe.quantized(), windows, co);
     } else {
-      pipe.BuildAll();
+      pipe.BuildAll(StderrProgress("quantize", "layer", TokenCount(calib)));
     }
     std::printf("recipe:");
     for (const auto& [k, v] : recipe.Settings()) std::printf(" %s=%s", k.c_str(), v.c_str());

@@ -210,10 +210,12 @@ void RecipePipeline::CompactQuantizedLayer(int l) {
   }
 }
 
-void RecipePipeline::BuildAll() {
-  for (int l = 0; l < fp_.config.n_layers; ++l) {
+void RecipePipeline::BuildAll(const std::function<void(int, int)>& progress) {
+  const int n = fp_.config.n_layers;
+  for (int l = 0; l < n; ++l) {
     PrepareLayer(l);
     ReleaseLayer(l);
+    if (progress) progress(l + 1, n);
   }
   PrepareHead();
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,9 @@ class RecipePipeline {
   // online rotations stay, the float slice is dropped. Call before the first layer.
   void KeepQuantizedLayers() { keep_layers_ = true; }
   // Prepares and releases every layer without running anything else (e.g. an export with no
-  // evaluation text); GPTQ's calibration still runs inside.
-  void BuildAll();
+  // evaluation text); GPTQ's calibration still runs inside. `progress(done, total)` after each
+  // layer.
+  void BuildAll(const std::function<void(int, int)>& progress = {});
 
   const std::vector<std::string>& log() const { return log_; }
   QuantizeReport report() const;  // seconds = seconds()
