@@ -14,6 +14,7 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "core/threads.h"
 #include "formats/checkpoint.h"
 #include "formats/onnx_writer.h"
@@ -52,15 +53,11 @@ Mat RandomMat(int rows, int cols, uint64_t seed) {
 
 std::vector<std::pair<int, int>> ParseShapes(const std::string& s) {
   std::vector<std::pair<int, int>> out;
-  size_t start = 0;
-  while (start < s.size()) {
-    const size_t comma = std::min(s.find(',', start), s.size());
-    const std::string item = s.substr(start, comma - start);
+  for (const std::string& item : SplitList(s, ',')) {
     int k = 0, n = 0;
     Check(std::sscanf(item.c_str(), "%dx%d", &k, &n) == 2 && k > 0 && n > 0,
           "--shapes: expected KxN[,KxN...], got '" + item + "'");
     out.emplace_back(k, n);
-    start = comma + 1;
   }
   return out;
 }

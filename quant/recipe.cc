@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "quant/transform_steps.h"
 
 namespace sq {
@@ -123,13 +124,7 @@ std::vector<std::pair<std::string, std::string>> Recipe::Settings() const {
 }
 
 Recipe MakeRecipe(const std::string& method, const QuantConfig& base) {
-  std::vector<std::string> parts;  // "rotate+sink-aware" -> {"rotate", "sink-aware"}
-  for (size_t start = 0;;) {
-    const size_t plus = method.find('+', start);
-    parts.push_back(method.substr(start, plus - start));
-    if (plus == std::string::npos) break;
-    start = plus + 1;
-  }
+  const std::vector<std::string> parts = SplitList(method, '+');  // rotate, sink-aware
   const std::vector<RecipeDef> defs = Recipes();
   auto find = [&](const std::string& name, bool modifier) -> const RecipeDef& {
     for (const RecipeDef& d : defs) {
