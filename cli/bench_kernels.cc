@@ -14,11 +14,13 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "core/threads.h"
 #include "formats/checkpoint.h"
 #include "formats/onnx_writer.h"
 #include "model/model.h"
 #include "quant/int4_integer_linear.h"
+#include "quant/onnx_export.h"
 #include "quant/quantize_model.h"
 
 namespace sq {
@@ -52,43 +54,31 @@ Mat RandomMat(int rows, int cols, uint64_t seed) {
 
 std::vector<std::pair<int, int>> ParseShapes(const std::string& s) {
   std::vector<std::pair<int, int>> out;
-  size_t start = 0;
-  while (start < s.size()) {
-    const size_t comma = std::min(s.find(',', start), s.size());
-    const std::string item = s.substr(start, comma - start);
+  for (const std::string& item : SplitList(s, ',')) {
     int k = 0, n = 0;
     Check(std::sscanf(item.c_str(), "%dx%d", &k, &n) == 2 && k > 0 && n > 0,
           "--shapes: expected KxN[,KxN...], got '" + item + "'");
     out.emplace_back(k, n);
-    start = comma + 1;
   }
   return out;
 }
 
 // One MatMulNBits node (bits 4, block `w.group`, accuracy_level 4, default zero point 8) with
-// the codes and scales of `w`: B [N, K / bs, bs / 2] uint8, element k of column n in block
-// k / bs, byte (k % bs) / 2, low nibble when k is even (ONNX-NOTES.md).
+// the codes and scales of `w` (PackMatMulNBits's layout, as the exporter writes them).
 void WriteMatMulNBits(const QuantizedWeight& w, const std::string& path) {
-  const int K = w.cols, N = w.rows, bs = w.group, blocks = K / bs;
-  std::vector<uint8_t> b(static_cast<size_t>(N) * K / 2);
-  std::vector<float> scales(static_cast<size_t>(N) * blocks);
-  for (int n = 0; n < N; ++n) {
-    for (int k = 0; k < K; ++k) {
-      b[(static_cast<size_t>(n) * K + k) / 2] |=
-          static_cast<uint8_t>((w.Code(n, k) + 8) << (k % 2 * 4));
-    }
-    for (int g = 0; g < blocks; ++g)
-      scales[static_cast<size_t>(n) * blocks + g] = w.Params(n, g).scale;
-  }
+  const MatMulNBitsWeight packed = PackMatMulNBits(w, path);
+  const int K = w.cols, N = w.rows;
   OnnxBuilder ob(path);
   ob.AddInput("A", OnnxType::kFloat, {OnnxDim{std::string("M")}, OnnxDim{int64_t{K}}});
-  const std::string bw = ob.Uint8("B", {N, blocks, bs / 2}, b);
-  const std::string sc = ob.Float("scales", {static_cast<int64_t>(scales.size())}, scales);
+  const int64_t bs = packed.block_size;
+  const std::string bw = ob.Uint8("B", {N, packed.n_blocks, bs / 2}, packed.b);
+  const std::string sc =
+      ob.Float("scales", {static_cast<int64_t>(packed.scales.size())}, packed.scales);
   ob.Node("MatMulNBits", {"A", bw, sc},
           {{"K", int64_t{K}},
            {"N", int64_t{N}},
            {"bits", int64_t{4}},
-           {"block_size", int64_t{bs}},
+           {"block_size", bs},
            {"accuracy_level", int64_t{4}}},
           "Y", "com.microsoft");
   ob.AddOutput("Y", OnnxType::kFloat, {OnnxDim{std::string("M")}, OnnxDim{int64_t{N}}});

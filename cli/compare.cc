@@ -9,6 +9,7 @@
 #include "cli/quant_flags.h"
 #include "cli/output.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "core/threads.h"
 #include "model/loader.h"
 #include "quant/compare_recipes.h"
@@ -16,6 +17,8 @@
 
 namespace sq {
 namespace {
+
+constexpr const char* kDefaultMethods = "fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate";
 
 struct CompareCliOptions {
   std::string model, tokenizer, calib, data, json;
@@ -25,15 +28,11 @@ struct CompareCliOptions {
   CompareRecipesOptions run;
 };
 
-std::vector<std::string> SplitComma(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    const size_t comma = std::min(s.find(',', start), s.size());
-    if (comma > start) out.push_back(s.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
+// Without flags every recipe runs at W4A4 (the question `compare` answers).
+QuantConfig W4A4Defaults() {
+  QuantConfig c = FloatDefaults();
+  c.w_bits = c.a_bits = 4;
+  return c;
 }
 
 CompareCliOptions ParseCompareOptions(Args& a) {
@@ -47,21 +46,12 @@ CompareCliOptions ParseCompareOptions(Args& a) {
   o.windows.max_tokens = TokensFlag(a, "max-tokens");
   o.calib_tokens = TokensFlag(a, "calib-tokens");
   o.threads = ThreadsFlag(a);
-  o.run.methods = SplitComma(a.Str("methods", "fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate"));
+  // Empty items are skipped ("fp,,rtn" runs fp and rtn).
+  o.run.methods = SplitList(a.Str("methods", kDefaultMethods), ',');
+  std::erase(o.run.methods, "");
   o.run.ratio_windows = a.Int("ratio-windows", 4, 0, 1 << 20);
   o.run.integer_kernels = !a.Flag("fake-quant");
-  QuantConfig& c = o.run.base;
-  c.w_bits = a.IntOneOf("w-bits", 4, kBitsChoices);
-  c.a_bits = a.IntOneOf("a-bits", 4, kBitsChoices);
-  c.kv_bits = a.IntOneOf("kv-bits", 16, kBitsChoices);
-  c.w_group = a.Int("w-group", 0, 0, 1 << 20);
-  c.kv_group = a.Int("kv-group", 0, 0, 1 << 20);
-  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0, 1e-6, 1.0));
-  c.clip_search = !a.Flag("no-clip-search");
-  if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
-  c.smooth_alpha = static_cast<float>(a.Float("alpha", 0.5, 0.0, 1.0));
-  c.sink_ratio = static_cast<float>(a.Float("sink-ratio", 64.0, 1.0, 1e9));
-  c.seed = static_cast<uint64_t>(SeedFlag(a));
+  o.run.base = ParseQuantConfig(a, W4A4Defaults());
   a.Finish();
   return o;
 }
@@ -143,12 +133,12 @@ int RunCompare(Args& a) {
 
 const bool kRegistered = RegisterCommand(
     {"compare", "every quantization recipe against the float model, one table",
-     "--model PATH [--tokenizer PATH] --calib FILE --data FILE\n"
-     "  [--methods fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate,rotate+sink-aware,...]\n"
-     "  [--w-bits 4] [--a-bits 4] [--kv-bits 16] [--w-group 0] [--kv-group 0] [--a-clip 1]\n"
-     "  [--no-clip-search] [--keep-float lm_head] [--alpha 0.5] [--sink-ratio 64] [--seed 0]\n"
-     "  [--ctx N] [--max-tokens N] [--calib-tokens N] [--ratio-windows 4] [--json FILE]\n"
-     "  [--threads N] [--fake-quant (W4A4 linears in float instead of the integer kernels)]",
+     std::string("--model PATH [--tokenizer PATH] --calib FILE --data FILE\n"
+                 "  [--methods ") + kDefaultMethods + ",rotate+sink-aware,...]\n" +
+         "  (every method at --w-bits 4 --a-bits 4 unless the flags below say otherwise)\n" +
+         kQuantFlagsUsage +
+         "  [--ctx N] [--max-tokens N] [--calib-tokens N] [--ratio-windows 4] [--json FILE]\n"
+         "  [--threads N] [--fake-quant (W4A4 linears in float instead of the integer kernels)]",
      RunCompare});
 
 }  // namespace

@@ -32,10 +32,8 @@ struct EvalOptions {
   WindowOptions windows;
   int threads = 0;
   // Quantization (any of these given: compare float against quantized).
-  bool quant = false;
-  std::string method, calib;
-  long calib_tokens = 0;
   QuantConfig config;
+  MethodFlags recipe;
   int sqnr_windows = 4;
   bool fake_quant = false;  // keep the float fake-quant path instead of the integer kernels
 };
@@ -51,18 +49,10 @@ EvalOptions ParseEvalOptions(Args& a) {
   o.threads = ThreadsFlag(a);
   o.fake_quant = a.Flag("fake-quant");
 
-  o.config = ParseQuantConfig(a);
-  const QuantConfig& c = o.config;
-  const bool gptq_flag = a.Flag("gptq");
-  o.method = a.Str("method", gptq_flag ? "gptq" : "");
-  Check(!gptq_flag || o.method == "gptq",
-        "--gptq contradicts --method " + o.method + " (use one of them)");
-  o.calib = a.Str("calib", "");
-  o.calib_tokens = TokensFlag(a, "calib-tokens");
+  o.config = ParseQuantConfig(a, FloatDefaults());
+  o.recipe = ParseMethodFlags(a, o.config);
   o.sqnr_windows = a.Int("sqnr-windows", 4, 0, 1 << 20);
   a.Finish();
-  o.quant = c.w_bits < 16 || c.a_bits < 16 || c.kv_bits < 16 || !o.method.empty();
-  if (o.quant && o.method.empty()) o.method = "rtn";
   return o;
 }
 
@@ -100,11 +90,12 @@ std::string GroupNote(const Model& m, const QuantConfig& c) {
 
 // Calibration windows: the text of --calib, windowed like the evaluation text.
 std::vector<Window> CalibWindows(const EvalOptions& o, const Tokenizer& tok) {
-  if (o.calib.empty()) return {};
-  CheckCalibIsNotData(o.calib, o.data);
+  const std::string& calib = o.recipe.calib;
+  if (calib.empty()) return {};
+  CheckCalibIsNotData(calib, o.data);
   WindowOptions wo = o.windows;
-  wo.max_tokens = o.calib_tokens;
-  return MakeWindows(ReadTextFile(o.calib), tok, wo, o.calib);
+  wo.max_tokens = o.recipe.calib_tokens;
+  return MakeWindows(ReadTextFile(calib), tok, wo, calib);
 }
 
 const char* ShortRole(Role r) {
@@ -165,7 +156,7 @@ std::string KernelNote(int integer_linears, bool fake_quant) {
 
 int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window>& windows) {
   const std::vector<Window> calib = CalibWindows(o, *lm.tokenizer);
-  const Recipe recipe = MakeRecipe(o.method, o.config);
+  const Recipe recipe = MakeRecipe(o.recipe.method, o.config);
   Check(!recipe.config.gptq || !calib.empty(),
         "--method " + recipe.name + " needs calibration text: --calib FILE");
   // Quantized one layer at a time while both models run (quant/recipe_pipeline.h). The integer
@@ -185,8 +176,9 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
   for (const Window& w : calib) calib_tokens += static_cast<long>(w.tokens.size());
   std::printf("model:  %s\n", o.model.c_str());
   std::printf("data:   %s (%zu windows, ctx %d)\n", o.data.c_str(), windows.size(), o.windows.ctx);
-  if (!o.calib.empty()) {
-    std::printf("calib:  %s (%zu windows, %ld tokens)\n", o.calib.c_str(), calib.size(), calib_tokens);
+  if (!o.recipe.calib.empty()) {
+    std::printf("calib:  %s (%zu windows, %ld tokens)\n", o.recipe.calib.c_str(), calib.size(),
+                calib_tokens);
   }
   std::printf("recipe:");
   for (const auto& [k, v] : recipe.Settings()) std::printf(" %s=%s", k.c_str(), v.c_str());
@@ -233,7 +225,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
                         {"recipe", settings},        {"transforms", log},
                         {"linears", formats},        {"kv", report.kv},
                         {"model", o.model},          {"data", o.data},
-                        {"calib", o.calib},          {"calib_tokens", calib_tokens},
+                        {"calib", o.recipe.calib},          {"calib_tokens", calib_tokens},
                         {"ctx", o.windows.ctx},      {"quantize_seconds", report.seconds},
                         {"integer_linears", integer_linears}};
     WriteFileAtomic(o.json, ReportJson(j));
@@ -248,7 +240,7 @@ int RunEval(Args& a) {
   o.windows.ctx = ResolveCtx(o.windows.ctx, lm.model.config);
   const std::string text = ReadTextFile(o.data);
   const auto windows = MakeWindows(text, *lm.tokenizer, o.windows, o.data);
-  if (o.quant) return RunQuantEval(o, lm, windows);
+  if (o.recipe.quant) return RunQuantEval(o, lm, windows);
 
   const PplResult r = EvaluatePerplexity(lm.model, windows, nullptr, {}, StderrProgress("eval", "layer", TokenCount(windows)));
   PrintFloat(o, windows.size(), r);
@@ -263,14 +255,14 @@ int RunEval(Args& a) {
 
 const bool kRegistered = RegisterCommand(
     {"eval", "perplexity of a model on a text file; float vs quantized with --w-bits/--a-bits",
-     "--model PATH [--tokenizer PATH] --data FILE [--ctx N] [--max-tokens N] [--json FILE] "
-     "[--threads N]\n"
-     "  quantized (compares float and quantized over the same tokens):\n"
-     "  [--method rtn|gptq] [--gptq] [--calib FILE] [--calib-tokens N] [--w-bits 4|8|16]\n"
-     "  [--w-group G (0 = per channel)] [--w-asym] [--no-clip-search] [--act-order]\n"
-     "  [--gptq-block N] [--gptq-damp F] [--a-bits 4|8|16] [--a-clip R] [--kv-bits 4|8|16]\n"
-     "  [--kv-group G] [--keep-float LIST (default lm_head; 'none')] [--sqnr-windows N] [--seed N]\n"
-     "  [--fake-quant]  (run W4A4 linears in float instead of the integer kernels; same numbers)",
+     std::string("--model PATH [--tokenizer PATH] --data FILE [--ctx N] [--max-tokens N]\n"
+                 "  [--json FILE] [--threads N]\n"
+                 "  quantized (compares float and quantized over the same tokens):\n"
+                 "  [--method rtn|gptq|smooth|rotate|...[+sink-aware]] [--gptq] [--calib FILE]\n"
+                 "  [--calib-tokens N] [--sqnr-windows N]\n") +
+         kQuantFlagsUsage +
+         "  [--fake-quant]  (run W4A4 linears in float instead of the integer kernels; same "
+         "numbers)",
      RunEval});
 
 }  // namespace

@@ -7,22 +7,43 @@
 
 namespace sq {
 
-QuantConfig ParseQuantConfig(Args& a) {
+QuantConfig FloatDefaults() {
   QuantConfig c;
-  c.w_bits = a.IntOneOf("w-bits", 16, kBitsChoices);
-  c.a_bits = a.IntOneOf("a-bits", 16, kBitsChoices);
-  c.kv_bits = a.IntOneOf("kv-bits", 16, kBitsChoices);
-  c.w_group = a.Int("w-group", 0, 0, 1 << 20);
-  c.kv_group = a.Int("kv-group", 0, 0, 1 << 20);
-  c.a_clip = static_cast<float>(a.Float("a-clip", 1.0, 1e-6, 1.0));
-  c.w_sym = !a.Flag("w-asym");
-  c.clip_search = !a.Flag("no-clip-search");
-  c.act_order = a.Flag("act-order");
-  c.gptq_block = a.Int("gptq-block", c.gptq_block, 1, 1 << 16);
-  c.gptq_damp = a.Float("gptq-damp", c.gptq_damp, 1e-9, 1e3);
-  if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
-  c.seed = static_cast<uint64_t>(SeedFlag(a));
+  c.w_bits = c.a_bits = c.kv_bits = 16;
   return c;
+}
+
+QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults) {
+  QuantConfig c = defaults;
+  c.w_bits = a.IntOneOf("w-bits", defaults.w_bits, kBitsChoices);
+  c.a_bits = a.IntOneOf("a-bits", defaults.a_bits, kBitsChoices);
+  c.kv_bits = a.IntOneOf("kv-bits", defaults.kv_bits, kBitsChoices);
+  c.w_group = a.Int("w-group", defaults.w_group, 0, 1 << 20);
+  c.kv_group = a.Int("kv-group", defaults.kv_group, 0, 1 << 20);
+  c.a_clip = static_cast<float>(a.Float("a-clip", defaults.a_clip, 1e-6, 1.0));
+  if (a.Flag("w-asym")) c.w_sym = false;
+  if (a.Flag("no-clip-search")) c.clip_search = false;
+  if (a.Flag("act-order")) c.act_order = true;
+  c.gptq_block = a.Int("gptq-block", defaults.gptq_block, 1, 1 << 16);
+  c.gptq_damp = a.Float("gptq-damp", defaults.gptq_damp, 1e-9, 1e3);
+  if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
+  c.smooth_alpha = static_cast<float>(a.Float("alpha", defaults.smooth_alpha, 0.0, 1.0));
+  c.sink_ratio = static_cast<float>(a.Float("sink-ratio", defaults.sink_ratio, 1.0, 1e9));
+  if (a.Has("seed")) c.seed = static_cast<uint64_t>(SeedFlag(a));
+  return c;
+}
+
+MethodFlags ParseMethodFlags(Args& a, const QuantConfig& c) {
+  MethodFlags m;
+  const bool gptq_flag = a.Flag("gptq");
+  m.method = a.Str("method", gptq_flag ? "gptq" : "");
+  Check(!gptq_flag || m.method == "gptq",
+        "--gptq contradicts --method " + m.method + " (use one of them)");
+  m.calib = a.Str("calib", "");
+  m.calib_tokens = TokensFlag(a, "calib-tokens");
+  m.quant = c.w_bits < 16 || c.a_bits < 16 || c.kv_bits < 16 || !m.method.empty();
+  if (m.quant && m.method.empty()) m.method = "rtn";
+  return m;
 }
 
 int ResolveCtx(int ctx, const ModelConfig& c) {

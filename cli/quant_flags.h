@@ -1,7 +1,9 @@
-// Flags shared by the commands that quantize (`eval`, `quantize`), so a number measured with
-// `eval` exports with the same command line.
+// The quantization flags of every command that quantizes (`compare`, `eval`, `quantize`),
+// parsed and bounded here once, so a setting measured with one command is accepted, with the
+// same meaning and the same errors, by the others.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "cli/args.h"
@@ -14,9 +16,31 @@ namespace sq {
 // silently run in float).
 inline const std::vector<int> kBitsChoices = {2, 3, 4, 5, 6, 7, 8, 16};
 
+// What `eval` and `quantize` do without flags: nothing is quantized (every width 16).
+QuantConfig FloatDefaults();
+
 // --w-bits --a-bits --kv-bits --w-group --kv-group --a-clip --w-asym --no-clip-search
-// --act-order --gptq-block --gptq-damp --keep-float --seed (bits default to 16: float).
-QuantConfig ParseQuantConfig(Args& a);
+// --act-order --gptq-block --gptq-damp --keep-float --alpha --sink-ratio --seed. An absent
+// flag keeps its value in `defaults` (`compare` defaults to W4A4, `eval` and `quantize` to
+// float).
+QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults);
+
+// The usage lines of the flags above, for each command's --help.
+inline constexpr const char* kQuantFlagsUsage =
+    "  [--w-bits 2..8|16] [--w-group G (0 = per channel)] [--w-asym] [--no-clip-search]\n"
+    "  [--act-order] [--gptq-block N] [--gptq-damp F] [--a-bits 2..8|16] [--a-clip R]\n"
+    "  [--kv-bits 2..8|16] [--kv-group G] [--keep-float LIST (default lm_head; 'none')]\n"
+    "  [--alpha 0.5 (smooth)] [--sink-ratio 64 (+sink-aware)] [--seed N]\n";
+
+// --method NAME (one recipe, with +modifiers; --gptq is short for --method gptq), --calib FILE
+// and --calib-tokens N, as `eval` and `quantize` take them.
+struct MethodFlags {
+  std::string method;  // "" when nothing is quantized
+  std::string calib;
+  long calib_tokens = 0;
+  bool quant = false;  // a bit width below 16 or a --method: quantize at all
+};
+MethodFlags ParseMethodFlags(Args& a, const QuantConfig& c);
 
 // --ctx 0 means min(max_position_embeddings, 512); a larger --ctx than the model allows is refused.
 int ResolveCtx(int ctx, const ModelConfig& c);

@@ -22,10 +22,9 @@ namespace sq {
 namespace {
 
 struct QuantizeOptions {
-  std::string model, tokenizer, out, calib, method;
-  long calib_tokens = 0;
+  std::string model, tokenizer, out;
   QuantConfig config;
-  bool quant = false;  // false: float export (--w-bits 16 and nothing else)
+  MethodFlags recipe;  // recipe.quant false: float export (--w-bits 16 and nothing else)
   OnnxExportOptions onnx;
   bool folder = false;  // --out names a folder (not a .onnx file)
   std::string logits_out, data;  // reference logits for the verifier
@@ -33,24 +32,13 @@ struct QuantizeOptions {
   int threads = 0;
 };
 
-// The quantization flags are those of `sinkquant eval`, so a number measured there exports
-// with the same command line.
-void ParseQuantFlags(Args& a, QuantizeOptions& o) {
-  o.config = ParseQuantConfig(a);
-  const QuantConfig& c = o.config;
-  o.method = a.Str("method", "");
-  o.calib = a.Str("calib", "");
-  o.calib_tokens = TokensFlag(a, "calib-tokens");
-  o.quant = c.w_bits < 16 || c.a_bits < 16 || c.kv_bits < 16 || !o.method.empty();
-  if (o.quant && o.method.empty()) o.method = "rtn";
-}
-
 QuantizeOptions ParseQuantizeOptions(Args& a) {
   QuantizeOptions o;
   o.model = a.Required("model");
   o.tokenizer = a.Str("tokenizer", "");
   o.out = a.Required("out");
-  ParseQuantFlags(a, o);
+  o.config = ParseQuantConfig(a, FloatDefaults());
+  o.recipe = ParseMethodFlags(a, o.config);
   o.onnx.format = ParseOnnxFormat(a.Str("onnx-format", "qdq"));
   o.onnx.layout = ParseOnnxLayout(a.Str("layout", "decoder"));
   const int threshold = a.Int("external-threshold", 1024, 0, kIntMax);
@@ -143,14 +131,14 @@ int RunQuantize(Args& a) {
   Model exported;
   std::optional<Recipe> recipe_used;
   std::string kv = "float";
-  if (o.quant) {
-    const Recipe recipe = MakeRecipe(o.method, o.config);
+  if (o.recipe.quant) {
+    const Recipe recipe = MakeRecipe(o.recipe.method, o.config);
     recipe_used = recipe;
     std::vector<Window> calib;
-    if (!o.calib.empty()) {
+    if (!o.recipe.calib.empty()) {
       WindowOptions wo = o.windows;
-      wo.max_tokens = o.calib_tokens;
-      calib = Windows(o.calib, *lm.tokenizer, wo);
+      wo.max_tokens = o.recipe.calib_tokens;
+      calib = Windows(o.recipe.calib, *lm.tokenizer, wo);
     }
     Check(!recipe.config.gptq || !calib.empty(),
           "--method " + recipe.name + " needs calibration text: --calib FILE");
@@ -221,21 +209,21 @@ int RunQuantize(Args& a) {
 
 const bool kRegistered = RegisterCommand(
     {"quantize", "apply a recipe and export the model as ONNX (QDQ or MatMulNBits)",
-     "--model PATH [--tokenizer PATH] --out DIR|model.onnx [--layout decoder|scoring]\n"
-     "  [--onnx-format qdq|matmulnbits]\n"
-     "  --out DIR writes a new folder a loader runs offline (onnx/model.onnx + model.onnx_data,\n"
-     "  config.json, generation_config.json, tokenizer.json, tokenizer_config.json,\n"
-     "  quantization.json); --out X.onnx writes the graph alone. --layout decoder (default):\n"
-     "  Optimum's KV-cache I/O; scoring: input_ids -> logits only.\n"
-     "  [--external-threshold BYTES (tensors above go to model.onnx.data; default 1024)]\n"
-     "  [--method rtn|gptq|...] [--calib FILE] [--calib-tokens N] [--w-bits 4|8|16]\n"
-     "  [--w-group G (0 = per channel)] [--w-asym] [--no-clip-search] [--act-order]\n"
-     "  [--gptq-block N] [--gptq-damp F] [--a-bits 4|8|16] [--a-clip R] [--kv-bits 4|8|16]\n"
-     "  [--kv-group G] [--keep-float LIST (default lm_head; 'none')] [--seed N]\n"
-     "  [--data FILE [--ctx N] [--max-tokens N] [--logits-out REF.json]] [--threads N]\n"
-     "  --data measures ppl/KL of the exported model vs float (into quantization.json);\n"
-     "  --logits-out writes the token windows of --data and the exported model's logits\n"
-     "  (REF.json + REF.json.f32) for scripts/onnx/verify.mjs.",
+     std::string(
+         "--model PATH [--tokenizer PATH] --out DIR|model.onnx [--layout decoder|scoring]\n"
+         "  [--onnx-format qdq|matmulnbits]\n"
+         "  --out DIR writes a new folder a loader runs offline (onnx/model.onnx + model.onnx_data,\n"
+         "  config.json, generation_config.json, tokenizer.json, tokenizer_config.json,\n"
+         "  quantization.json); --out X.onnx writes the graph alone. --layout decoder (default):\n"
+         "  Optimum's KV-cache I/O; scoring: input_ids -> logits only.\n"
+         "  [--external-threshold BYTES (tensors above go to model.onnx.data; default 1024)]\n"
+         "  [--method rtn|gptq|smooth|rotate|rotate-gptq|smooth-rotate] [--gptq] [--calib FILE]\n"
+         "  [--calib-tokens N]\n") +
+         kQuantFlagsUsage +
+         "  [--data FILE [--ctx N] [--max-tokens N] [--logits-out REF.json]] [--threads N]\n"
+         "  --data measures ppl/KL of the exported model vs float (into quantization.json);\n"
+         "  --logits-out writes the token windows of --data and the exported model's logits\n"
+         "  (REF.json + REF.json.f32) for scripts/onnx/verify.mjs.",
      RunQuantize});
 
 }  // namespace

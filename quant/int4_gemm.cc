@@ -59,20 +59,14 @@ namespace {
 // the AVX-512 one runs the same IEEE ops (division, round-to-nearest-even, clamp) 16 at a time.
 struct ActRowArgs {
   int K, group, group_pad;
-  float clip, qmin, qmax;
+  ActQuantSpec spec;
+  float qmin, qmax;
 };
-
-float ActScale(float absmax, const ActRowArgs& r) {
-  float a = absmax;
-  if (r.clip != 1.0f) a = a * r.clip;
-  a = std::max(a, kActScaleEps);
-  return a / r.qmax;
-}
 
 float QuantizeRowScalar(const float* x, const ActRowArgs& r, int8_t* q, int32_t* sums) {
   float a = 0;
   for (int k = 0; k < r.K; ++k) a = std::max(a, std::abs(x[k]));
-  const float s = ActScale(a, r);
+  const float s = r.spec.RowScale(a);
   for (int k = 0; k < r.K; ++k) {
     const int g = k / r.group;
     const int c = static_cast<int>(std::clamp(RoundHalfEven(x[k] / s), r.qmin, r.qmax));
@@ -92,7 +86,7 @@ __attribute__((target("avx512f,avx512bw"))) float QuantizeRowAvx512(const float*
   for (int k = 0; k < r.K; k += 16) {
     amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask_of(r.K - k), x + k)));
   }
-  const float s = ActScale(_mm512_reduce_max_ps(amax), r);
+  const float s = r.spec.RowScale(_mm512_reduce_max_ps(amax));
   const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(r.qmin), hi = _mm512_set1_ps(r.qmax);
   for (int g = 0, k0 = 0; k0 < r.K; ++g, k0 += r.group) {
     const int n = std::min(r.group, r.K - k0);
@@ -128,8 +122,7 @@ void QuantizeActs(const Mat& x, const ActQuantSpec& spec, int group, int group_p
   out->codes.assign(static_cast<size_t>(T) * out->stride(), 0);
   out->scales.resize(T);
   out->sums.assign(static_cast<size_t>(T) * out->n_groups, 0);
-  const float qmax = static_cast<float>((1 << (spec.bits - 1)) - 1);
-  const ActRowArgs args{K, group, group_pad, spec.clip, -qmax - 1, qmax};
+  const ActRowArgs args{K, group, group_pad, spec, spec.qmin(), spec.qmax()};
   const bool simd =
       allow_simd && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #pragma omp parallel for schedule(static)

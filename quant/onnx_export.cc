@@ -37,6 +37,51 @@ OnnxLayout ParseOnnxLayout(const std::string& name) {
   throw Error("--layout must be decoder or scoring, got '" + name + "'");
 }
 
+MatMulNBitsWeight PackMatMulNBits(const QuantizedWeight& w, const std::string& name) {
+  Check(w.grid.bits == 4, "--onnx-format matmulnbits: " + name + " has " +
+                              std::to_string(w.grid.bits) + "-bit weights; MatMulNBits is "
+                              "written for 4 bits only (use --onnx-format qdq)");
+  const int64_t N = w.rows, K = w.cols;
+  const bool per_channel = w.n_groups() == 1, sym = w.grid.sym;
+  // A per-channel scale simply repeats in every block.
+  int64_t bs = 0;
+  if (per_channel) {
+    for (bs = 16; bs < 128 && bs < K;) bs *= 2;
+  } else {
+    for (int64_t cand : {256, 128, 64, 32, 16}) {
+      if (w.group % cand == 0) {
+        bs = cand;
+        break;
+      }
+    }
+  }
+  Check(bs > 0, "--onnx-format matmulnbits: " + name + " has groups of " +
+                    std::to_string(w.group) + " columns, not a multiple of 16 (use qdq)");
+  MatMulNBitsWeight out;
+  const int64_t nb = (K + bs - 1) / bs;
+  out.block_size = bs;
+  out.n_blocks = nb;
+  out.b.assign(N * nb * bs / 2, 0);
+  out.zero_points.assign(sym ? 0 : N * ((nb + 1) / 2), 0);
+  out.scales.resize(N * nb);
+  for (int64_t n = 0; n < N; ++n) {
+    uint8_t* row = out.b.data() + n * nb * bs / 2;
+    for (int64_t k = 0; k < K; ++k) {
+      const int u = w.Code(n, k) + (sym ? 8 : 0);
+      row[k / 2] |= static_cast<uint8_t>((k % 2) ? u << 4 : u);
+    }
+    for (int64_t blk = 0; blk < nb; ++blk) {
+      const QuantParams qp = w.Params(n, per_channel ? 0 : w.GroupOf(blk * bs));
+      out.scales[n * nb + blk] = qp.scale;
+      if (!sym) {
+        out.zero_points[n * ((nb + 1) / 2) + blk / 2] |=
+            static_cast<uint8_t>(blk % 2 ? qp.zero << 4 : qp.zero);
+      }
+    }
+  }
+  return out;
+}
+
 namespace {
 
 using Ints = std::vector<int64_t>;
@@ -364,9 +409,9 @@ class GraphWriter {
   }
 
   // ---- linears --------------------------------------------------------------------------
-  // FakeQuantRows in the same float op order.
+  // FakeQuantRows (ActQuantSpec::RowScale, then the codes) in the same float op order.
   std::string ActQuant(const std::string& x, const ActQuantSpec& a, const std::string& p) {
-    const float qmax = static_cast<float>((1 << (a.bits - 1)) - 1), qmin = -qmax - 1;
+    const float qmax = a.qmax(), qmin = a.qmin();
     std::string amax = Op("ReduceMax", {Op("Abs", {x}, p + "/abs"), I({-1})}, p + "/absmax",
                           {{"keepdims", int64_t{1}}});
     if (a.clip != 1.0f) amax = Op("Mul", {amax, F(a.clip)}, p + "/clip");
@@ -486,49 +531,17 @@ class GraphWriter {
     return Op("MatMul", {x, wt}, p);
   }
 
-  // com.microsoft MatMulNBits: B uint8 [N, n_blocks, bs/2] (column n, element k in block k/bs,
-  // low nibble when k is even), scales [N * n_blocks], zero points packed the same way (default
-  // 8 when absent, which is how signed int4 codes are stored: u = q + 8).
+  // com.microsoft MatMulNBits with the weight packed by PackMatMulNBits.
   std::string MatMulNBits(const QuantizedWeight& w, const std::string& x, const std::string& p) {
-    Check(w.grid.bits == 4, "--onnx-format matmulnbits: " + p + " has " +
-                                std::to_string(w.grid.bits) + "-bit weights; MatMulNBits is "
-                                "written for 4 bits only (use --onnx-format qdq)");
-    const int64_t N = w.rows, K = w.cols;
-    const bool per_channel = w.n_groups() == 1, sym = w.grid.sym;
-    // Each block must lie inside one quantization group (a group may span several blocks,
-    // which then repeat its scale); a per-channel scale simply repeats in every block.
-    int64_t bs = 0;
-    if (per_channel) {
-      for (bs = 16; bs < 128 && bs < K;) bs *= 2;
-    } else {
-      for (int64_t cand : {256, 128, 64, 32, 16}) {
-        if (w.group % cand == 0) {
-          bs = cand;
-          break;
-        }
-      }
-    }
-    Check(bs > 0, "--onnx-format matmulnbits: " + p + " has groups of " +
-                      std::to_string(w.group) + " columns, not a multiple of 16 (use qdq)");
-    const int64_t nb = (K + bs - 1) / bs;
-    std::vector<uint8_t> b(N * nb * bs / 2, 0), zp(sym ? 0 : N * ((nb + 1) / 2), 0);
-    std::vector<float> scales(N * nb);
-    for (int64_t n = 0; n < N; ++n) {
-      uint8_t* row = b.data() + n * nb * bs / 2;
-      for (int64_t k = 0; k < K; ++k) {
-        const int u = w.Code(n, k) + (sym ? 8 : 0);
-        row[k / 2] |= static_cast<uint8_t>((k % 2) ? u << 4 : u);
-      }
-      for (int64_t blk = 0; blk < nb; ++blk) {
-        const QuantParams qp = w.Params(n, per_channel ? 0 : w.GroupOf(blk * bs));
-        scales[n * nb + blk] = qp.scale;
-        if (!sym) zp[n * ((nb + 1) / 2) + blk / 2] |= static_cast<uint8_t>(blk % 2 ? qp.zero << 4 : qp.zero);
-      }
-    }
+    const MatMulNBitsWeight packed = PackMatMulNBits(w, p);
+    const int64_t N = w.rows, K = w.cols, bs = packed.block_size;
     const int64_t before = b_.initializer_bytes();
-    std::vector<std::string> in = {x, b_.Uint8(p + ".weight_nbits", {N, nb, bs / 2}, b),
-                                   b_.Float(p + ".weight_scale", {N * nb}, scales)};
-    if (!sym) in.push_back(b_.Uint8(p + ".weight_zero", {N * ((nb + 1) / 2)}, zp));
+    std::vector<std::string> in = {
+        x, b_.Uint8(p + ".weight_nbits", {N, packed.n_blocks, bs / 2}, packed.b),
+        b_.Float(p + ".weight_scale", {N * packed.n_blocks}, packed.scales)};
+    if (!packed.zero_points.empty()) {
+      in.push_back(b_.Uint8(p + ".weight_zero", {N * ((packed.n_blocks + 1) / 2)}, packed.zero_points));
+    }
     r_.linear_bytes += b_.initializer_bytes() - before;
     return b_.Node("MatMulNBits", in,
                    {{"K", K}, {"N", N}, {"bits", int64_t{4}}, {"block_size", bs}}, p, kMsDomain);

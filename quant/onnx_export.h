@@ -25,6 +25,7 @@
 #include "calib/eval.h"
 #include "formats/onnx_writer.h"
 #include "model/model.h"
+#include "quant/quantizer.h"
 
 namespace sq {
 
@@ -38,6 +39,19 @@ OnnxFormat ParseOnnxFormat(const std::string& name);
 enum class OnnxLayout { kDecoder, kScoring };
 // "decoder" / "scoring"; throws Error naming the flag otherwise.
 OnnxLayout ParseOnnxLayout(const std::string& name);
+
+// A 4-bit weight in com.microsoft MatMulNBits's layout: B uint8 [N, n_blocks, block_size / 2]
+// (column n, element k in block k / block_size, low nibble when k is even), scales
+// [N * n_blocks], zero points packed the same way (empty when symmetric: the default 8 is how
+// signed int4 codes are stored, u = q + 8). Each block lies inside one quantization group (a
+// group may span several blocks, which repeat its scale). Throws Error naming `name` for other
+// widths and for groups that are not a multiple of 16.
+struct MatMulNBitsWeight {
+  int64_t block_size = 0, n_blocks = 0;
+  std::vector<uint8_t> b, zero_points;
+  std::vector<float> scales;
+};
+MatMulNBitsWeight PackMatMulNBits(const QuantizedWeight& w, const std::string& name);
 
 struct OnnxExportOptions {
   OnnxFormat format = OnnxFormat::kQdq;

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "quant/gptq.h"
 #include "quant/int4_linear.h"
 #include "quant/kv_quant.h"
@@ -37,12 +38,7 @@ Role ParseLinearRole(const std::string& name) {
 std::vector<Role> ParseLinearRoles(const std::string& list) {
   std::vector<Role> out;
   if (list == "none" || list.empty()) return out;
-  size_t start = 0;
-  while (start <= list.size()) {
-    const size_t comma = std::min(list.find(',', start), list.size());
-    out.push_back(ParseLinearRole(list.substr(start, comma - start)));
-    start = comma + 1;
-  }
+  for (const std::string& name : SplitList(list, ',')) out.push_back(ParseLinearRole(name));
   return out;
 }
 

@@ -168,30 +168,24 @@ void CheckActBits(const ActQuantSpec& spec) {
 void FakeQuantRows(Mat& x, const ActQuantSpec& spec) {
   if (!spec.enabled()) return;
   CheckActBits(spec);
-  const float qmax = static_cast<float>((1 << (spec.bits - 1)) - 1), qmin = -qmax - 1;
+  const float qmax = spec.qmax(), qmin = spec.qmin();
 #pragma omp parallel for schedule(static)
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     auto row = x.row(t).array();
-    float a = row.abs().maxCoeff();
-    if (spec.clip != 1.0f) a = a * spec.clip;
-    a = std::max(a, kActScaleEps);
-    const float s = a / qmax;
+    const float s = spec.RowScale(row.abs().maxCoeff());
     row = (row / s).rint().max(qmin).min(qmax) * s;
   }
 }
 
 void QuantizeActRows(const Mat& x, const ActQuantSpec& spec, Mat* codes, Vec* scales) {
   CheckActBits(spec);
-  const float qmax = static_cast<float>((1 << (spec.bits - 1)) - 1), qmin = -qmax - 1;
+  const float qmax = spec.qmax(), qmin = spec.qmin();
   codes->resize(x.rows(), x.cols());
   scales->resize(x.rows());
 #pragma omp parallel for schedule(static)
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     auto row = x.row(t).array();
-    float a = row.abs().maxCoeff();
-    if (spec.clip != 1.0f) a = a * spec.clip;
-    a = std::max(a, kActScaleEps);
-    const float s = a / qmax;
+    const float s = spec.RowScale(row.abs().maxCoeff());
     codes->row(t).array() = (row / s).rint().max(qmin).min(qmax);
     (*scales)[t] = s;
   }
@@ -200,13 +194,11 @@ void QuantizeActRows(const Mat& x, const ActQuantSpec& spec, Mat* codes, Vec* sc
 void FakeQuantRowsRef(Mat& x, const ActQuantSpec& spec) {
   if (!spec.enabled()) return;
   CheckActBits(spec);
-  const float qmax = static_cast<float>((1 << (spec.bits - 1)) - 1), qmin = -qmax - 1;
+  const float qmax = spec.qmax(), qmin = spec.qmin();
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     float a = 0;
     for (Eigen::Index j = 0; j < x.cols(); ++j) a = std::max(a, std::abs(x(t, j)));
-    if (spec.clip != 1.0f) a = a * spec.clip;
-    a = std::max(a, kActScaleEps);
-    const float s = a / qmax;
+    const float s = spec.RowScale(a);
     for (Eigen::Index j = 0; j < x.cols(); ++j) {
       x(t, j) = std::clamp(RoundHalfEven(x(t, j) / s), qmin, qmax) * s;
     }

@@ -11,6 +11,7 @@
 // sequence (it mirrors the ONNX graph, so ONNX Runtime reproduces it bit for bit).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -98,16 +99,27 @@ int EffectiveGroup(int cols, int group);
 // Round-to-nearest quantization of w [out, in] (with the clip search when the spec asks).
 QuantizedWeight QuantizeRtn(const Mat& w, const WeightQuantSpec& spec);
 
+// Keeps the scale of an all-zero row finite: such a row quantizes to 0, never NaN.
+inline constexpr float kActScaleEps = 1e-8f;
+
 // Per-token activation quantization.
 struct ActQuantSpec {
   int bits = 16;       // 16: off (no quantization); else 2..8, symmetric per token
   float clip = 1.0f;   // the per-token absmax is multiplied by this before the scale
   bool enabled() const { return bits < 16; }
   std::string Describe() const;  // "a4 clip 1.00" or "a16"
+  // The signed code range: [-8, 7] for 4 bits.
+  float qmax() const { return static_cast<float>((1 << (bits - 1)) - 1); }
+  float qmin() const { return -qmax() - 1; }
+  // A row's scale from its max |x|, in the op order below. Every path (fake-quant, integer
+  // kernels, the reference) calls this one function, so their scales agree bit for bit.
+  float RowScale(float absmax) const {
+    float a = absmax;
+    if (clip != 1.0f) a = a * clip;
+    a = std::max(a, kActScaleEps);
+    return a / qmax();
+  }
 };
-
-// Keeps the scale of an all-zero row finite: such a row quantizes to 0, never NaN.
-inline constexpr float kActScaleEps = 1e-8f;
 
 // Fake-quantizes every row of x in place, in exactly this float op order (= the ONNX graph
 // Abs -> ReduceMax(-1) -> [Mul clip] -> Max(eps) -> Div qmax -> Div -> Round -> Clip -> Mul):

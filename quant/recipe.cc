@@ -1,151 +1,134 @@
 #include "quant/recipe.h"
 
-#include <map>
-#include <mutex>
+#include <string_view>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "quant/transform_steps.h"
 
 namespace sq {
 
 namespace {
 
-// The built-in recipes. Transform-based recipes (smooth, rotate, ...) are added here once their
-// steps are listed in BuiltinTransforms().
-std::vector<RecipeDef> BuiltinRecipes() {
-  std::vector<RecipeDef> r = {
-      {"rtn", "round to nearest (with the MSE clip search unless --no-clip-search)", {},
-       [](QuantConfig& c) { c.gptq = false; }},
-      {"gptq", "GPTQ, layer by layer on the calibration text", {},
-       [](QuantConfig& c) { c.gptq = true; }},
-  };
-  for (RecipeDef& d : OutlierRecipes()) r.push_back(std::move(d));
-  return r;
-}
-
-std::map<std::string, TransformStep> BuiltinTransforms() { return OutlierTransformSteps(); }
-
-struct Registry {
-  std::mutex mu;
-  std::vector<RecipeDef> recipes = BuiltinRecipes();
-  std::map<std::string, TransformStep> transforms = BuiltinTransforms();
-  std::map<std::string, PostQuantStep> post = OutlierPostSteps();
+// A step names what it runs (before quantization or after it) and the settings it reads.
+struct StepDef {
+  std::string_view name;
+  TransformStep transform;  // float model -> float model, before quantization; or null
+  PostQuantStep post;       // on the quantized model; or null
+  StepSettings settings;    // or null: it reads nothing beyond QuantConfig::Settings()
 };
 
-Registry& GetRegistry() {
-  static Registry r;
-  return r;
-}
+constexpr StepDef kSteps[] = {
+    {"fold-norms", FoldNormsStep, nullptr, nullptr},
+    {"smooth", SmoothStep, nullptr, SmoothSettings},
+    {"rotate", RotateStep, nullptr, nullptr},
+    {"sink-aware", nullptr, SinkAwareStep, SinkAwareSettings},
+};
 
-}  // namespace
+// What a recipe sets in the QuantConfig: the quantizer (a modifier leaves the base's).
+enum class Quantizer { kBase, kRtn, kGptq };
 
-void RegisterRecipe(RecipeDef def) {
-  Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  for (RecipeDef& d : r.recipes) {
-    if (d.name == def.name) {
-      d = std::move(def);
-      return;
-    }
+struct RecipeDef {
+  std::string_view name;
+  std::string_view summary;
+  std::string_view steps;  // step names, comma-separated, applied in order
+  Quantizer quantizer;
+  // A modifier combines with any recipe as "base+name" (its steps are appended to the base's);
+  // it is not a recipe on its own.
+  bool modifier = false;
+};
+
+constexpr RecipeDef kRecipes[] = {
+    {"rtn", "round to nearest (with the MSE clip search unless --no-clip-search)", "",
+     Quantizer::kRtn},
+    {"gptq", "GPTQ, layer by layer on the calibration text", "", Quantizer::kGptq},
+    {"smooth", "SmoothQuant (alpha --alpha) on the calibration text, then RTN", "smooth",
+     Quantizer::kRtn},
+    {"rotate", "fold norms, Hadamard rotation (QuaRot), then RTN", "fold-norms,rotate",
+     Quantizer::kRtn},
+    {"rotate-gptq", "fold norms, Hadamard rotation, then GPTQ", "fold-norms,rotate",
+     Quantizer::kGptq},
+    {"smooth-rotate", "SmoothQuant, fold norms, Hadamard rotation, then RTN",
+     "smooth,fold-norms,rotate", Quantizer::kRtn},
+    {"sink-aware",
+     "modifier (rtn+sink-aware, ...): position 0 and outlier tokens keep float activations and KV",
+     "sink-aware", Quantizer::kBase, /*modifier=*/true},
+};
+
+const StepDef* FindStep(std::string_view name) {
+  for (const StepDef& d : kSteps) {
+    if (d.name == name) return &d;
   }
-  r.recipes.push_back(std::move(def));
+  return nullptr;
 }
 
-void RegisterTransform(const std::string& name, TransformStep step) {
-  Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  r.transforms[name] = std::move(step);
+// The step of `name` with a function of the `kind` asked for, or an Error naming the recipe.
+const StepDef& RequireStep(const std::string& name, const std::string& recipe, bool post) {
+  const StepDef* d = FindStep(name);
+  Check(d && (post ? d->post != nullptr : d->transform != nullptr),
+        "recipe '" + recipe + "': " + (post ? "post step" : "transform") + " '" + name +
+            "' is not registered");
+  return *d;
 }
 
-void RegisterPostStep(const std::string& name, PostQuantStep step) {
-  Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  r.post[name] = std::move(step);
-}
-
-std::vector<RecipeDef> Recipes() {
-  Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  return r.recipes;
-}
-
-namespace {
-
-template <typename Step>
-Step FindStep(const std::map<std::string, Step>& steps, const std::string& name,
-              const std::string& recipe, const char* kind) {
-  auto it = steps.find(name);
-  Check(it != steps.end(),
-        "recipe '" + recipe + "': " + kind + " '" + name + "' is not registered");
-  return it->second;
+void AddStepSettings(const std::string& name, const QuantConfig& c, SettingList& out) {
+  if (const StepDef* d = FindStep(name); d && d->settings) d->settings(c, out);
 }
 
 }  // namespace
 
 TransformStep FindTransform(const std::string& name, const std::string& recipe) {
-  Registry& reg = GetRegistry();
-  std::lock_guard<std::mutex> lock(reg.mu);
-  return FindStep(reg.transforms, name, recipe, "transform");
+  return RequireStep(name, recipe, /*post=*/false).transform;
 }
 
 PostQuantStep FindPostStep(const std::string& name, const std::string& recipe) {
-  Registry& reg = GetRegistry();
-  std::lock_guard<std::mutex> lock(reg.mu);
-  return FindStep(reg.post, name, recipe, "post step");
+  return RequireStep(name, recipe, /*post=*/true).post;
 }
 
 std::string RecipeNames() {
   std::string s;
-  for (const RecipeDef& d : Recipes()) {
+  for (const RecipeDef& d : kRecipes) {
     if (!s.empty()) s += ", ";
-    s += (d.modifier ? "+" : "") + d.name;
+    if (d.modifier) s += '+';
+    s += d.name;
   }
   return s;
 }
 
-std::vector<std::pair<std::string, std::string>> Recipe::Settings() const {
+SettingList Recipe::Settings() const {
   std::string t;
   for (const std::string& s : transforms) {
     if (!t.empty()) t += ',';
     t += s;
   }
-  std::vector<std::pair<std::string, std::string>> out = {{"method", name},
-                                                          {"transforms", t.empty() ? "none" : t}};
+  SettingList out = {{"method", name}, {"transforms", t.empty() ? "none" : t}};
   for (auto& kv : config.Settings()) out.push_back(std::move(kv));
-  for (const std::string& s : transforms) {
-    if (s == "smooth") out.push_back({"smooth_alpha", std::to_string(config.smooth_alpha)});
-  }
+  for (const std::string& s : transforms) AddStepSettings(s, config, out);
   for (const std::string& s : post) {
     out.push_back({"post", s});
-    if (s == "sink-aware") out.push_back({"sink_ratio", std::to_string(config.sink_ratio)});
+    AddStepSettings(s, config, out);
   }
   return out;
 }
 
 Recipe MakeRecipe(const std::string& method, const QuantConfig& base) {
-  std::vector<std::string> parts;  // "rotate+sink-aware" -> {"rotate", "sink-aware"}
-  for (size_t start = 0;;) {
-    const size_t plus = method.find('+', start);
-    parts.push_back(method.substr(start, plus - start));
-    if (plus == std::string::npos) break;
-    start = plus + 1;
-  }
-  const std::vector<RecipeDef> defs = Recipes();
+  const std::vector<std::string> parts = SplitList(method, '+');  // rotate, sink-aware
   auto find = [&](const std::string& name, bool modifier) -> const RecipeDef& {
-    for (const RecipeDef& d : defs) {
+    for (const RecipeDef& d : kRecipes) {
       if (d.name == name && d.modifier == modifier) return d;
     }
     throw Error("--method: unknown " + std::string(modifier ? "modifier" : "recipe") + " '" +
                 name + "' in '" + method + "' (known: " + RecipeNames() + ")");
   };
-  const RecipeDef& d = find(parts[0], false);
-  Recipe r{method, d.transforms, base, d.post};
-  if (d.configure) d.configure(r.config);
-  for (size_t i = 1; i < parts.size(); ++i) {
-    const RecipeDef& m = find(parts[i], true);
-    r.transforms.insert(r.transforms.end(), m.transforms.begin(), m.transforms.end());
-    r.post.insert(r.post.end(), m.post.begin(), m.post.end());
-    if (m.configure) m.configure(r.config);
+  Recipe r{method, {}, base, {}};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const RecipeDef& d = find(parts[i], /*modifier=*/i > 0);
+    if (d.quantizer != Quantizer::kBase) r.config.gptq = d.quantizer == Quantizer::kGptq;
+    if (d.steps.empty()) continue;
+    for (const std::string& step : SplitList(std::string(d.steps), ',')) {
+      const StepDef* s = FindStep(step);
+      (s && s->post ? r.post : r.transforms).push_back(step);
+    }
   }
   r.config.Validate();
   return r;

@@ -3,9 +3,8 @@
 // QuantConfig::keep_float). `--method NAME` picks one; every setting it used is listed by
 // Settings(), so a number in a table can be reproduced with one `sinkquant eval`.
 //
-// Built-in recipes and transform steps are listed in recipe.cc (static registration from other
-// files of a static library would be dropped by the linker); add new ones there or call
-// RegisterRecipe / RegisterTransform before MakeRecipe.
+// The recipes and their steps are two constant tables in recipe.cc (llama.cpp's
+// QUANT_OPTIONS is the model): add a recipe or a step there.
 #pragma once
 
 #include <functional>
@@ -21,44 +20,33 @@ namespace sq {
 
 // A transform step: float model -> float model (exact in float or not: its summary says). It
 // appends a one-line description of what it did (with its settings) to `log`.
-using TransformStep = std::function<Model(const Model& fp, const QuantConfig& cfg,
-                                          const std::vector<Window>& calib,
-                                          std::vector<std::string>& log)>;
+using TransformStep = Model (*)(const Model& fp, const QuantConfig& cfg,
+                                const std::vector<Window>& calib, std::vector<std::string>& log);
 
 // A step on the quantized model, run after QuantizeModel (e.g. sink-aware activations, which
 // wrap the quantized linears and the KV quantizer). Appends a description to `log`.
-using PostQuantStep = std::function<Model(const Model& quantized, const QuantConfig& cfg,
-                                          std::vector<std::string>& log)>;
+using PostQuantStep = Model (*)(const Model& quantized, const QuantConfig& cfg,
+                                std::vector<std::string>& log);
 
-struct RecipeDef {
-  std::string name;
-  std::string summary;
-  std::vector<std::string> transforms;          // step names, applied in order
-  std::function<void(QuantConfig&)> configure;  // the settings that define the recipe
-  std::vector<std::string> post;                // post-quantization step names, in order
-  // A modifier combines with any recipe as "base+name" (its transforms and post steps are
-  // appended, its configure applied after the base's); it is not a recipe on its own.
-  bool modifier = false;
-};
+// (key, value) settings as printed and written to JSON, in a fixed order.
+using SettingList = std::vector<std::pair<std::string, std::string>>;
+// Appends the QuantConfig fields a step reads beyond QuantConfig::Settings()'s.
+using StepSettings = void (*)(const QuantConfig& cfg, SettingList& out);
 
 struct Recipe {
   std::string name;
   std::vector<std::string> transforms;
   QuantConfig config;
   std::vector<std::string> post;
-  // ("method", name), ("transforms", "a,b" or "none"), then QuantConfig::Settings().
-  std::vector<std::pair<std::string, std::string>> Settings() const;
+  // ("method", name), ("transforms", "a,b" or "none"), then QuantConfig::Settings(), then what
+  // each step adds (smooth_alpha, ("post", name), sink_ratio).
+  SettingList Settings() const;
 };
 
-// Adds a recipe or replaces the one of the same name.
-void RegisterRecipe(RecipeDef def);
-void RegisterTransform(const std::string& name, TransformStep step);
-void RegisterPostStep(const std::string& name, PostQuantStep step);
-std::vector<RecipeDef> Recipes();  // all known recipes, built-ins first
-// The registered step of that name; throws Error naming `recipe` when there is none.
+// The step of that name; throws Error naming `recipe` when there is none of that kind.
 TransformStep FindTransform(const std::string& name, const std::string& recipe);
 PostQuantStep FindPostStep(const std::string& name, const std::string& recipe);
-std::string RecipeNames();         // "rtn, gptq, ..." for messages
+std::string RecipeNames();         // "rtn, gptq, ..., +sink-aware" for messages
 
 // `base` holds the user's flags; the recipe's own settings are applied on top. `method` is a
 // recipe name optionally followed by modifiers ("rotate+sink-aware"). Throws Error listing the

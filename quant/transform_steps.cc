@@ -17,8 +17,6 @@ Model SmoothWithStats(const Model& m, const QuantConfig& cfg, const ChannelAbsMa
   return BuildModel(t);
 }
 
-namespace {
-
 Model FoldNormsStep(const Model& m, const QuantConfig&, const std::vector<Window>&,
                     std::vector<std::string>& log) {
   TransformedModel t = FoldNorms(Untransformed(m));
@@ -48,32 +46,12 @@ Model SinkAwareStep(const Model& q, const QuantConfig& cfg, std::vector<std::str
   return MakeSinkAware(q, opt);
 }
 
-}  // namespace
-
-std::map<std::string, TransformStep> OutlierTransformSteps() {
-  return {{"fold-norms", FoldNormsStep}, {"smooth", SmoothStep}, {"rotate", RotateStep}};
+void SmoothSettings(const QuantConfig& cfg, SettingList& out) {
+  out.push_back({"smooth_alpha", std::to_string(cfg.smooth_alpha)});
 }
 
-std::map<std::string, PostQuantStep> OutlierPostSteps() { return {{"sink-aware", SinkAwareStep}}; }
-
-std::vector<RecipeDef> OutlierRecipes() {
-  auto rtn = [](QuantConfig& c) { c.gptq = false; };
-  auto gptq = [](QuantConfig& c) { c.gptq = true; };
-  std::vector<RecipeDef> r = {
-      {"smooth", "SmoothQuant (alpha --alpha) on the calibration text, then RTN", {"smooth"}, rtn},
-      {"rotate", "fold norms, Hadamard rotation (QuaRot), then RTN", {"fold-norms", "rotate"}, rtn},
-      {"rotate-gptq", "fold norms, Hadamard rotation, then GPTQ", {"fold-norms", "rotate"}, gptq},
-      {"smooth-rotate", "SmoothQuant, fold norms, Hadamard rotation, then RTN",
-       {"smooth", "fold-norms", "rotate"}, rtn},
-  };
-  RecipeDef sink{"sink-aware",
-                 "modifier (rtn+sink-aware, ...): position 0 and outlier tokens keep float "
-                 "activations and KV",
-                 {}, nullptr};
-  sink.post = {"sink-aware"};
-  sink.modifier = true;
-  r.push_back(sink);
-  return r;
+void SinkAwareSettings(const QuantConfig& cfg, SettingList& out) {
+  out.push_back({"sink_ratio", std::to_string(cfg.sink_ratio)});
 }
 
 }  // namespace sq

@@ -1,14 +1,11 @@
-// The outlier-handling transforms as recipe steps, and the recipes built from them (the
-// registry in quant/recipe.cc lists these beside rtn and gptq):
-//   smooth         SmoothQuant (alpha = QuantConfig::smooth_alpha) on the calibration text, RTN
-//   rotate         fold norms, Hadamard rotation (seed = QuantConfig::seed), RTN
-//   rotate-gptq    fold norms, Hadamard rotation, GPTQ
-//   smooth-rotate  SmoothQuant, fold norms, Hadamard rotation, RTN
-//   +sink-aware    modifier for any recipe: after quantization, position 0 and outlier tokens
-//                  (row max > QuantConfig::sink_ratio x median) keep float activations and KV
+// The outlier-handling transforms as recipe steps (quant/recipe.cc's tables name them):
+//   fold-norms  norm weights into the linears that read them
+//   smooth      SmoothQuant (alpha = QuantConfig::smooth_alpha) on the calibration text
+//   rotate      Hadamard rotation (seed = QuantConfig::seed)
+//   sink-aware  after quantization: position 0 and outlier tokens (row max >
+//               QuantConfig::sink_ratio x median) keep float activations and KV
 #pragma once
 
-#include <map>
 #include <string>
 #include <vector>
 
@@ -17,13 +14,21 @@
 
 namespace sq {
 
-std::map<std::string, TransformStep> OutlierTransformSteps();  // fold-norms, smooth, rotate
+Model FoldNormsStep(const Model& m, const QuantConfig& cfg, const std::vector<Window>& calib,
+                    std::vector<std::string>& log);
+Model SmoothStep(const Model& m, const QuantConfig& cfg, const std::vector<Window>& calib,
+                 std::vector<std::string>& log);
+Model RotateStep(const Model& m, const QuantConfig& cfg, const std::vector<Window>& calib,
+                 std::vector<std::string>& log);
+Model SinkAwareStep(const Model& q, const QuantConfig& cfg, std::vector<std::string>& log);
+
+// The settings each step reads, for Recipe::Settings() ("smooth_alpha", "sink_ratio").
+void SmoothSettings(const QuantConfig& cfg, SettingList& out);
+void SinkAwareSettings(const QuantConfig& cfg, SettingList& out);
 
 // The smooth step with statistics gathered elsewhere (per layer, by the layer pipeline);
 // `calib_windows` only feeds the log line.
 Model SmoothWithStats(const Model& m, const QuantConfig& cfg, const ChannelAbsMax& stats,
                       size_t calib_windows, std::vector<std::string>& log);
-std::map<std::string, PostQuantStep> OutlierPostSteps();       // sink-aware
-std::vector<RecipeDef> OutlierRecipes();  // the recipes above, then the sink-aware modifier
 
 }  // namespace sq

@@ -9,6 +9,7 @@
 #include "calib/profiler.h"
 #include "core/threads.h"
 #include "model/random_weights.h"
+#include "tests/test_util.h"
 
 using namespace sq;
 
@@ -16,16 +17,10 @@ namespace {
 
 constexpr int kBos = 1;
 
-ModelConfig SmallConfig() {
-  ModelConfig c;
-  c.hidden = 64;
-  c.intermediate = 128;
-  c.n_layers = 3;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;  // GQA: heads 0,1 read KV head 0; heads 2,3 read KV head 1
-  c.head_dim = 16;
-  c.vocab = 32;
-  c.max_position = 128;
+// GQA: heads 0,1 read KV head 0; heads 2,3 read KV head 1.
+ModelConfig ProfilerConfig() {
+  ModelConfig c = test::SmallConfig({.hidden = 64, .intermediate = 128, .n_layers = 3,
+                                     .head_dim = 16, .vocab = 32, .max_position = 128});
   c.bos_id = kBos;
   return c;
 }
@@ -74,7 +69,7 @@ int SinkHeads(const ProfileResult& r) {
 }  // namespace
 
 TEST_CASE("a random model has no outliers, no massive activations, no sinks", "[calib]") {
-  const ModelConfig c = SmallConfig();
+  const ModelConfig c = ProfilerConfig();
   const ProfileResult r = Profile(c, RandomWeights(c, 7), Windows(6, 48, c.vocab, -1, 1));
   CHECK(r.windows == 6);
   CHECK(r.tokens == 6 * 48);
@@ -104,7 +99,7 @@ TEST_CASE("a random model has no outliers, no massive activations, no sinks", "[
 // Its value is ~0: KV head 1's value rows ignore e_cs, and layer 0 adds nothing to BOS.
 TEST_CASE("a planted sink head with a drained value is found at its layer and head", "[calib]") {
   for (RopePairing pairing : {RopePairing::kHalf, RopePairing::kAdjacent}) {
-    ModelConfig c = SmallConfig();
+    ModelConfig c = ProfilerConfig();
     c.rope_pairing = pairing;
     c.qkv_bias = true;  // the query bias makes every query of head 2 look at the sink
     const int cs = 11, hd = c.head_dim, pair = hd / 2 - 1;
@@ -175,7 +170,7 @@ TEST_CASE("a planted sink head with a drained value is found at its layer and he
 // it fires (~500) on token 5 only, and down_proj writes it into residual channel `cm` (x6).
 TEST_CASE("a massive activation planted by an FFN is found at its layer, token and channel",
           "[calib]") {
-  const ModelConfig c = SmallConfig();
+  const ModelConfig c = ProfilerConfig();
   const int kTrigger = 5, ct = 20, cm = 33, n = 77, kLayer = 1, kPos = 9, kWindow = 2;
   ModelWeights w = RandomWeights(c, 4);
   Edit(w, w.embed, [&](Mat& e) {
@@ -229,7 +224,7 @@ TEST_CASE("a massive activation planted by an FFN is found at its layer, token a
 // Residual channel 45 is 40 on every token (an embedding column) and every norm weight on it is
 // 0.005: RMSNorm's implicit rescaling, as in Qiu et al. 2026.
 TEST_CASE("a planted residual sink is found with its tiny norm weights", "[calib]") {
-  const ModelConfig c = SmallConfig();
+  const ModelConfig c = ProfilerConfig();
   const int cr = 45;
   ModelWeights w = RandomWeights(c, 6);
   Edit(w, w.embed, [&](Mat& e) { e.col(cr).setConstant(40); });
@@ -256,7 +251,7 @@ TEST_CASE("a planted residual sink is found with its tiny norm weights", "[calib
 }
 
 TEST_CASE("profile statistics do not depend on the thread count", "[calib]") {
-  const ModelConfig c = SmallConfig();
+  const ModelConfig c = ProfilerConfig();
   const auto windows = Windows(3, 40, c.vocab, -1, 9);
   const int before = NumThreads();
   SetNumThreads(1);

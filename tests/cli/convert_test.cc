@@ -11,13 +11,14 @@
 #include "formats/tokenizer.h"
 #include "model/model.h"
 #include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 using namespace sq;
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr float kLogitTolerance = 1e-4f;
+using test::kLogitTolerance;
 
 // Runs the sinkquant binary; returns its exit code and puts stdout+stderr in `output`.
 int RunSinkquant(const std::string& args, std::string* output) {

@@ -12,6 +12,7 @@
 #include "formats/hf_names.h"
 #include "formats/safetensors.h"
 #include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 using namespace sq;
 namespace fs = std::filesystem;
@@ -35,21 +36,10 @@ std::string RawSafetensors(const std::string& dir, const std::string& header, si
 }
 
 // A tiny Llama (d 8, f 16, 2 layers, 2 heads of 4, vocab 10) written as an HF folder.
-ModelConfig TinyConfig() {
-  ModelConfig c;
-  c.hidden = 8;
-  c.intermediate = 16;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 2;
-  c.head_dim = 4;
-  c.vocab = 10;
-  c.max_position = 32;
-  return c;
-}
-
 std::string TinyHfDir(const std::string& name) {
-  const ModelConfig c = TinyConfig();
+  const ModelConfig c = test::SmallConfig(
+      {.hidden = 8, .intermediate = 16, .n_heads = 2, .head_dim = 4, .vocab = 10,
+       .max_position = 32});
   ModelWeights w;
   w.layers.resize(c.n_layers);
   auto fill = [&](TensorView& slot, std::vector<int64_t> shape) {

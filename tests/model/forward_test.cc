@@ -10,14 +10,15 @@
 #include "model/model.h"
 #include "model/random_weights.h"
 #include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 using namespace sq;
 
 namespace {
 
 // PyTorch's float32 forward and ours sum in different orders; logits of magnitude ~10 agree
-// to ~2e-5 here (measured); 1e-4 leaves room for other CPUs.
-constexpr double kLogitTolerance = 1e-4;
+// to ~2e-5 here (measured); test::kLogitTolerance leaves room for other CPUs.
+using test::kLogitTolerance;
 
 nlohmann::json ReadJson(const std::string& path) {
   std::ifstream in(path);

@@ -1,22 +1,17 @@
 #include <catch2/catch.hpp>
-#include <random>
 
 #include "model/ops.h"
+#include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::RandomMat;
 
 namespace {
 
 // Named tolerance: fast ops reorder float sums; relative error stays near float epsilon.
 constexpr float kOpTolerance = 2e-5f;
-
-Mat RandomMat(int rows, int cols, uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  Mat m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
-  return m;
-}
+// The same rotation of the same numbers, only stored in another column order.
+constexpr float kReorderedTolerance = 1e-6f;
 
 float MaxRelDiff(const Mat& a, const Mat& b) {
   return (a - b).cwiseAbs().maxCoeff() / std::max(1e-12f, b.cwiseAbs().maxCoeff());
@@ -66,8 +61,8 @@ TEST_CASE("RoPE pairings differ exactly by a permutation of dimensions", "[model
   ApplyRope(xa, 8, t, RopePairing::kAdjacent);
   ApplyRope(xh, 8, t, RopePairing::kHalf);
   for (int i = 0; i < 4; ++i) {
-    CHECK((xa.col(2 * i) - xh.col(i)).cwiseAbs().maxCoeff() < 1e-6f);
-    CHECK((xa.col(2 * i + 1) - xh.col(i + 4)).cwiseAbs().maxCoeff() < 1e-6f);
+    CHECK((xa.col(2 * i) - xh.col(i)).cwiseAbs().maxCoeff() < kReorderedTolerance);
+    CHECK((xa.col(2 * i + 1) - xh.col(i + 4)).cwiseAbs().maxCoeff() < kReorderedTolerance);
   }
 }
 

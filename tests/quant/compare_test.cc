@@ -1,37 +1,17 @@
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <random>
 
 #include "calib/compare.h"
 #include "model/model.h"
 #include "model/random_weights.h"
 #include "quant/quantize_model.h"
+#include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::RandomWindows;
+using sq::test::SmallConfig;
 
 namespace {
-ModelConfig SmallConfig() {
-  ModelConfig c;
-  c.hidden = 32;
-  c.intermediate = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab = 48;
-  c.max_position = 64;
-  return c;
-}
-
-std::vector<Window> RandomWindows(int n, int len, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<Window> ws(n);
-  for (Window& w : ws) {
-    w.tokens.resize(len);
-    for (int& t : w.tokens) t = static_cast<int>(rng() % vocab);
-  }
-  return ws;
-}
 }  // namespace
 
 TEST_CASE("KlDivergence matches a hand computation and is 0 for equal rows", "[quant]") {

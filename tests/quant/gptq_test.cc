@@ -1,21 +1,14 @@
 #include <catch2/catch.hpp>
-#include <random>
 
 #include "core/threads.h"
 #include "quant/gptq.h"
 #include "quant/quantizer.h"
+#include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::RandomMat;
 
 namespace {
-Mat RandomMat(int rows, int cols, uint64_t seed, float stddev = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  Mat m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = dist(rng);
-  return m;
-}
-
 // Calibration inputs with correlated, unequally scaled channels (as real activations are):
 // X = Z A with a random mixing matrix and a few loud channels.
 Mat CorrelatedInputs(int tokens, int in, uint64_t seed) {

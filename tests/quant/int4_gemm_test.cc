@@ -2,7 +2,6 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <random>
 #include <sstream>
 
 #include "calib/dataset.h"
@@ -12,18 +11,12 @@
 #include "quant/int4_linear.h"
 #include "quant/quantize_model.h"
 #include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::RandomMat;
 
 namespace {
-
-Mat RandomMat(int rows, int cols, uint64_t seed, float stddev = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  Mat m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = dist(rng);
-  return m;
-}
 
 // Shapes that hit every tail: tokens not a multiple of the 4-row tile, channels not a multiple
 // of a 32-channel panel or of a panel pair, groups not a multiple of 4, a short last group.

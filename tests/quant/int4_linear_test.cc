@@ -1,41 +1,26 @@
 #include <catch2/catch.hpp>
-#include <random>
 
 #include "model/model.h"
 #include "model/random_weights.h"
 #include "quant/int4_linear.h"
 #include "quant/quantize_model.h"
+#include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::RandomWindows;
+using sq::test::SmallConfig;
+using sq::test::RandomMat;
 
 namespace {
-Mat RandomMat(int rows, int cols, uint64_t seed, float stddev = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  Mat m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = dist(rng);
-  return m;
-}
-
-ModelConfig SmallConfig() {
-  ModelConfig c;
-  c.hidden = 32;
-  c.intermediate = 48;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab = 40;
-  c.max_position = 64;
+// With q/k/v biases, so the bias path of every linear is exercised.
+ModelConfig BiasedConfig() {
+  ModelConfig c = SmallConfig({.intermediate = 48, .vocab = 40});
   c.qkv_bias = true;
   return c;
 }
 
 std::vector<int> Tokens(int n, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int> t(n);
-  for (int& x : t) x = static_cast<int>(rng() % vocab);
-  return t;
+  return RandomWindows(1, n, vocab, seed)[0].tokens;
 }
 }  // namespace
 
@@ -55,7 +40,7 @@ TEST_CASE("Int4Linear computes fakequant(x) deq(W)^T + b", "[quant]") {
 }
 
 TEST_CASE("W16A16 through Int4Linear's code path gives the float logits exactly", "[quant]") {
-  const ModelConfig c = SmallConfig();
+  const ModelConfig c = BiasedConfig();
   const Model fp = BuildDenseModel(c, RandomWeights(c, 5));
   Model q = fp;
   for (int l = 0; l < c.n_layers; ++l) {
@@ -81,7 +66,7 @@ TEST_CASE("W16A16 through Int4Linear's code path gives the float logits exactly"
 }
 
 TEST_CASE("QuantizeModel: RTN W4A4 puts Int4Linear on every linear but the lm_head", "[quant]") {
-  const ModelConfig c = SmallConfig();
+  const ModelConfig c = BiasedConfig();
   const Model fp = BuildDenseModel(c, RandomWeights(c, 7));
   QuantConfig cfg;
   cfg.w_bits = 4;

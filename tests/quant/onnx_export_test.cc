@@ -25,6 +25,7 @@
 #include "quant/onnx_export_folder.h"
 #include "quant/quantize_model.h"
 #include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 using namespace sq;
 namespace fs = std::filesystem;
@@ -47,6 +48,10 @@ constexpr double kQuantPplRtol = 1e-3;
 // 3e-4 to 1.5e-3 across recipes. That model is checked against this bound, and to float
 // precision on the tokens before each window's first flip.
 constexpr double kChaosPplRtol = 5e-3;
+// Cached decoding against whole-window runs, padded batches against each prompt alone: the
+// same graph in ONNX Runtime on the same numbers, summed in another order.
+using test::kLogitTolerance;
+const std::string kTolFlag = " --tol " + std::to_string(kLogitTolerance) + " ";
 
 struct Run {
   int status = -1;
@@ -91,7 +96,9 @@ nlohmann::json Verify(const std::string& model, const std::string& ref, double p
   return nlohmann::json::parse(in);
 }
 
-std::vector<Window> RandomWindows(int n, int T, int vocab, uint64_t seed) {
+// `n` windows of random ids, the first `T` tokens long and each next one 3 shorter (so the
+// graph sees several lengths).
+std::vector<Window> ShrinkingWindows(int n, int T, int vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int> id(0, vocab - 1);
   std::vector<Window> ws(n);
@@ -149,14 +156,14 @@ nlohmann::json ExportAndVerify(const Model& m, const std::string& name, const On
   const std::string dir = test::TempDir("onnx_" + name);
   const std::string model = dir + "/model.onnx", ref = dir + "/ref.json";
   ExportOnnx(m, model, o);
-  WriteReferenceLogits(m, RandomWindows(3, 24, m.config.vocab, 7), ref);
+  WriteReferenceLogits(m, ShrinkingWindows(3, 24, m.config.vocab, 7), ref);
   if (check_cache) {
     const auto g = Generate(model, " --prompt-ids 3,14,15,92,65 --max-new-tokens 12 "
-                                   "--check-full-window --tol 1e-4 --batch '5,8,13,21,34,55,89;"
-                                   "2,7;1,8,28,18' --batch-steps 4");
+                                   "--check-full-window" + kTolFlag +
+                                   "--batch '5,8,13,21,34,55,89;2,7;1,8,28,18' --batch-steps 4");
     INFO(g.dump(2));
-    CHECK(g["full_window"]["max_abs_logit_diff"].get<double>() <= 1e-4);
-    CHECK(g["batch"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+    CHECK(g["full_window"]["max_abs_logit_diff"].get<double>() <= kLogitTolerance);
+    CHECK(g["batch"]["max_abs_logit_diff"].get<double>() <= kLogitTolerance);
   }
   return Verify(model, ref, ppl_rtol, max_logit_diff);
 }
@@ -334,7 +341,7 @@ TEST_CASE("The verifier fails when the ONNX model computes something else", "[qu
   const std::string dir = test::TempDir("onnx_mismatch");
   ExportOnnx(BuildDenseModel(c, RandomWeights(c, 1)), dir + "/model.onnx");
   // Reference logits from the same model quantized to W4A4: ORT runs the float graph.
-  WriteReferenceLogits(QuantizedRandom(c, W4A4(16, true, 16)), RandomWindows(2, 20, c.vocab, 3),
+  WriteReferenceLogits(QuantizedRandom(c, W4A4(16, true, 16)), ShrinkingWindows(2, 20, c.vocab, 3),
                        dir + "/ref.json");
   const auto r = Verify(dir + "/model.onnx", dir + "/ref.json", kQuantPplRtol, 1e30, 1);
   CHECK(r["max_abs_logit_diff"].get<double>() > 0.01);
@@ -561,7 +568,7 @@ TEST_CASE("stories260K float export folder generates sinkquant's greedy text wit
   const LoadedModel lm = LoadModel(s.model, s.tok);
   const std::vector<int> want = GreedyIds(lm.model, {lm.model.config.bos_id}, 40);
   const auto g = Generate(folder, " --max-new-tokens 40 --check-full-window --scoring " + scoring +
-                                      " --transformers-js --tol 1e-4");
+                                      " --transformers-js" + kTolFlag);
   INFO(g.dump(2));
   CHECK(g["ids"].get<std::vector<int>>() == want);
   CHECK(g["scoring"]["argmax_agree"].get<int>() == 40);
@@ -588,11 +595,11 @@ TEST_CASE("stories260K W4 KV4 rotate export folders: cached steps equal full win
     const std::string folder = dir + "/" + format;
     Sinkquant("quantize" + s.Common() + " --method rotate --w-bits 4 --w-group 32 "
               "--kv-bits 4 --onnx-format " + format + " --out " + folder);
-    const auto g = Generate(folder, " --max-new-tokens 24 --check-full-window --tol 1e-4 "
+    const auto g = Generate(folder, " --max-new-tokens 24 --check-full-window" + kTolFlag +
                                     "--batch '1,403,407,259,261,29;1,365;1,403,400' --batch-steps 6");
     INFO(format << ": " << g.dump(2));
-    CHECK(g["full_window"]["max_abs_logit_diff"].get<double>() <= 1e-4);
-    CHECK(g["batch"]["max_abs_logit_diff"].get<double>() <= 1e-4);
+    CHECK(g["full_window"]["max_abs_logit_diff"].get<double>() <= kLogitTolerance);
+    CHECK(g["batch"]["max_abs_logit_diff"].get<double>() <= kLogitTolerance);
   }
 }
 

@@ -1,37 +1,16 @@
 #include <catch2/catch.hpp>
-#include <random>
 
 #include "model/model.h"
 #include "model/random_weights.h"
 #include "quant/int4_linear.h"
 #include "quant/quantize_model.h"
+#include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::RandomWindows;
+using sq::test::SmallConfig;
 
 namespace {
-ModelConfig SmallConfig() {
-  ModelConfig c;
-  c.hidden = 64;
-  c.intermediate = 96;
-  c.n_layers = 3;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab = 64;
-  c.max_position = 128;
-  return c;
-}
-
-std::vector<Window> RandomWindows(int n, int len, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<Window> ws(n);
-  for (Window& w : ws) {
-    w.tokens.resize(len);
-    for (int& t : w.tokens) t = static_cast<int>(rng() % vocab);
-  }
-  return ws;
-}
-
 // Mean squared difference of the final hidden states (lm_head input) over windows.
 double HiddenError(const Model& fp, const Model& q, const std::vector<Window>& ws) {
   double err = 0, ref = 0;
@@ -49,7 +28,9 @@ double HiddenError(const Model& fp, const Model& q, const std::vector<Window>& w
 }  // namespace
 
 TEST_CASE("GPTQ layer by layer beats RTN on a random model's hidden states", "[quant]") {
-  const ModelConfig c = SmallConfig();
+  const ModelConfig c = SmallConfig(
+      {.hidden = 64, .intermediate = 96, .n_layers = 3, .head_dim = 16, .vocab = 64,
+       .max_position = 128});
   const Model fp = BuildDenseModel(c, RandomWeights(c, 3));
   const auto calib = RandomWindows(8, 64, c.vocab, 4);
   const auto eval = RandomWindows(4, 64, c.vocab, 5);  // different tokens

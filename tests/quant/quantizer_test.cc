@@ -1,23 +1,14 @@
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <random>
 
 #include "core/error.h"
 #include "quant/int4.h"
 #include "quant/kv_quant.h"
 #include "quant/quantizer.h"
+#include "tests/test_util.h"
 
 using namespace sq;
-
-namespace {
-Mat RandomMat(int rows, int cols, uint64_t seed, float stddev = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  Mat m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = dist(rng);
-  return m;
-}
-}  // namespace
+using sq::test::RandomMat;
 
 TEST_CASE("int4 packing puts element 0 in the low nibble and round-trips", "[quant]") {
   const std::vector<int8_t> two = {1, -2};

@@ -1,23 +1,19 @@
 #include <catch2/catch.hpp>
-#include <random>
 
 #include "quant/hadamard.h"
 #include "quant/online_rotation.h"
+#include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::RandomMat;
 
 namespace {
 
 // Named tolerance: a rotation reorders float sums; entries are O(1), errors near epsilon.
 constexpr float kRotationTolerance = 2e-5f;
-
-Mat RandomMat(int rows, int cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  Mat m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
-  return m;
-}
+// A fast product x Q against the matrix product: entries of x Q grow like sqrt(n), and so
+// does their rounding.
+constexpr float kProductTolerance = 1e-4f;
 
 }  // namespace
 
@@ -64,7 +60,7 @@ TEST_CASE("FwhtRows equals multiplication by Sylvester's matrix", "[quant]") {
   REQUIRE(HadamardMatrix(32, &h));
   Mat x = RandomMat(3, 32, 3), ref = x * h;
   FwhtRows(x);
-  CHECK((x - ref).cwiseAbs().maxCoeff() < 1e-4f);
+  CHECK((x - ref).cwiseAbs().maxCoeff() < kProductTolerance);
   Mat bad(1, 12);
   CHECK_THROWS(FwhtRows(bad));
 }
@@ -91,7 +87,7 @@ TEST_CASE("OnlineRotation computes inner(x Q) and checks its size", "[quant]") {
   OnlineRotation lin(std::make_shared<DenseLinear>(wqv), rot);
   Mat x = RandomMat(4, 12, 6), y, ref = x * w.transpose();
   lin.Apply(x, y);
-  CHECK((y - ref).cwiseAbs().maxCoeff() < 1e-4f);
+  CHECK((y - ref).cwiseAbs().maxCoeff() < kProductTolerance);
   CHECK_THROWS(OnlineRotation(std::make_shared<DenseLinear>(wqv),
                               std::make_shared<const Rotation>(8, 1)));
 }

@@ -10,8 +10,10 @@
 #include "quant/rotate.h"
 #include "quant/smooth.h"
 #include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::RandomWindows;
 
 namespace {
 
@@ -28,16 +30,6 @@ double MaxRelLogitDiff(const Model& a, const Model& b, const std::vector<Window>
     worst = std::max(worst, MaxRelDiff(Forward(a, w.tokens), Forward(b, w.tokens)));
   }
   return worst;
-}
-
-std::vector<Window> RandomWindows(int vocab, int n, int len, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> tok(0, vocab - 1);
-  std::vector<Window> out(n);
-  for (Window& w : out) {
-    for (int i = 0; i < len; ++i) w.tokens.push_back(tok(rng));
-  }
-  return out;
 }
 
 // A small model with GQA; optionally gated attention and GatedNorm. Norm weights are random
@@ -109,7 +101,7 @@ TEST_CASE("Transforms keep logits: gated attention + GatedNorm random model", "[
   for (int f : {40, 52}) {
     INFO("intermediate " << f);
     const Model m = GatedTestModel(true, 4, f, false);
-    CheckInvariance(m, RandomWindows(40, 3, 24, 1), RandomWindows(40, 2, 32, 2));
+    CheckInvariance(m, RandomWindows(3, 24, 40, 1), RandomWindows(2, 32, 40, 2));
     // The gated attention output cannot be rotated through: o_proj's rotation is online.
     const TransformedModel r = RotateHadamard(FoldNorms(Untransformed(m)), {});
     CHECK(r.online.layers[0].o_in);
@@ -120,7 +112,7 @@ TEST_CASE("Transforms keep logits: gated attention + GatedNorm random model", "[
 
 TEST_CASE("Transforms keep logits: plain GQA model with q/k/v biases", "[quant]") {
   const Model m = GatedTestModel(false, 0, 40, true);
-  CheckInvariance(m, RandomWindows(40, 3, 24, 3), RandomWindows(40, 2, 32, 4));
+  CheckInvariance(m, RandomWindows(3, 24, 40, 3), RandomWindows(2, 32, 40, 4));
   const TransformedModel r = RotateHadamard(FoldNorms(Untransformed(m)), {});
   CHECK_FALSE(r.online.layers[0].o_in);     // per-head rotation folded into v and o
   CHECK_FALSE(r.online.layers[0].attn_in);  // the residual stream itself is rotated
@@ -133,7 +125,7 @@ TEST_CASE("Transforms keep logits: plain GQA model with q/k/v biases", "[quant]"
 
 TEST_CASE("Transforms keep logits: gated attention without GatedNorm", "[quant]") {
   const Model m = GatedTestModel(true, 0, 40, false);
-  CheckInvariance(m, RandomWindows(40, 3, 24, 5), RandomWindows(40, 2, 32, 6));
+  CheckInvariance(m, RandomWindows(3, 24, 40, 5), RandomWindows(2, 32, 40, 6));
 }
 
 TEST_CASE("Transforms refuse the wrong order", "[quant]") {
@@ -142,7 +134,7 @@ TEST_CASE("Transforms refuse the wrong order", "[quant]") {
   CHECK_THROWS_WITH(RotateHadamard(base, {}), Catch::Contains("fold norms first"));
   const TransformedModel r = RotateHadamard(FoldNorms(base), {});
   CHECK_THROWS_WITH(FoldNorms(r), Catch::Contains("before rotating"));
-  CHECK_THROWS_WITH(SmoothQuant(r, CollectChannelAbsMax(m, RandomWindows(40, 1, 8, 1)), {}),
+  CHECK_THROWS_WITH(SmoothQuant(r, CollectChannelAbsMax(m, RandomWindows(1, 8, 40, 1)), {}),
                     Catch::Contains("before rotating"));
 }
 

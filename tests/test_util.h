@@ -1,0 +1,65 @@
+// Scaffolding the unit tests share: random matrices, small model shapes, random token windows,
+// and the tolerances several tests compare against.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "calib/dataset.h"
+#include "core/model_config.h"
+#include "core/tensor.h"
+
+namespace sq::test {
+
+// Two float computations of the same logits (another summation order, a fused kernel) agree
+// to this, absolutely; more means a different computation, not rounding.
+inline constexpr double kLogitTolerance = 1e-4;
+
+// A `rows` x `cols` matrix of N(0, stddev^2) draws, the same for the same seed.
+inline Mat RandomMat(int rows, int cols, uint64_t seed, float stddev = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> dist(0.0f, stddev);
+  Mat m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = dist(rng);
+  return m;
+}
+
+// The shape of a model small enough to build in a test; the defaults are the common one.
+struct SmallShape {
+  int hidden = 32;
+  int intermediate = 64;
+  int n_layers = 2;
+  int n_heads = 4;
+  int n_kv_heads = 2;  // GQA: two query heads per KV head
+  int head_dim = 8;
+  int vocab = 48;
+  int max_position = 64;
+};
+
+// A ModelConfig of that shape, everything else at ModelConfig's defaults.
+inline ModelConfig SmallConfig(const SmallShape& s = {}) {
+  ModelConfig c;
+  c.hidden = s.hidden;
+  c.intermediate = s.intermediate;
+  c.n_layers = s.n_layers;
+  c.n_heads = s.n_heads;
+  c.n_kv_heads = s.n_kv_heads;
+  c.head_dim = s.head_dim;
+  c.vocab = s.vocab;
+  c.max_position = s.max_position;
+  return c;
+}
+
+// `n` windows of `len` random token ids below `vocab`, the same for the same seed.
+inline std::vector<Window> RandomWindows(int n, int len, int vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Window> ws(n);
+  for (Window& w : ws) {
+    w.tokens.resize(len);
+    for (int& t : w.tokens) t = static_cast<int>(rng() % vocab);
+  }
+  return ws;
+}
+
+}  // namespace sq::test
