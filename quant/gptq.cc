@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dist.h"
 #include "core/error.h"
 
 namespace sq {
@@ -15,6 +16,18 @@ void HessianAccumulator::Add(const Mat& x) {
   const Eigen::MatrixXd xd = x.cast<double>();
   h_.selfadjointView<Eigen::Lower>().rankUpdate(xd.transpose());
   n_ += x.rows();
+}
+
+void HessianAccumulator::AddInRankOrder(const std::vector<Mat>& rows) {
+  // Floating-point addition is not associative: per-rank partial sums added afterwards would
+  // round differently from one process, so the accumulator itself travels rank to rank.
+  int64_t n[] = {0};
+  for (const Mat& x : rows) n[0] += x.rows();
+  dist::SumInRankOrder(n);
+  dist::FoldInRankOrder(std::span<double>(h_.data(), static_cast<size_t>(h_.size())), [&] {
+    for (const Mat& x : rows) Add(x);
+  });
+  n_ = n[0];
 }
 
 Eigen::MatrixXd HessianAccumulator::H() const {

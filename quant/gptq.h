@@ -4,6 +4,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <vector>
 
 #include "core/tensor.h"
 #include "quant/quantizer.h"
@@ -17,6 +18,10 @@ class HessianAccumulator {
   void Add(const Mat& x);  // x [T, in]
   Eigen::MatrixXd H() const;  // [in, in]
   long rows() const { return n_; }
+  // Adds every MPI rank's `rows` (core/dist.h), rank 0's first, exactly as one process adding
+  // all windows in file order would: every rank gets the same Hessian, bit for bit, and so
+  // quantizes the same weights as one process.
+  void AddInRankOrder(const std::vector<Mat>& rows);
 
  private:
   Eigen::MatrixXd h_;  // sum of x^T x
