@@ -132,6 +132,8 @@ struct Profiler::State {
   template <typename D, typename I>
   void ForEachSum(D&& d, I&& i);
   void CombineRanks();
+  void CombineSums();
+  void CombinePairMaxima();
   void CombineLargest();
   void CombineMaps();
 
@@ -264,7 +266,7 @@ void Profiler::State::ObserveGate(GateAcc& acc, const Mat& x, int col0, int cols
 
 namespace {
 
-// Every rank's `v`, flattened, concatenated in rank order.
+// The records `write` appends on every rank, concatenated in rank order.
 template <typename Visit>
 std::vector<double> GatherRecords(Visit&& write) {
   std::vector<double> mine;
@@ -292,7 +294,9 @@ void Profiler::State::ForEachSum(D&& d, I&& i) {
   i(total_tokens);
   i(sink_windows);
   i(h_rows);
-  for (std::vector<double>& layer : h_abs_sum) for (double& v : layer) d(v);
+  for (std::vector<double>& layer : h_abs_sum) {
+    for (double& v : layer) d(v);
+  }
   for (HeadAcc& a : heads) {
     for (double& v : a.first_sum) d(v);
     for (double& v : a.contrib_sum) d(v);
@@ -328,6 +332,17 @@ void Profiler::State::CombineRanks() {
   dist::Max(seen);
   windows_seen = static_cast<int>(seen[0]);
   for (HeadAcc& a : heads) a.top_pos.resize(static_cast<size_t>(longest[0]), 0);
+  CombineSums();
+  CombinePairMaxima();
+  for (SiteProfile& sp : sites) sp.stats.CombineRanks();
+  for (ResidualLayer& r : residual) r.abs_hist.CombineRanks();
+  for (KvAcc& k : kv) k.norms.CombineRanks();
+  CombineLargest();
+  CombineMaps();
+}
+
+// One packed reduction for all the sums (thousands of small vectors at 8B sizes).
+void Profiler::State::CombineSums() {
   std::vector<double> ds;
   std::vector<int64_t> is;
   ForEachSum([&](double& v) { ds.push_back(v); }, [&](int64_t& v) { is.push_back(v); });
@@ -335,6 +350,9 @@ void Profiler::State::CombineRanks() {
   dist::SumInRankOrder(is);
   size_t a = 0, b = 0;
   ForEachSum([&](double& v) { v = ds[a++]; }, [&](int64_t& v) { v = is[b++]; });
+}
+
+void Profiler::State::CombinePairMaxima() {
   std::vector<double> maxima;
   for (auto* pairs : {&q_pairs, &k_pairs}) {
     for (PairAcc& p : *pairs) maxima.insert(maxima.end(), p.absmax.begin(), p.absmax.end());
@@ -342,13 +360,10 @@ void Profiler::State::CombineRanks() {
   dist::Max(maxima);
   size_t m = 0;
   for (auto* pairs : {&q_pairs, &k_pairs}) {
-    for (PairAcc& p : *pairs) for (double& v : p.absmax) v = maxima[m++];
+    for (PairAcc& p : *pairs) {
+      for (double& v : p.absmax) v = maxima[m++];
+    }
   }
-  for (SiteProfile& sp : sites) sp.stats.CombineRanks();
-  for (ResidualLayer& r : residual) r.abs_hist.CombineRanks();
-  for (KvAcc& k : kv) k.norms.CombineRanks();
-  CombineLargest();
-  CombineMaps();
 }
 
 // Each layer's largest residual entry: the first rank's on ties, as one process keeps the
@@ -407,10 +422,11 @@ void Profiler::State::CombineMaps() {
       at += 6 + kEntry + 2 * (n_pos + n_tok);
     } else if (p[0] == 1.0) {
       const int layer = int(p[1]), pos = int(p[2]), tok = int(p[3]);
-      auto [it, fresh] = outlier_tokens.try_emplace({layer, pos, tok}, OutlierToken{layer, pos, tok});
-      it->second.count += int64_t(p[4]);
-      it->second.max_ratio = std::max(it->second.max_ratio, p[5]);
-      it->second.max_value = std::max(it->second.max_value, p[6]);
+      OutlierToken& o =
+          outlier_tokens.try_emplace({layer, pos, tok}, OutlierToken{layer, pos, tok}).first->second;
+      o.count += int64_t(p[4]);
+      o.max_ratio = std::max(o.max_ratio, p[5]);
+      o.max_value = std::max(o.max_value, p[6]);
       at += 7;
     } else {
       GateAcc& g = norm_gates[{int(p[1]), int(p[2])}];

@@ -99,7 +99,9 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
       logits[s].resize(0, 0);
       if (i >= hidden[s].size()) continue;
       Tell(st, static_cast<int>(w), windows[w]);
-      if (st.logits || WantsHead(st, c.n_layers)) Timed(st, [&] { logits[s] = Head(*st.model, hidden[s][i], st.obs); });
+      if (st.logits || WantsHead(st, c.n_layers)) {
+        Timed(st, [&] { logits[s] = Head(*st.model, hidden[s][i], st.obs); });
+      }
       hidden[s][i].resize(0, 0);  // done with this window's state
       if (!st.logits) logits[s].resize(0, 0);
     }

@@ -1,6 +1,7 @@
 // `mpirun -np 2 sinkquant ...` against one process on stories260K: the windows are split across
 // the ranks and the partial sums combined (core/dist.h), so eval and compare give the same
-// numbers up to float reassociation of the sums, and quantize exports the same ONNX bytes.
+// numbers up to float reassociation of the sums, profile the same statistics, and quantize
+// exports the same ONNX bytes.
 // Built only with MPI (CMake passes the launcher's path).
 #ifdef SINKQUANT_MPIEXEC
 
@@ -67,7 +68,8 @@ void CheckSame(const nlohmann::json& a, const nlohmann::json& b, const std::stri
 
 }  // namespace
 
-TEST_CASE("mpirun -np 2: eval, compare and the ONNX export match one process", "[cli][real][mpi]") {
+TEST_CASE("mpirun -np 2: eval, compare, profile and the ONNX export match one process",
+          "[cli][real][mpi]") {
   const std::string dir = TempDir("mpi");
   const std::string data = " --data " + RequireShared("corpora/tinystories-valid.txt") +
                            " --calib " + RequireShared("corpora/tinystories-calib.txt") +
@@ -89,6 +91,13 @@ TEST_CASE("mpirun -np 2: eval, compare and the ONNX export match one process", "
     const std::string cmp = "compare " + Stories() + data + "--methods fp,gptq,smooth,rotate";
     both(cmp, " --json " + dir + "/1.json", " --json " + dir + "/2.json");
     CheckSame(ReadJson(dir + "/1.json"), ReadJson(dir + "/2.json"));
+  }
+  SECTION("profile") {
+    const std::string prof = "profile " + Stories() + " --data " +
+                             RequireShared("corpora/tinystories-valid.txt") +
+                             " --max-tokens 4096 --quiet";
+    both(prof, " --out " + dir + "/p1", " --out " + dir + "/p2");
+    CheckSame(ReadJson(dir + "/p1/profile.json"), ReadJson(dir + "/p2/profile.json"));
   }
   SECTION("quantize: the same ONNX bytes, measured the same") {
     const std::string q = "quantize " + Stories() + data + "--method gptq --w-bits 4 --a-bits 4";
