@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "model/layer_major.h"
 
@@ -36,6 +37,7 @@ class FirstWindowsObserver : public ForwardObserver {
   void Observe(const Where& at, const Mat& x) override {
     if (window_ < n_) inner_->Observe(at, x);
   }
+  void CombineRanks() override { inner_->CombineRanks(); }
 
  private:
   ForwardObserver* inner_;
@@ -85,6 +87,24 @@ class SqnrObserver : public ForwardObserver {
       s.role = r;
       s.signal += ya.cast<double>().squaredNorm();
       s.noise += (ya - yb).cast<double>().squaredNorm();
+    }
+  }
+  // The ranks saw different windows (some none, so their maps differ): gather every rank's
+  // (layer, role, signal, noise) and add them in rank order.
+  void CombineRanks() override {
+    std::vector<double> mine;
+    for (const auto& [key, s] : acc_) {
+      mine.insert(mine.end(), {double(key.first), double(key.second), s.signal, s.noise});
+    }
+    const std::vector<double> all = dist::Gather(mine);
+    acc_.clear();
+    for (size_t i = 0; i + 3 < all.size(); i += 4) {
+      const int layer = static_cast<int>(all[i]), role = static_cast<int>(all[i + 1]);
+      LinearSqnr& s = acc_[{layer, role}];
+      s.layer = layer;
+      s.role = static_cast<Role>(role);
+      s.signal += all[i + 2];
+      s.noise += all[i + 3];
     }
   }
   std::vector<LinearSqnr> Results() const {
@@ -165,9 +185,17 @@ CompareResult EvalQuantized(const Model& fp, const Model& q, const std::vector<W
       agree += ArgMax(a, V) == ArgMax(b, V);
     }
   };
+  // Under mpirun each rank compares its block of windows: the sums are added across ranks and
+  // the per-token KL values gathered in file order (the percentiles need them all).
   ForwardLayerMajor(streams, TokenSpans(windows), compare, [&](int done, int total, long) {
     if (opt.progress) opt.progress(done, total);
-  }, opt.hooks);
+  }, opt.hooks, WindowSplit::kRankBlocks);
+  fp_sums.CombineRanks();
+  q_sums.CombineRanks();
+  kls = dist::Gather(kls);
+  int64_t agreed[] = {agree};
+  dist::SumInRankOrder(agreed);
+  agree = agreed[0];
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.fp = fp_sums.Result(seconds, forward_tokens);  // wall time of the whole comparison

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "model/layer_major.h"
 
@@ -38,6 +39,14 @@ PplResult NllSums::Result(double seconds, long forward_tokens) const {
   r.seconds = seconds;
   r.tokens_per_s = seconds > 0 ? forward_tokens / seconds : 0;
   return r;
+}
+
+void NllSums::CombineRanks() {
+  double sums[] = {sum, sum_sq};
+  int64_t count[] = {n};
+  dist::SumInRankOrder(sums);
+  dist::SumInRankOrder(count);
+  sum = sums[0], sum_sq = sums[1], n = count[0];
 }
 
 namespace {
@@ -96,9 +105,11 @@ PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
     }
     if (on_logits) on_logits(w, win, logits);
   };
+  const bool split = !obs && !on_logits;
   ForwardLayerMajor({&stream, 1}, TokenSpans(windows), score, [&](int done, int total, long) {
     if (progress) progress(done, total);
-  });
+  }, {}, split ? WindowSplit::kRankBlocks : WindowSplit::kAll);
+  if (split) sums.CombineRanks();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return sums.Result(seconds, forward_tokens);

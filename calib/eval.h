@@ -35,6 +35,8 @@ struct NllSums {
   }
   // Throws Error when no token was scored.
   PplResult Result(double seconds, long forward_tokens) const;
+  // Every rank's sums (core/dist.h), added in rank order, on every rank.
+  void CombineRanks();
 };
 
 // Per-window callback: the window and its logits [T, V]; used to compare two models.
@@ -43,6 +45,8 @@ using LogitsCallback = std::function<void(int window_index, const Window&, const
 // Runs `m` over every window (layer-major, model/layer_major.h: the same logits as a window-major
 // Forward) and accumulates the NLL of the scored tokens. `obs` sees every window, told by
 // OnWindow. `progress` (may be null) is called after each layer with (layers done, total).
+// Under mpirun the ranks split the windows and combine the sums, unless `obs` or `on_logits` is
+// given: those see every window, so each rank then runs them all.
 PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
                              ForwardObserver* obs = nullptr, const LogitsCallback& on_logits = {},
                              const std::function<void(int, int)>& progress = {});

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "model/layer_major.h"
 #include "model/ops.h"
@@ -127,6 +128,14 @@ struct Profiler::State {
   void ObserveValues(int layer, int g, const Mat& x);
   void ObserveProbs(int layer, int h, const Mat& p);
   void ObserveGate(GateAcc& acc, const Mat& x, int col0, int cols);
+
+  template <typename D, typename I>
+  void ForEachSum(D&& d, I&& i);
+  void CombineRanks();
+  void CombineSums();
+  void CombinePairMaxima();
+  void CombineLargest();
+  void CombineMaps();
 
   void DetectMassive(ProfileResult& r) const;
   void DetectSinks(ProfileResult& r) const;
@@ -251,6 +260,180 @@ void Profiler::State::ObserveGate(GateAcc& acc, const Mat& x, int col0, int cols
     }
   }
   acc.n += x.rows() * cols;
+}
+
+// ---- Several processes: each rank saw its block of windows (core/dist.h) ----
+
+namespace {
+
+// The records `write` appends on every rank, concatenated in rank order.
+template <typename Visit>
+std::vector<double> GatherRecords(Visit&& write) {
+  std::vector<double> mine;
+  write(mine);
+  return dist::Gather(mine);
+}
+
+void PutEntry(std::vector<double>& out, const ResidualEntry& e) {
+  out.insert(out.end(), {e.value, double(e.channel), double(e.position), double(e.token),
+                         double(e.window), e.row_median});
+}
+
+ResidualEntry TakeEntry(const double* p) {
+  return {p[0], int(p[1]), int(p[2]), int(p[3]), int(p[4]), p[5]};
+}
+
+constexpr size_t kEntry = 6;
+
+}  // namespace
+
+// Calls `d` on every double and `i` on every count that is a sum over windows, in one fixed
+// order (the same on every rank, so the packed vectors line up).
+template <typename D, typename I>
+void Profiler::State::ForEachSum(D&& d, I&& i) {
+  i(total_tokens);
+  i(sink_windows);
+  i(h_rows);
+  for (std::vector<double>& layer : h_abs_sum) {
+    for (double& v : layer) d(v);
+  }
+  for (HeadAcc& a : heads) {
+    for (double& v : a.first_sum) d(v);
+    for (double& v : a.contrib_sum) d(v);
+    for (int64_t& v : a.top_pos) i(v);
+    d(a.top_mass_sum);
+    d(a.out_norm_sum);
+    i(a.queries);
+  }
+  for (KvAcc& a : kv) {
+    for (double& v : a.first_norm_sum) d(v);
+    for (int64_t& v : a.first_count) i(v);
+  }
+  for (std::vector<PairAcc>* pairs : {&q_pairs, &k_pairs}) {
+    for (PairAcc& a : *pairs) {
+      for (double& v : a.sink_share) d(v);
+      for (double& v : a.other_share) d(v);
+      i(a.sink_n);
+      i(a.other_n);
+    }
+  }
+  for (GateAcc& a : attn_gates) {
+    d(a.sum);
+    d(a.closed);
+    i(a.n);
+  }
+}
+
+void Profiler::State::CombineRanks() {
+  // top_pos grows with the longest window a rank saw: pad every rank to the longest of all.
+  double longest[] = {heads.empty() ? 0.0 : double(heads[0].top_pos.size())};
+  double seen[] = {double(windows_seen)};
+  dist::Max(longest);
+  dist::Max(seen);
+  windows_seen = static_cast<int>(seen[0]);
+  for (HeadAcc& a : heads) a.top_pos.resize(static_cast<size_t>(longest[0]), 0);
+  CombineSums();
+  CombinePairMaxima();
+  for (SiteProfile& sp : sites) sp.stats.CombineRanks();
+  for (ResidualLayer& r : residual) r.abs_hist.CombineRanks();
+  for (KvAcc& k : kv) k.norms.CombineRanks();
+  CombineLargest();
+  CombineMaps();
+}
+
+// One packed reduction for all the sums (thousands of small vectors at 8B sizes).
+void Profiler::State::CombineSums() {
+  std::vector<double> ds;
+  std::vector<int64_t> is;
+  ForEachSum([&](double& v) { ds.push_back(v); }, [&](int64_t& v) { is.push_back(v); });
+  dist::SumInRankOrder(ds);
+  dist::SumInRankOrder(is);
+  size_t a = 0, b = 0;
+  ForEachSum([&](double& v) { v = ds[a++]; }, [&](int64_t& v) { v = is[b++]; });
+}
+
+void Profiler::State::CombinePairMaxima() {
+  std::vector<double> maxima;
+  for (auto* pairs : {&q_pairs, &k_pairs}) {
+    for (PairAcc& p : *pairs) maxima.insert(maxima.end(), p.absmax.begin(), p.absmax.end());
+  }
+  dist::Max(maxima);
+  size_t m = 0;
+  for (auto* pairs : {&q_pairs, &k_pairs}) {
+    for (PairAcc& p : *pairs) {
+      for (double& v : p.absmax) v = maxima[m++];
+    }
+  }
+}
+
+// Each layer's largest residual entry: the first rank's on ties, as one process keeps the
+// first window's.
+void Profiler::State::CombineLargest() {
+  const std::vector<double> all = GatherRecords([&](std::vector<double>& out) {
+    for (const ResidualLayer& r : residual) {
+      out.push_back(r.absmax);
+      PutEntry(out, r.max);
+    }
+  });
+  for (ResidualLayer& r : residual) r.absmax = 0, r.max = {};
+  for (size_t at = 0; at < all.size();) {
+    for (ResidualLayer& r : residual) {
+      if (all[at] > r.absmax) r.absmax = all[at], r.max = TakeEntry(&all[at + 1]);
+      at += 1 + kEntry;
+    }
+  }
+}
+
+// Maps keyed by what a rank happened to see (massive activations, outlier tokens, norm gates):
+// every rank's records, merged in rank order.
+void Profiler::State::CombineMaps() {
+  const std::vector<double> all = GatherRecords([&](std::vector<double>& out) {
+    for (const auto& [key, ma] : massive) {
+      out.insert(out.end(), {0.0, double(ma.layer), double(ma.channel), double(ma.count),
+                             double(ma.positions.size()), double(ma.tokens.size())});
+      PutEntry(out, ma.max);
+      for (const auto& [k, n] : ma.positions) out.insert(out.end(), {double(k), double(n)});
+      for (const auto& [k, n] : ma.tokens) out.insert(out.end(), {double(k), double(n)});
+    }
+    for (const auto& [key, o] : outlier_tokens) {
+      out.insert(out.end(), {1.0, double(o.layer), double(o.position), double(o.token),
+                             double(o.count), o.max_ratio, o.max_value});
+    }
+    for (const auto& [key, g] : norm_gates) {
+      out.insert(out.end(), {2.0, double(key.first), double(key.second), g.sum, g.closed,
+                             double(g.n)});
+    }
+  });
+  massive.clear();
+  outlier_tokens.clear();
+  norm_gates.clear();
+  for (size_t at = 0; at < all.size();) {
+    const double* p = &all[at];
+    if (p[0] == 0.0) {
+      MassiveActivation& ma = massive[{int(p[1]), int(p[2])}];
+      ma.layer = int(p[1]), ma.channel = int(p[2]), ma.count += int64_t(p[3]);
+      const ResidualEntry e = TakeEntry(p + 6);
+      if (std::abs(e.value) > std::abs(ma.max.value)) ma.max = e;
+      const size_t n_pos = size_t(p[4]), n_tok = size_t(p[5]);
+      const double* kv = p + 6 + kEntry;
+      for (size_t j = 0; j < n_pos; ++j) ma.positions[int(kv[2 * j])] += int64_t(kv[2 * j + 1]);
+      kv += 2 * n_pos;
+      for (size_t j = 0; j < n_tok; ++j) ma.tokens[int(kv[2 * j])] += int64_t(kv[2 * j + 1]);
+      at += 6 + kEntry + 2 * (n_pos + n_tok);
+    } else if (p[0] == 1.0) {
+      const int layer = int(p[1]), pos = int(p[2]), tok = int(p[3]);
+      OutlierToken& o =
+          outlier_tokens.try_emplace({layer, pos, tok}, OutlierToken{layer, pos, tok}).first->second;
+      o.count += int64_t(p[4]);
+      o.max_ratio = std::max(o.max_ratio, p[5]);
+      o.max_value = std::max(o.max_value, p[6]);
+      at += 7;
+    } else {
+      GateAcc& g = norm_gates[{int(p[1]), int(p[2])}];
+      g.sum += p[3], g.closed += p[4], g.n += int64_t(p[5]);
+      at += 6;
+    }
+  }
 }
 
 // ---- Detection over the accumulated statistics ----
@@ -462,6 +645,8 @@ void Profiler::Observe(const Where& at, const Mat& x) {
   }
 }
 
+void Profiler::CombineRanks() { s_->CombineRanks(); }
+
 ProfileResult Profiler::Finish(const std::function<std::string(int)>& token_text) {
   State& s = *s_;
   ProfileResult r;
@@ -525,7 +710,7 @@ ProfileResult RunProfile(const Model& model, const std::vector<std::vector<int>>
   std::vector<std::span<const int>> spans(windows.begin(), windows.end());
   ForwardLayerMajor({&stream, 1}, spans, {}, [&](int done, int total, long) {
     if (progress) progress(done, total);
-  });
+  }, {}, WindowSplit::kRankBlocks);
   return prof.Finish(token_text);
 }
 

@@ -151,6 +151,7 @@ class Profiler : public ForwardObserver {
   void OnWindow(int window, std::span<const int> tokens) override;
   bool Wants(Site site, int layer) const override { return site != Site::kLogits; }
   void Observe(const Where& at, const Mat& x) override;
+  void CombineRanks() override;  // every MPI rank's accumulators merged (core/dist.h)
   // Detection over the accumulated statistics; `token_text` names token ids.
   ProfileResult Finish(const std::function<std::string(int)>& token_text);
 

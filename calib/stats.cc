@@ -4,6 +4,8 @@
 #include <bit>
 #include <cmath>
 
+#include "core/dist.h"
+
 namespace sq {
 
 void LogHistogram::Add(float v) {
@@ -27,6 +29,24 @@ double LogHistogram::Quantile(double q) const {
     }
   }
   return 0;
+}
+
+void LogHistogram::CombineRanks() {
+  dist::SumInRankOrder(bins_);
+  int64_t n[] = {count_};
+  dist::SumInRankOrder(n);
+  count_ = n[0];
+}
+
+void ChannelStats::CombineRanks() {
+  dist::Max(absmax_);
+  dist::SumInRankOrder(sum_abs_);
+  dist::SumInRankOrder(sum_sq_);
+  dist::SumInRankOrder(power_sums_);
+  int64_t rows[] = {rows_};
+  dist::SumInRankOrder(rows);
+  rows_ = rows[0];
+  abs_hist_.CombineRanks();
 }
 
 ChannelStats::ChannelStats(int channels)

@@ -20,6 +20,7 @@ class LogHistogram {
   int64_t count() const { return count_; }
   // The q-quantile (0..1) as the midpoint of its bin; 0 when empty.
   double Quantile(double q) const;
+  void CombineRanks();  // every MPI rank's counts added (core/dist.h)
 
  private:
   std::vector<int64_t> bins_ = std::vector<int64_t>(kBins, 0);
@@ -43,6 +44,8 @@ class ChannelStats {
   double MedianAbs() const { return abs_hist_.Quantile(0.5); }  // approximate (LogHistogram)
   // Pearson kurtosis E[(x-m)^4] / E[(x-m)^2]^2 over every entry (3 for a Gaussian).
   double Kurtosis() const;
+  // Every MPI rank's statistics combined (core/dist.h): maxima, sums in rank order, histogram.
+  void CombineRanks();
 
  private:
   std::vector<double> absmax_, sum_abs_, sum_sq_;

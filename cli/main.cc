@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/input_file.h"
 #include "core/memory.h"
@@ -45,6 +46,11 @@ void PrintHelp() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const sq::dist::Session mpi(&argc, &argv);
+  // Under mpirun rank 0 speaks for the job: the other ranks print nothing (their stdout goes
+  // nowhere, no progress, no peak-memory line) and write no files (core/atomic_file.h).
+  const bool silent_rank = sq::dist::Rank() != 0;
+  if (silent_rank && !std::freopen("/dev/null", "w", stdout)) return 1;
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     PrintHelp();
     return argc < 2 ? 2 : 0;
@@ -55,7 +61,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> rest(argv + 2, argv + argc);
     // --quiet is every command's flag: it silences stderr progress, never changes stdout.
     const auto quiet = std::remove(rest.begin(), rest.end(), std::string("--quiet"));
-    const bool is_quiet = quiet != rest.end();
+    const bool is_quiet = quiet != rest.end() || silent_rank;
     rest.erase(quiet, rest.end());
     sq::SetProgressEnabled(!is_quiet);
     sq::StartMemorySampler();
@@ -70,7 +76,10 @@ int main(int argc, char** argv) {
       sq::Args args(name, rest);
       rc = c.run(args);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "sinkquant %s: error: %s\n", name.c_str(), e.what());
+      const std::string message = "sinkquant " + name + ": error: " + e.what();
+      // The other ranks may wait in a reduction for this one: end them all.
+      if (sq::dist::Size() > 1) sq::dist::Abort(message);
+      std::fprintf(stderr, "%s\n", message.c_str());
       return 1;
     }
     // Output lost on a full disk or a closed pipe is a failure, not a success.
@@ -86,6 +95,9 @@ int main(int argc, char** argv) {
     }
     return rc;
   }
-  std::fprintf(stderr, "sinkquant: unknown command '%s' (see sinkquant --help)\n", name.c_str());
+  if (!silent_rank) {
+    std::fprintf(stderr, "sinkquant: unknown command '%s' (see sinkquant --help)\n",
+                 name.c_str());
+  }
   return 2;
 }

@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/quant_flags.h"
 #include "cli/output.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "model/loader.h"
@@ -180,6 +181,9 @@ int RunQuantize(Args& a) {
                 o.data.c_str(), cmp->fp.ppl, cmp->quant.ppl, cmp->kld_mean, cmp->top1);
   }
 
+  // Every rank now holds the same quantized model; the export (and the reference logits, run
+  // on every window by one process) is rank 0's alone.
+  if (dist::Rank() != 0) return 0;
   OnnxExportReport r;
   if (o.folder) {
     OnnxFolderContents contents;

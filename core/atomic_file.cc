@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/input_file.h"
 
@@ -12,6 +13,7 @@ namespace sq {
 
 void WriteFileAtomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
   CheckOutputPath(path);
+  if (dist::Rank() != 0) return;  // every rank holds the same result; one writes it
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -39,6 +41,7 @@ void WriteFileAtomic(const std::string& path, const std::string& content) {
 
 void WriteFilesAtomic(const std::vector<std::pair<std::string, std::string>>& files) {
   for (const auto& f : files) CheckOutputPath(f.first);
+  if (dist::Rank() != 0) return;
   std::vector<std::string> tmps;
   auto remove_tmps = [&] {
     std::error_code ignored;

@@ -1,5 +1,6 @@
 // Writing outputs so that an interrupted run never leaves a half-written file behind:
-// write to a temporary name in the target folder, then rename into place.
+// write to a temporary name in the target folder, then rename into place. Under mpirun only
+// rank 0 writes (core/dist.h): the other ranks check the path and return.
 #pragma once
 
 #include <functional>

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "formats/mmap.h"
 
@@ -37,28 +38,39 @@ void Timed(const LayerMajorStream& s, Fn&& fn) {
   }
 }
 
+// Each observer once, in stream order (the same on every rank: the calls are collective).
+void CombineObservers(std::span<const LayerMajorStream> streams) {
+  std::vector<ForwardObserver*> done;
+  for (const LayerMajorStream& st : streams) {
+    if (!st.obs || std::find(done.begin(), done.end(), st.obs) != done.end()) continue;
+    st.obs->CombineRanks();
+    done.push_back(st.obs);
+  }
+}
+
 }  // namespace
 
 void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
                        const std::vector<std::span<const int>>& windows,
                        const LayerMajorLogits& on_logits, const LayerMajorProgress& progress,
-                       const LayerMajorHooks& hooks) {
+                       const LayerMajorHooks& hooks, WindowSplit split) {
   Check(!streams.empty(), "ForwardLayerMajor: no models to run");
   const ModelConfig& c = streams[0].model->config;
-  long tokens = 0;
-  for (const auto& w : windows) {
-    CheckSequence(c, w);
-    tokens += static_cast<long>(w.size());
-  }
+  for (const auto& w : windows) CheckSequence(c, w);  // every rank checks all: errors agree
   for (const LayerMajorStream& s : streams) {
     Check(s.model->config.n_layers == c.n_layers, "ForwardLayerMajor: models differ in depth");
   }
-  // hidden[s][w]: stream s's residual stream of window w entering the next layer [T, d].
+  const dist::Block mine = split == WindowSplit::kRankBlocks ? dist::BlockOf(windows.size())
+                                                             : dist::Block{0, windows.size()};
+  long tokens = 0;
+  for (size_t w = mine.begin; w < mine.end; ++w) tokens += static_cast<long>(windows[w].size());
+  // hidden[s][i]: stream s's residual stream of window mine.begin + i entering the next layer.
   std::vector<std::vector<Mat>> hidden(streams.size());
   for (size_t s = 0; s < streams.size(); ++s) {
     const LayerMajorStream& st = streams[s];
-    for (int w = 0; w < WindowsOf(st, windows.size()); ++w) {
-      Tell(st, w, windows[w]);
+    const size_t last = std::min<size_t>(mine.end, WindowsOf(st, windows.size()));
+    for (size_t w = mine.begin; w < last; ++w) {
+      Tell(st, static_cast<int>(w), windows[w]);
       Timed(st, [&] { hidden[s].push_back(Embed(*st.model, windows[w])); });
       if (st.obs && st.obs->Wants(Site::kResidual, -1)) {
         st.obs->Observe({Site::kResidual, -1}, hidden[s].back());
@@ -69,9 +81,9 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
     if (hooks.before_layer) hooks.before_layer(l);
     for (size_t s = 0; s < streams.size(); ++s) {
       const LayerMajorStream& st = streams[s];
-      for (size_t w = 0; w < hidden[s].size(); ++w) {
-        Tell(st, static_cast<int>(w), windows[w]);
-        Timed(st, [&] { ForwardBlock(*st.model, l, hidden[s][w], st.obs); });
+      for (size_t i = 0; i < hidden[s].size(); ++i) {
+        Tell(st, static_cast<int>(mine.begin + i), windows[mine.begin + i]);
+        Timed(st, [&] { ForwardBlock(*st.model, l, hidden[s][i], st.obs); });
       }
     }
     for (const LayerMajorStream& st : streams) ReleaseLayerPages(*st.model, l);
@@ -80,18 +92,22 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
   }
   if (hooks.before_head) hooks.before_head();
   std::vector<Mat> logits(streams.size());
-  for (size_t w = 0; w < windows.size(); ++w) {
+  for (size_t w = mine.begin; w < mine.end; ++w) {
+    const size_t i = w - mine.begin;
     for (size_t s = 0; s < streams.size(); ++s) {
       const LayerMajorStream& st = streams[s];
       logits[s].resize(0, 0);
-      if (w >= hidden[s].size()) continue;
+      if (i >= hidden[s].size()) continue;
       Tell(st, static_cast<int>(w), windows[w]);
-      if (st.logits || WantsHead(st, c.n_layers)) Timed(st, [&] { logits[s] = Head(*st.model, hidden[s][w], st.obs); });
-      hidden[s][w].resize(0, 0);  // done with this window's state
+      if (st.logits || WantsHead(st, c.n_layers)) {
+        Timed(st, [&] { logits[s] = Head(*st.model, hidden[s][i], st.obs); });
+      }
+      hidden[s][i].resize(0, 0);  // done with this window's state
       if (!st.logits) logits[s].resize(0, 0);
     }
     if (on_logits) on_logits(static_cast<int>(w), logits);
   }
+  if (split == WindowSplit::kRankBlocks) CombineObservers(streams);
 }
 
 void ObserveLayerMajor(const Model& m, const std::vector<std::span<const int>>& windows,

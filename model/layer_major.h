@@ -39,12 +39,19 @@ struct LayerMajorHooks {
   std::function<void()> before_head;
 };
 
+// kRankBlocks: under mpirun each rank runs only its block of the windows (core/dist.h; one
+// rank: all of them) and at the end every observer's CombineRanks is called, so observers end
+// with the statistics of all windows. Window indices stay the file's; `on_logits` sees this
+// rank's windows only, so whoever accumulates there combines the ranks itself.
+enum class WindowSplit { kAll, kRankBlocks };
+
 // Runs every stream over `windows`, layer by layer; calls `on_logits` once per window after the
 // last layer, in window order (one window's logits are alive at a time).
 void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
                        const std::vector<std::span<const int>>& windows,
                        const LayerMajorLogits& on_logits, const LayerMajorProgress& progress = {},
-                       const LayerMajorHooks& hooks = {});
+                       const LayerMajorHooks& hooks = {},
+                       WindowSplit split = WindowSplit::kAll);
 
 // Runs `m` over `windows` for `obs` alone (no logits unless it wants the head's sites).
 void ObserveLayerMajor(const Model& m, const std::vector<std::span<const int>>& windows,

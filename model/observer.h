@@ -3,6 +3,8 @@
 
 #include <span>
 
+#include "core/dist.h"
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace sq {
@@ -43,6 +45,12 @@ class ForwardObserver {
   // `window`'s pass (embedding, one block, the head) they say which window the next sites
   // belong to. A window-major Forward never calls it.
   virtual void OnWindow(int window, std::span<const int> tokens) {}
+  // After a run split across processes (WindowSplit::kRankBlocks, model/layer_major.h), each
+  // rank saw only its block of windows: combine the statistics so that every rank holds those
+  // of all windows. An observer that cannot must not be run split (checked here).
+  virtual void CombineRanks() {
+    Check(dist::Size() == 1, "this statistic cannot be combined across MPI ranks");
+  }
 };
 
 }  // namespace sq

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/dist.h"
 #include "core/error.h"
 
 namespace sq {
@@ -31,6 +32,18 @@ void HessianAccumulator::Add(const Mat& x) {
     h_.bottomLeftCorner(k2, k1).noalias() += x2.transpose() * x1;
   }
   n_ += x.rows();
+}
+
+void HessianAccumulator::AddInRankOrder(const std::vector<Mat>& rows) {
+  // Floating-point addition is not associative: per-rank partial sums added afterwards would
+  // round differently from one process, so the accumulator itself travels rank to rank.
+  int64_t n[] = {0};
+  for (const Mat& x : rows) n[0] += x.rows();
+  dist::SumInRankOrder(n);
+  dist::FoldInRankOrder(std::span<double>(h_.data(), static_cast<size_t>(h_.size())), [&] {
+    for (const Mat& x : rows) Add(x);
+  });
+  n_ = n[0];
 }
 
 Eigen::MatrixXd HessianAccumulator::H() const {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <Eigen/Dense>
+#include <vector>
 
 #include "core/tensor.h"
 #include "quant/quantizer.h"
@@ -21,6 +22,10 @@ class HessianAccumulator {
   // H, moving the sums out (no second K x K copy); the accumulator is empty afterwards.
   Eigen::MatrixXd TakeH();
   long rows() const { return n_; }
+  // Adds every MPI rank's `rows` (core/dist.h), rank 0's first, exactly as one process adding
+  // all windows in file order would: every rank gets the same Hessian, bit for bit, and so
+  // quantizes the same weights as one process.
+  void AddInRankOrder(const std::vector<Mat>& rows);
 
  private:
   Eigen::MatrixXd h_;  // sum of x^T x

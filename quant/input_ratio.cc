@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "model/layer_major.h"
 #include "quant/online_rotation.h"
@@ -36,6 +37,28 @@ void InputRatioObserver::Observe(const Where& at, const Mat& x) {
   std::nth_element(a.begin(), a.begin() + a.size() / 2, a.end());
   acc.medians.push_back(a[a.size() / 2]);
   acc.max_abs = std::max<double>(acc.max_abs, *std::max_element(a.begin() + a.size() / 2, a.end()));
+}
+
+// Ranks hold different sites (a rank past the first windows none): each sends (layer, site,
+// max, token ratio, its window medians) and the maxima are taken, the medians joined in rank
+// order, i.e. in window order as one process collects them.
+void InputRatioObserver::CombineRanks() {
+  std::vector<double> mine;
+  for (const auto& [key, acc] : acc_) {
+    mine.insert(mine.end(), {double(key.first), double(key.second), acc.max_abs,
+                             acc.token_ratio, double(acc.medians.size())});
+    mine.insert(mine.end(), acc.medians.begin(), acc.medians.end());
+  }
+  const std::vector<double> all = dist::Gather(mine);
+  acc_.clear();
+  for (size_t i = 0; i < all.size();) {
+    Acc& acc = acc_[{static_cast<int>(all[i]), static_cast<int>(all[i + 1])}];
+    acc.max_abs = std::max(acc.max_abs, all[i + 2]);
+    acc.token_ratio = std::max(acc.token_ratio, all[i + 3]);
+    const size_t n = static_cast<size_t>(all[i + 4]);
+    acc.medians.insert(acc.medians.end(), all.begin() + i + 5, all.begin() + i + 5 + n);
+    i += 5 + n;
+  }
 }
 
 std::vector<InputRatio> InputRatioObserver::Results() const {

@@ -32,6 +32,7 @@ class InputRatioObserver : public ForwardObserver {
   bool Wants(Site site, int layer) const override;
   void Observe(const Where& at, const Mat& x) override;
   std::vector<InputRatio> Results() const;  // sites in forward order
+  void CombineRanks() override;
 
  private:
   struct Acc {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/strings.h"
 #include "quant/gptq.h"
@@ -179,7 +180,10 @@ void UntilCollected(Fn&& fn) {
 // input transform get their own Hessian of the transformed input; plain ones share one.
 class HessianObserver : public ForwardObserver {
  public:
-  HessianObserver(Site site, int layer) : site_(site), layer_(layer) {}
+  // `split`: the windows are this rank's block (core/dist.h); the inputs are kept until
+  // CombineRanks adds them to the Hessians in rank order.
+  HessianObserver(Site site, int layer, bool split)
+      : site_(site), layer_(layer), split_(split) {}
   // Returns the slot of `lin`'s Hessian.
   int Track(const Linear& lin) {
     const auto* t = dynamic_cast<const InputTransformLinear*>(&lin);
@@ -193,26 +197,35 @@ class HessianObserver : public ForwardObserver {
   void Observe(const Where& at, const Mat& x) override {
     if (at.site != site_ || at.layer != layer_) return;
     for (Slot& s : slots_) {
-      if (!s.transform) {
-        s.h.Add(x);
+      Mat xt;
+      if (s.transform) s.transform->TransformInput(x, xt);
+      const Mat& seen = s.transform ? xt : x;
+      if (split_) {
+        s.kept.push_back(seen);
       } else {
-        Mat xt;
-        s.transform->TransformInput(x, xt);
-        s.h.Add(xt);
+        s.h.Add(seen);
       }
     }
     throw SiteCollected{};  // observers are called outside parallel regions: safe to unwind
   }
   const HessianAccumulator& Hessian(int slot) const { return slots_[slot].h; }
   Eigen::MatrixXd TakeHessian(int slot) { return slots_[slot].h.TakeH(); }
+  void CombineRanks() override {
+    for (Slot& s : slots_) {
+      s.h.AddInRankOrder(s.kept);
+      s.kept.clear();
+    }
+  }
 
  private:
   struct Slot {
     const InputTransformLinear* transform;
     HessianAccumulator h;
+    std::vector<Mat> kept = {};  // split: this rank's inputs, until CombineRanks
   };
   Site site_;
   int layer_;
+  bool split_;
   std::vector<Slot> slots_;
 };
 
@@ -227,7 +240,8 @@ class GptqRunner {
   // in place), or null to start from the embeddings of `calib`.
   GptqRunner(Model& work, const QuantConfig& cfg, const std::vector<Window>& calib,
              WeightMap& weights, QuantizeReport& rep, std::vector<Mat>* states)
-      : work_(work), cfg_(cfg), weights_(weights), rep_(rep), hs_(states ? *states : own_hs_) {
+      : work_(work), cfg_(cfg), weights_(weights), rep_(rep), hs_(states ? *states : own_hs_),
+        split_(states != nullptr && dist::Size() > 1) {
     if (!states) {
       for (const Window& w : calib) hs_.push_back(Embed(work_, w.tokens));
     }
@@ -250,22 +264,24 @@ class GptqRunner {
         if (!cfg_.KeepsFloat(r)) roles.push_back(r);
       }
       if (roles.empty()) continue;
-      HessianObserver obs(st.site, l);
+      HessianObserver obs(st.site, l, split_);
       std::vector<int> slot;
       for (Role r : roles) slot.push_back(obs.Track(*LinearAt(work_, l, r)));
       for (const Mat& h : hs_) {
         Mat hh = h;
         UntilCollected([&] { ForwardBlock(work_, l, hh, &obs); });
       }
+      if (split_) obs.CombineRanks();  // once per stage: each stage needs the last's weights
       QuantizeSharingFactors(l, roles, slot, obs);
     }
     for (Mat& h : hs_) ForwardBlock(work_, l, h, nullptr);
   }
 
   void LmHead() {
-    HessianObserver obs(Site::kHeadInput, work_.config.n_layers);
+    HessianObserver obs(Site::kHeadInput, work_.config.n_layers, split_);
     const int slot = obs.Track(*work_.lm_head);
     for (const Mat& h : hs_) UntilCollected([&] { Head(work_, h, &obs); });
+    if (split_) obs.CombineRanks();
     Quantize(-1, Role::kLmHead, FactorHessian(obs.TakeHessian(slot), Options()));
   }
 
@@ -304,6 +320,7 @@ class GptqRunner {
   QuantizeReport& rep_;
   std::vector<Mat> own_hs_;
   std::vector<Mat>& hs_;  // per calibration window: hidden state entering the next layer [T, d]
+  bool split_;  // hs_ is this rank's block of the windows: Hessians are added across ranks
 };
 
 }  // namespace

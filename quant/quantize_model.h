@@ -81,7 +81,10 @@ struct QuantizeReport {
 // `progress` (may be empty) is called with (layers done, total).
 // `calib_states` (GPTQ, may be null): the calibration hidden states entering `fp`'s first layer,
 // used instead of embedding `calib` and advanced in place through the quantized layers, so a
-// model can be quantized one layer-slice at a time (quant/recipe_pipeline.h).
+// model can be quantized one layer-slice at a time (quant/recipe_pipeline.h). Under mpirun they
+// are this rank's block of the windows (core/dist.h) and the Hessians are added across ranks in
+// window order before each stage is quantized, so every rank quantizes the same weights as one
+// process (each rank keeps its block's inputs of the stage until then).
 Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
                     QuantizeReport* report = nullptr,
                     const std::function<void(int, int)>& progress = {},

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "quant/int4_integer_linear.h"
 #include "quant/smooth.h"
@@ -37,6 +38,13 @@ Model Shell(const Model& head, int layers) {
   m.weights.layers.resize(layers);
   m.linears.resize(layers);
   return m;
+}
+
+// The maxima over every rank's calibration windows (exact in any order).
+void MaxAcrossRanks(ChannelAbsMax& s) {
+  for (std::vector<Vec>* site : {&s.attn_in, &s.o_in, &s.ffn_in, &s.down_in}) {
+    for (Vec& v : *site) dist::Max(std::span<float>(v.data(), static_cast<size_t>(v.size())));
+  }
 }
 
 class Stopwatch {
@@ -79,13 +87,18 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
   const int L = fp_.config.n_layers;
   t_ = Shell(head_t_, L);
   q_ = Shell(head_t_, L);
-  if (smooth) {
-    for (const Window& w : calib_) calib_fp_.push_back(Embed(fp_, w.tokens));
+  // Under mpirun each rank calibrates on its block of the windows (core/dist.h) and the
+  // statistics are combined before each layer is transformed or quantized.
+  const dist::Block mine = dist::BlockOf(calib_.size());
+  smooth_ = smooth;
+  for (size_t w = mine.begin; smooth_ && w < mine.end; ++w) {
+    calib_fp_.push_back(Embed(fp_, calib_[w].tokens));
   }
   const QuantConfig& c = recipe_.config;
-  if (c.w_bits < 16 && c.gptq) {
-    Check(!calib_.empty(), "GPTQ needs calibration windows (--calib FILE)");
-    for (const Window& w : calib_) calib_q_.push_back(Embed(t_, w.tokens));
+  gptq_ = c.w_bits < 16 && c.gptq;
+  Check(!gptq_ || !calib_.empty(), "GPTQ needs calibration windows (--calib FILE)");
+  for (size_t w = mine.begin; gptq_ && w < mine.end; ++w) {
+    calib_q_.push_back(Embed(t_, calib_[w].tokens));
   }
   // The lm_head: quantized now unless GPTQ needs the last layer's calibration states.
   if (!HeadNeedsGptq()) q_.lm_head = QuantizeSlice(head_t_, -1, nullptr).lm_head;
@@ -161,14 +174,17 @@ void RecipePipeline::PrepareLayer(int l) {
   Stopwatch clock(seconds_);
   Model cur = LayerSlice(l);
   ChannelAbsMax stats;
-  if (!calib_fp_.empty()) stats = LayerChannelAbsMax(cur, 0, calib_fp_);  // advances calib_fp_
+  if (smooth_) {
+    stats = LayerChannelAbsMax(cur, 0, calib_fp_);  // advances calib_fp_
+    MaxAcrossRanks(stats);
+  }
   std::vector<std::string> ignored;  // the log was written by the model-level pass
   for (const std::string& name : recipe_.transforms) {
     cur = name == "smooth"
               ? SmoothWithStats(cur, recipe_.config, stats, calib_.size(), ignored)
               : FindTransform(name, recipe_.name)(cur, recipe_.config, calib_, ignored);
   }
-  Model q = QuantizeSlice(cur, l, calib_q_.empty() ? nullptr : &calib_q_);
+  Model q = QuantizeSlice(cur, l, gptq_ ? &calib_q_ : nullptr);
   if (!q_.kv_quant) q_.kv_quant = q.kv_quant;  // one KV quantizer serves every layer
   Install(t_, cur, l, t_layer_);
   Install(q_, q, l, q_layer_);

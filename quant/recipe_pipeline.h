@@ -9,6 +9,9 @@
 //
 // Every step does the arithmetic ApplyRecipe does for that layer, so the two give the same
 // quantized model bit for bit (tests/quant/recipe_pipeline_test.cc).
+// Under mpirun each rank calibrates on its block of the calibration windows; the SmoothQuant
+// maxima and GPTQ Hessians are combined across ranks (core/dist.h) before a layer is
+// transformed and quantized, so every rank holds the same quantized layer.
 #pragma once
 
 #include <memory>
@@ -66,6 +69,8 @@ class RecipePipeline {
   Model head_t_;                    // model-level tensors after the transforms (no layers)
   Model t_, q_;                     // the shells the streams run
   std::vector<std::shared_ptr<const void>> t_layer_, q_layer_;  // storage of the current layer
+  // Calibration states of this rank's block of the windows (all of them in one process).
+  bool smooth_ = false, gptq_ = false;
   std::vector<Mat> calib_fp_;       // calibration states in the float model (smooth statistics)
   std::vector<Mat> calib_q_;        // ... in the transformed, weight-quantized model (GPTQ)
   std::vector<std::string> log_;

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-compiler
           libonnx-dev catch2 nlohmann-json3-dev
-          clang libclang-rt-14-dev libomp-dev)  # clang: the fuzzers (scripts/fuzz)
+          clang libclang-rt-14-dev libomp-dev   # clang: the fuzzers (scripts/fuzz)
+          libopenmpi-dev openmpi-bin)           # mpirun across processes (README, MPI)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -15,9 +15,9 @@ struct RunResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `sinkquant ARGS` through the shell (args are passed as written).
-inline RunResult RunSinkquant(const std::string& args) {
-  const std::string cmd = Binary() + " " + args + " 2>&1";
+// Runs a shell command line, stderr merged into the output.
+inline RunResult RunCommand(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   RunResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -28,6 +28,9 @@ inline RunResult RunSinkquant(const std::string& args) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+
+// Runs `sinkquant ARGS` through the shell (args are passed as written).
+inline RunResult RunSinkquant(const std::string& args) { return RunCommand(Binary() + " " + args); }
 
 // Writes `content` to a file in `dir` and returns its path.
 inline std::string WriteTemp(const std::string& dir, const std::string& name,
