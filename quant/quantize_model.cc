@@ -47,6 +47,8 @@ bool QuantConfig::KeepsFloat(Role r) const {
   return std::find(keep_float.begin(), keep_float.end(), r) != keep_float.end();
 }
 
+bool QuantConfig::QuantizesWeight(Role r) const { return w_bits < 16 && !KeepsFloat(r); }
+
 std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
   auto f = [](double v) {

@@ -36,7 +36,8 @@ struct QuantConfig {
 
   WeightQuantSpec weight_spec() const { return {w_bits, w_group, w_sym, clip_search}; }
   ActQuantSpec act_spec() const { return {a_bits, a_clip}; }
-  bool KeepsFloat(Role r) const;
+  bool KeepsFloat(Role r) const;           // named in keep_float
+  bool QuantizesWeight(Role r) const;      // w_bits < 16 and not kept float
   // Every setting as (key, value) text, in a fixed order, for printing and JSON.
   std::vector<std::pair<std::string, std::string>> Settings() const;
   void Validate() const;  // throws Error naming the flag

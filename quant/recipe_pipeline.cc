@@ -206,7 +206,7 @@ void RecipePipeline::ReleaseLayer(int l) {
 
 void RecipePipeline::CompactQuantizedLayer(int l) {
   for (Role r : LinearRoles()) {
-    if (r != Role::kLmHead && recipe_.config.KeepsFloat(r)) {
+    if (r != Role::kLmHead && !recipe_.config.QuantizesWeight(r)) {
       // A float linear reads its weight from the slice: keep the slice's storage.
       q_.weights.storage.insert(q_.weights.storage.end(), q_layer_.begin(), q_layer_.end());
       return;

@@ -68,3 +68,23 @@ TEST_CASE("recipe pipeline equals ApplyRecipe on bytelm-austen-gatednorm", "[qua
     RequirePipelineMatches(lm, m, base, calib, eval, true);
   }
 }
+
+TEST_CASE("a kept pipeline (quantize's export path) equals ApplyRecipe, float weights too",
+          "[quant][pipeline]") {
+  LoadedModel lm = LoadModel(test::RequireShared("models/stories260K/stories260K.bin"), "");
+  const auto calib = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-calib.txt")),
+                                 *lm.tokenizer, {128, 300}, "calib");
+  const std::vector<int> tokens = calib[0].tokens;
+  for (const int w_bits : {16, 4}) {  // 16: rotated float linears read the layer's own storage
+    INFO("w_bits " << w_bits);
+    QuantConfig base;
+    base.w_bits = w_bits;
+    const Recipe recipe = MakeRecipe("rotate", base);
+    const RecipeResult rr = ApplyRecipe(lm.model, recipe, calib);
+    RecipePipeline pipe(lm.model, recipe, calib, false);
+    pipe.KeepQuantizedLayers();
+    pipe.BuildAll();
+    const Mat got = Forward(pipe.quantized(), tokens), want = Forward(rr.quantized, tokens);
+    CHECK((got.array() == want.array()).all());
+  }
+}
