@@ -116,6 +116,19 @@ nlohmann::ordered_json QuantizationJson(const QuantizeOptions& o, const Recipe* 
   return j;
 }
 
+// The reference logits are written after the export; if they fail, the export goes too, so a
+// failed run leaves no output (each output alone is already all-or-nothing). The folder is new
+// (an existing one is refused), and a bare model.onnx was replaced by this run.
+void RemoveExport(const QuantizeOptions& o, const OnnxFileSizes& files) {
+  std::error_code ec;
+  if (o.folder) {
+    std::filesystem::remove_all(o.out, ec);
+    return;
+  }
+  std::filesystem::remove(files.model_path, ec);
+  if (!files.data_path.empty()) std::filesystem::remove(files.data_path, ec);
+}
+
 int RunQuantize(Args& a) {
   QuantizeOptions o = ParseQuantizeOptions(a);
   SetNumThreads(o.threads);
@@ -203,7 +216,13 @@ int RunQuantize(Args& a) {
   PrintSizes(r);
 
   if (!o.logits_out.empty()) {
-    const PplResult p = WriteReferenceLogits(exported, windows, o.logits_out);
+    PplResult p;
+    try {
+      p = WriteReferenceLogits(exported, windows, o.logits_out);
+    } catch (...) {
+      RemoveExport(o, r.files);
+      throw;
+    }
     std::printf("reference: %s (+ .f32): %zu windows, ctx %d, %ld tokens scored\n",
                 o.logits_out.c_str(), windows.size(), o.windows.ctx, p.tokens);
     std::printf("sinkquant PPL = %.6f (the exported model, simulated)\n", p.ppl);

@@ -244,7 +244,9 @@ OnnxFileSizes OnnxBuilder::Save() {
     CheckOutputPath(data_path_);
   }
   // Both files are complete before either is renamed into place, so a failure leaves neither
-  // (the destructor removes the temporaries) and only the two renames separate them.
+  // (the destructor removes the temporaries). Two renames cannot be one atomic step, so an
+  // existing model goes first: a kill between the renames then leaves a data file with no
+  // model, never an old model beside new data it does not describe.
   {
     std::ofstream os(model_tmp_, std::ios::binary | std::ios::trunc);
     Check(os.good(), out_path_ + ": cannot write (is the folder there and writable?)");
@@ -254,6 +256,10 @@ OnnxFileSizes OnnxBuilder::Save() {
   }
   std::error_code ec;
   if (has_data) {
+    if (std::filesystem::exists(data_path_, ec)) {
+      std::filesystem::remove(out_path_, ec);
+      Check(!ec, out_path_ + ": cannot remove the model this export replaces: " + ec.message());
+    }
     std::filesystem::rename(data_tmp_, data_path_, ec);
     Check(!ec, data_path_ + ": cannot rename into place: " + ec.message());
     sizes.data_path = data_path_;

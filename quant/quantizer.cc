@@ -116,13 +116,32 @@ void QuantizedWeight::SetCode(int r, int c, int q) {
   }
 }
 
+// Writes f(code) for columns [c0, c1) of row r into dst[0, c1 - c0). For int4 f is tabulated over
+// the 16 nibbles (the same f(q) values, bit for bit): dequantizing every weight of a layer on
+// each calibration pass was a quarter of GPTQ's time at 8B with a call per element.
+template <typename F>
+void QuantizedWeight::MapCodes(int r, int c0, int c1, float* dst, F f) const {
+  if (!packed_int4()) {
+    for (int c = c0; c < c1; ++c) dst[c - c0] = f(Code(r, c));
+    return;
+  }
+  float table[16];
+  for (int nib = 0; nib < 16; ++nib) table[nib] = f(grid.sym && nib >= 8 ? nib - 16 : nib);
+  const size_t base = static_cast<size_t>(r) * cols;
+  for (int c = c0; c < c1; ++c) {
+    const size_t i = base + c;
+    dst[c - c0] = table[(codes[i / 2] >> ((i & 1) * 4)) & 0xF];
+  }
+}
+
 void QuantizedWeight::DequantizeRows(int r0, int n, Mat& out) const {
   out.resize(n, cols);
+#pragma omp parallel for schedule(static) if (static_cast<long>(n) * cols > (1 << 16))
   for (int r = 0; r < n; ++r) {
     for (int g = 0; g < n_groups(); ++g) {
       const QuantParams p = Params(r0 + r, g);
-      const int c1 = std::min(cols, (g + 1) * group);
-      for (int c = g * group; c < c1; ++c) out(r, c) = DequantCode(Code(r0 + r, c), p);
+      MapCodes(r0 + r, g * group, std::min(cols, (g + 1) * group), out.row(r).data() + g * group,
+               [&](int q) { return DequantCode(q, p); });
     }
   }
 }
@@ -130,9 +149,11 @@ void QuantizedWeight::DequantizeRows(int r0, int n, Mat& out) const {
 void QuantizedWeight::CentredCodes(int r0, int n, int g, Mat& out) const {
   const int c0 = g * group, c1 = std::min(cols, c0 + group);
   out.resize(n, c1 - c0);
+#pragma omp parallel for schedule(static) if (static_cast<long>(n) * (c1 - c0) > (1 << 16))
   for (int r = 0; r < n; ++r) {
     const int zero = Params(r0 + r, g).zero;
-    for (int c = c0; c < c1; ++c) out(r, c - c0) = static_cast<float>(Code(r0 + r, c) - zero);
+    MapCodes(r0 + r, c0, c1, out.row(r).data(),
+             [&](int q) { return static_cast<float>(q - zero); });
   }
 }
 

@@ -91,6 +91,10 @@ struct QuantizedWeight {
   // [n, columns of group g]: deq = centred * scale.
   void CentredCodes(int r0, int n, int g, Mat& out) const;
   size_t bytes() const;  // codes + scales (as f32) + zero points
+
+ private:
+  template <typename F>
+  void MapCodes(int r, int c0, int c1, float* dst, F f) const;
 };
 
 // Effective group size for K columns: `group` when 0 < group < K, else K (per channel).
