@@ -21,9 +21,12 @@ namespace {
 constexpr double kRelTolerance = 1e-12;
 
 // Runs the binary under mpirun with `ranks` processes; CI runs as root, which Open MPI refuses
-// unless told (its documented variables).
+// unless told (its documented variables). A rank waiting for another busy-polls by default;
+// beside ctest's other jobs on two cores that made this test take 215 s instead of ~7, so idle
+// ranks yield (mpi_yield_when_idle).
 RunResult RunMpi(int ranks, const std::string& args) {
-  return RunCommand("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " +
+  return RunCommand("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                    "OMPI_MCA_mpi_yield_when_idle=1 OMP_NUM_THREADS=1 " +
                     std::string(SINKQUANT_MPIEXEC) + " -np " + std::to_string(ranks) +
                     " --oversubscribe " + Binary() + " " + args);
 }
