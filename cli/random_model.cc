@@ -227,8 +227,16 @@ DType ParseOutDType(const std::string& name) {
   return dtype;
 }
 
+// --config names a config.json or, like --model, a folder holding one.
+std::string ConfigJsonPath(const std::string& flag_value) {
+  if (!fs::is_directory(flag_value)) return flag_value;
+  const fs::path inside = fs::path(flag_value) / "config.json";
+  Check(fs::exists(inside), flag_value + ": --config is a folder without a config.json");
+  return inside.string();
+}
+
 int RunRandomModel(Args& a) {
-  const std::string config_path = a.Required("config");
+  const std::string config_path = ConfigJsonPath(a.Required("config"));
   const DType dtype = ParseOutDType(a.Str("dtype", "bf16"));
   fs::path out = fs::absolute(a.Required("out")).lexically_normal();
   if (!out.has_filename()) out = out.parent_path();  // "dir/" names dir
@@ -270,7 +278,7 @@ int RunRandomModel(Args& a) {
 const bool kRegistered = RegisterCommand(
     {"random-model",
      "write a random-weight checkpoint with a config.json's shapes (benchmarks)",
-     "--config config.json --out DIR [--dtype bf16|f16|f32] [--layers N] [--seed S]\n"
+     "--config config.json|FOLDER --out DIR [--dtype bf16|f16|f32] [--layers N] [--seed S]\n"
      "  [--max-shard-size 5GB] [--force] [--threads N]\n"
      "  Weights ~ N(0, initializer_range), norms 1, biases 0; each value depends only on --seed\n"
      "  and the tensor's name (not on sharding). Above --max-shard-size, writes\n"

@@ -41,11 +41,6 @@ nlohmann::json ReadJson(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 bool IsTiming(const std::string& key) {
   return key.find("seconds") != std::string::npos || key == "tokens_per_s";
 }

@@ -99,6 +99,20 @@ TEST_CASE("random-model has a trained model's scale: std = initializer_range, NL
   CHECK(logits.cwiseAbs().maxCoeff() < 5);
 }
 
+TEST_CASE("random-model --config takes a model folder as --model does", "[cli][random-model]") {
+  const std::string dir = TempDir("random_folder");
+  REQUIRE(RandomModel(TinyConfig(dir), dir + "/by_file").exit_code == 0);
+  const RunResult by_folder = RandomModel(dir, dir + "/by_folder");
+  INFO(by_folder.output);
+  REQUIRE(by_folder.exit_code == 0);
+  CHECK(ReadBytes(dir + "/by_folder/model.safetensors") ==
+        ReadBytes(dir + "/by_file/model.safetensors"));
+  const RunResult empty = RandomModel(TempDir("random_folder_empty"), dir + "/none");
+  CHECK(empty.exit_code != 0);
+  CHECK_THAT(empty.output, Catch::Contains("--config is a folder without a config.json"));
+  CHECK_FALSE(fs::exists(dir + "/none"));
+}
+
 TEST_CASE("random-model refuses an existing --out and never deletes an input with --force",
           "[cli][random-model]") {
   const std::string dir = TempDir("random_refuse");

@@ -46,11 +46,6 @@ std::string Write(const std::string& name, const std::string& bytes) {
   return test::WriteTemp(Dir(), name, bytes);
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 Args MakeArgs(const std::vector<std::string>& argv) { return Args("test", argv); }
 
 }  // namespace
@@ -217,7 +212,7 @@ TEST_CASE("outputs: inputs are never overwritten, special outputs never replaced
   REQUIRE_THROWS_WITH(WriteFileAtomic(Dir() + "/./hard.txt", "x"), Contains("same file as the input"));
   REQUIRE_THROWS_WITH(WriteFileAtomic(link, "x"), Contains("is a symlink: refusing to replace it"));
   REQUIRE_THROWS_WITH(WriteFileAtomic("/dev/null", "x"), Contains("is a device"));
-  CHECK(Slurp(in) == "hello\n");
+  CHECK(test::ReadBytes(in) == "hello\n");
   // Several outputs: none is written when one of them cannot be.
   const std::string a = Dir() + "/a.json";
   fs::remove(a);
@@ -246,7 +241,7 @@ TEST_CASE("outputs: inputs are never overwritten, special outputs never replaced
   const int status = std::system((test::Binary() + " generate --model " + model + " --tokenizer " +
                                   tok + " --steps 4 >/dev/full 2>" + err).c_str());
   CHECK(WEXITSTATUS(status) == 1);
-  CHECK_THAT(Slurp(err), Contains("writing to stdout failed: No space left on device"));
+  CHECK_THAT(test::ReadBytes(err), Contains("writing to stdout failed: No space left on device"));
   test::RunResult r;
   // convert --force must not delete a folder holding its input.
   const std::string holder = Dir() + "/holder";
