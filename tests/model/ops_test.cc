@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include "core/numeric.h"
+#include "core/threads.h"
+#include "model/linear.h"
 #include "model/ops.h"
 #include "tests/test_util.h"
 
@@ -94,4 +97,25 @@ TEST_CASE("causal attention equals its scalar reference", "[model]") {
 TEST_CASE("SwiGLU equals its scalar reference", "[model]") {
   Mat g = RandomMat(5, 33, 9, 4.0f), u = RandomMat(5, 33, 10);
   CHECK(MaxRelDiff(SwiGlu(g, u), SwiGluRef(g, u)) < kOpTolerance);
+}
+
+TEST_CASE("a BF16 DenseLinear equals the same linear on its widened F32 weights, bit for bit",
+          "[model]") {
+  // 4100 output rows: two widening chunks (4096 + 4), the second partial.
+  const Mat w = RandomMat(4100, 24, 7);
+  std::vector<uint16_t> bf16(static_cast<size_t>(w.size()));
+  for (Eigen::Index i = 0; i < w.size(); ++i) bf16[i] = FloatToBf16(w.data()[i]);
+  const TensorView narrow{DType::kBF16, {4100, 24}, reinterpret_cast<const std::byte*>(bf16.data())};
+  const Mat widened = ToMat(narrow);
+  const TensorView wide{DType::kF32, {4100, 24}, reinterpret_cast<const std::byte*>(widened.data())};
+  const Mat x = RandomMat(5, 24, 8);
+  Mat expected, y;
+  DenseLinear(wide).Apply(x, expected);
+  const int before = NumThreads();
+  for (int threads : {1, 2}) {
+    SetNumThreads(threads);
+    DenseLinear(narrow).Apply(x, y);
+    CHECK(y == expected);
+  }
+  SetNumThreads(before);
 }
