@@ -11,6 +11,7 @@
 #include "model/random_weights.h"
 #include "quant/quantize_model.h"
 #include "quant/quantizer.h"
+#include "tests/test_util.h"
 
 using namespace sq;
 using Catch::Matchers::Contains;
@@ -18,16 +19,8 @@ using Catch::Matchers::Contains;
 namespace {
 
 ModelConfig Tiny() {
-  ModelConfig c;
-  c.hidden = 32;
-  c.intermediate = 48;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab = 40;
-  c.max_position = 32;
-  return c;
+  return test::SmallConfig({.hidden = 32, .intermediate = 48, .n_layers = 2, .n_heads = 2,
+                           .n_kv_heads = 2, .head_dim = 16, .vocab = 40, .max_position = 32});
 }
 
 // Writes `v` into element (r, c) of an F32 weight owned by RandomWeights' storage.

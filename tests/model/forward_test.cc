@@ -65,9 +65,9 @@ TEST_CASE("GatedNorm + gated-attention forward matches the PyTorch reference", "
 }
 
 TEST_CASE("Forward refuses a random model too long a sequence or an unknown token id", "[model]") {
-  ModelConfig c;
-  c.hidden = 16; c.intermediate = 32; c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 1;
-  c.head_dim = 8; c.vocab = 10; c.max_position = 4;
+  const ModelConfig c =
+      test::SmallConfig({.hidden = 16, .intermediate = 32, .n_layers = 1, .n_heads = 2,
+                         .n_kv_heads = 1, .head_dim = 8, .vocab = 10, .max_position = 4});
   Model m = BuildDenseModel(c, RandomWeights(c, 1));
   std::vector<int> ids = {1, 2, 3, 4, 5};
   CHECK_THROWS_WITH(Forward(m, ids), Catch::Contains("max_position_embeddings"));
@@ -76,9 +76,9 @@ TEST_CASE("Forward refuses a random model too long a sequence or an unknown toke
 }
 
 TEST_CASE("GQA with one KV head equals MHA with the KV head repeated", "[model]") {
-  ModelConfig c;
-  c.hidden = 32; c.intermediate = 48; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 1;
-  c.head_dim = 8; c.vocab = 20; c.max_position = 16;
+  const ModelConfig c =
+      test::SmallConfig({.hidden = 32, .intermediate = 48, .n_layers = 2, .n_heads = 4,
+                         .n_kv_heads = 1, .head_dim = 8, .vocab = 20, .max_position = 16});
   ModelWeights w = RandomWeights(c, 7);
   Model gqa = BuildDenseModel(c, w);
   // Build the MHA twin: repeat k/v rows for every head.

@@ -112,15 +112,9 @@ std::vector<Window> ShrinkingWindows(int n, int T, int vocab, uint64_t seed) {
 
 // A small model with every feature the engine has.
 ModelConfig FullConfig(RopePairing pairing) {
-  ModelConfig c;
-  c.hidden = 64;
-  c.intermediate = 96;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab = 97;
-  c.max_position = 64;
+  ModelConfig c =
+      test::SmallConfig({.hidden = 64, .intermediate = 96, .n_layers = 2, .n_heads = 4,
+                         .n_kv_heads = 2, .head_dim = 16, .vocab = 97, .max_position = 64});
   c.rope_pairing = pairing;
   c.rope_scaling = {true, 8.0f, 1.0f, 4.0f, 16};
   c.tie_embeddings = true;
@@ -133,15 +127,9 @@ ModelConfig FullConfig(RopePairing pairing) {
 }
 
 ModelConfig PlainConfig() {
-  ModelConfig c;
-  c.hidden = 64;
-  c.intermediate = 128;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 4;
-  c.head_dim = 16;
-  c.vocab = 101;
-  c.max_position = 64;
+  const ModelConfig c =
+      test::SmallConfig({.hidden = 64, .intermediate = 128, .n_layers = 2, .n_heads = 4,
+                         .n_kv_heads = 4, .head_dim = 16, .vocab = 101, .max_position = 64});
   ValidateConfig(c, "test");
   return c;
 }

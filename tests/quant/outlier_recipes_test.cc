@@ -15,6 +15,7 @@
 #include "quant/recipe.h"
 #include "quant/rotate.h"
 #include "quant/sink_aware.h"
+#include "tests/test_util.h"
 
 using namespace sq;
 
@@ -31,15 +32,9 @@ void Edit(ModelWeights& w, TensorView& slot, const std::function<void(Mat&)>& fn
 }
 
 Model PlantedModel(bool residual_sink) {
-  ModelConfig c;
-  c.hidden = 64;
-  c.intermediate = 128;
-  c.n_layers = 3;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab = 32;
-  c.max_position = 128;
+  ModelConfig c =
+      test::SmallConfig({.hidden = 64, .intermediate = 128, .n_layers = 3, .n_heads = 4,
+                         .n_kv_heads = 2, .head_dim = 16, .vocab = 32, .max_position = 128});
   c.bos_id = kBos;
   ModelWeights w = RandomWeights(c, 4);
   Edit(w, w.embed, [&](Mat& e) {

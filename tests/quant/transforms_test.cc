@@ -35,15 +35,9 @@ double MaxRelLogitDiff(const Model& a, const Model& b, const std::vector<Window>
 // A small model with GQA; optionally gated attention and GatedNorm. Norm weights are random
 // (not ones) so that folding has something to fold.
 Model GatedTestModel(bool attn_gate, int gated_norm_rank, int intermediate, bool bias) {
-  ModelConfig c;
-  c.hidden = 48;
-  c.intermediate = intermediate;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 12;
-  c.vocab = 40;
-  c.max_position = 64;
+  ModelConfig c = test::SmallConfig({.hidden = 48, .intermediate = intermediate, .n_layers = 2,
+                                     .n_heads = 4, .n_kv_heads = 2, .head_dim = 12, .vocab = 40,
+                                     .max_position = 64});
   c.attn_output_gate = attn_gate;
   c.gated_norm_rank = gated_norm_rank;
   c.qkv_bias = bias;
