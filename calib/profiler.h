@@ -1,7 +1,7 @@
 // The profiler: one ForwardObserver that streams every site of the forward pass into fixed-size
 // statistics, and the detection of outlier channels, massive activations, attention sinks,
-// residual sinks and outlier tokens from them (definitions: ../shared/docs/SCIENCE.md sec. 1,
-// thresholds and JSON keys: docs/profile-schema.md).
+// residual sinks and outlier tokens from them (definitions, thresholds and JSON keys:
+// docs/profile-schema.md).
 //
 // Legend: T = tokens of a window, d = hidden, f = intermediate, H = heads, Hkv = KV heads,
 //         hd = head_dim, P = hd/2 rotary pairs, L = layers, K = first positions watched.

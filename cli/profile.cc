@@ -1,4 +1,4 @@
-// sinkquant profile: where are the outliers and sinks of a model, and why (issue 3).
+// sinkquant profile: where are the outliers and sinks of a model, and why.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>

@@ -8,7 +8,7 @@
 // into place by Save(): an interrupted export leaves no file at the output path.
 //
 // onnx 1.12's enums predate INT4/UINT4 (ONNX 1.16); `TensorProto.data_type` is a plain int32,
-// so we write the numbers directly (see ../shared/docs/ONNX-NOTES.md).
+// so we write the numbers directly (INT4 = 22, UINT4 = 21, from onnx.proto).
 #pragma once
 
 #include <cstdint>

@@ -41,7 +41,7 @@ class Int4Linear : public Linear {
 };
 
 // A Linear behind an online input transform (e.g. a Hadamard rotation of the down_proj input):
-// y = inner(Transform(x)). Transforms (issue 8) subclass it; QuantizeModel quantizes `inner`,
+// y = inner(Transform(x)). Online transforms (quant/online_rotation.h) subclass it; QuantizeModel quantizes `inner`,
 // collects GPTQ Hessians on Transform(x), and re-wraps the result with WithInner.
 class InputTransformLinear : public Linear {
  public:

@@ -1,5 +1,5 @@
 // QuantizeModel: float model in, quantized model out. What to do is plain data (QuantConfig);
-// transforms (issue 8) change the float weights first and then call this.
+// transforms (quant/transforms.h) change the float weights first and then call this.
 #pragma once
 
 #include <functional>

@@ -42,8 +42,8 @@ inline float DequantCode(int q, const QuantParams& p) {
 }
 
 // Grid parameters for `n` values w[0], w[stride], ... with the range clipped by `ratio` (<= 1).
-// Symmetric: scale = ratio * absmax / qmax (the -8 code is reachable only by clamping, as in
-// SCIENCE.md's "scale = absmax / 7"). Asymmetric: range [ratio*min(w,0), ratio*max(w,0)]
+// Symmetric: scale = ratio * absmax / qmax (the -8 code is reachable only by clamping: the
+// usual "scale = absmax / 7" at 4 bits). Asymmetric: range [ratio*min(w,0), ratio*max(w,0)]
 // (zero stays exactly representable), scale = range / qmax, zero = round(-lo / scale).
 // An all-zero input gives scale 1 (every code 0 or `zero`, deq 0).
 QuantParams FitParams(const float* w, int n, int stride, const QuantGrid& g, float ratio);

@@ -13,7 +13,7 @@ export function modelFile(p) {
 
 // `session.qdq_matmulnbits_accuracy_level` = 0: at the default level ORT rewrites
 // DequantizeLinear(int4) + MatMul into MatMulNBits with accuracy level 4, which quantizes
-// activations to int8 and changes the numbers (../shared/docs/ONNX-NOTES.md).
+// activations to int8 and changes the numbers (the README's verify.mjs paragraph).
 export function sessionOptions({ threads = 0, optLevel = 'all' } = {}) {
   const options = {
     logSeverityLevel: 3,

@@ -17,7 +17,7 @@
 //
 // The session pins `session.qdq_matmulnbits_accuracy_level` = "0": at the default level ORT
 // rewrites DequantizeLinear(int4) + MatMul into MatMulNBits with accuracy level 4, which
-// quantizes activations to int8 and changes the numbers (../shared/docs/ONNX-NOTES.md).
+// quantizes activations to int8 and changes the numbers (the README's verify.mjs paragraph).
 //
 // W4A4 graphs are discontinuous: a float difference of one ulp (ORT and sinkquant sum in
 // different orders) can flip one 4-bit activation rounding, and the flip spreads to every later
