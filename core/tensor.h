@@ -40,7 +40,8 @@ struct TensorView {
 
 // Converts `n` elements of a float-like dtype (F32, F16, BF16) to float.
 void ToFloat(DType dtype, const std::byte* src, float* dst, int64_t n);
-// The whole view as a float matrix [rows, cols] (a vector becomes [1, n]; ToVec reads it as a vector).
+// The whole view as a float matrix [rows, cols] (a vector becomes [1, n]; ToVec reads it as a
+// vector).
 Mat ToMat(const TensorView& v);
 // A 1-D view as a float vector.
 Vec ToVec(const TensorView& v);

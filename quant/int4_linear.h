@@ -41,8 +41,9 @@ class Int4Linear : public Linear {
 };
 
 // A Linear behind an online input transform (e.g. a Hadamard rotation of the down_proj input):
-// y = inner(Transform(x)). Online transforms (quant/online_rotation.h) subclass it; QuantizeModel quantizes `inner`,
-// collects GPTQ Hessians on Transform(x), and re-wraps the result with WithInner.
+// y = inner(Transform(x)). Online transforms (quant/online_rotation.h) subclass it;
+// QuantizeModel quantizes `inner`, collects GPTQ Hessians on Transform(x), and re-wraps the
+// result with WithInner.
 class InputTransformLinear : public Linear {
  public:
   virtual void TransformInput(const Mat& x, Mat& xt) const = 0;

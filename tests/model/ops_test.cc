@@ -105,12 +105,12 @@ TEST_CASE("a BF16 DenseLinear equals the same linear on its widened F32 weights,
   const Mat w = RandomMat(4100, 24, 7);
   std::vector<uint16_t> bf16(static_cast<size_t>(w.size()));
   for (Eigen::Index i = 0; i < w.size(); ++i) bf16[i] = FloatToBf16(w.data()[i]);
-  const TensorView narrow{DType::kBF16, {4100, 24}, reinterpret_cast<const std::byte*>(bf16.data())};
-  const Mat widened = ToMat(narrow);
-  const TensorView wide{DType::kF32, {4100, 24}, reinterpret_cast<const std::byte*>(widened.data())};
+  const TensorView narrow{DType::kBF16, {4100, 24},
+                          reinterpret_cast<const std::byte*>(bf16.data())};
+  const auto widened = MakeOwned(ToMat(narrow), {4100, 24});
   const Mat x = RandomMat(5, 24, 8);
   Mat expected, y;
-  DenseLinear(wide).Apply(x, expected);
+  DenseLinear(widened->View()).Apply(x, expected);
   const int before = NumThreads();
   for (int threads : {1, 2}) {
     SetNumThreads(threads);
