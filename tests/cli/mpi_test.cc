@@ -21,9 +21,9 @@ namespace {
 constexpr double kRelTolerance = 1e-12;
 
 // Runs the binary under mpirun with `ranks` processes; CI runs as root, which Open MPI refuses
-// unless told (its documented variables). A rank waiting for another busy-polls by default;
-// beside ctest's other jobs on two cores that made this test take 215 s instead of ~7, so idle
-// ranks yield (mpi_yield_when_idle).
+// unless told (its documented variables). Idle ranks yield the CPU (mpi_yield_when_idle)
+// instead of busy-polling, as ctest runs other tests beside this one. In CI the test still takes
+// 3-4 minutes against 45 s alone: the ranks share two cores with the other tests.
 RunResult RunMpi(int ranks, const std::string& args) {
   return RunCommand("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
                     "OMPI_MCA_mpi_yield_when_idle=1 OMP_NUM_THREADS=1 " +
