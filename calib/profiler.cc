@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "model/layer_major.h"
 #include "model/ops.h"
+#include "model/proj.h"
 
 namespace sq {
 
@@ -42,14 +43,10 @@ struct GateAcc {
   int64_t n = 0;
 };
 
+// The index of a layer's linear-input site: `sites` holds them layer by layer in this order.
 int SiteSlot(Site s) {
-  switch (s) {
-    case Site::kAttnInput: return 0;
-    case Site::kOInput: return 1;
-    case Site::kFfnInput: return 2;
-    case Site::kDownInput: return 3;
-    default: return -1;
-  }
+  return static_cast<int>(std::find(kLayerInputSites.begin(), kLayerInputSites.end(), s) -
+                          kLayerInputSites.begin());
 }
 
 // Magnitude of rotary pair i of row `r` (length hd).
@@ -91,7 +88,7 @@ struct Profiler::State {
     L = c.n_layers, H = c.n_heads, Hkv = c.n_kv_heads, hd = c.head_dim, P = hd / 2;
     K = th.sink_positions;
     for (int l = 0; l < L; ++l) {
-      for (Site s : {Site::kAttnInput, Site::kOInput, Site::kFfnInput, Site::kDownInput}) {
+      for (Site s : kLayerInputSites) {
         const int ch = s == Site::kOInput ? c.q_dim() : s == Site::kDownInput ? c.intermediate
                                                                               : c.hidden;
         sites.push_back({s, l, ChannelStats(ch)});
@@ -119,7 +116,7 @@ struct Profiler::State {
   }
 
   SiteProfile& SiteAt(Site s, int layer) {
-    return s == Site::kHeadInput ? sites.back() : sites[4 * layer + SiteSlot(s)];
+    return s == Site::kHeadInput ? sites.back() : sites[kLayerInputSites.size() * layer + SiteSlot(s)];
   }
 
   void ObserveResidual(int layer, const Mat& x);

@@ -1,5 +1,5 @@
 // sinkquant bench-kernels: throughput of one linear layer [M, K] x [K, N] as float Eigen GEMM,
-// as fake-quantized W4A4 (Int4Linear), and as the integer W4A4 kernel (Int4IntegerLinear,
+// as fake-quantized W4A4 (ActQuantLinear over QuantWeightLinear), and as the integer W4A4 kernel (Int4IntegerLinear,
 // activation quantization included, and the kernel alone), all in one run; optionally the
 // prefill speed of a whole checkpoint in float, fake-quant and integer W4A4, and the same
 // layers written as ONNX MatMulNBits models for scripts/onnx/bench-matmulnbits.mjs.
@@ -17,10 +17,10 @@
 #include "core/strings.h"
 #include "core/threads.h"
 #include "formats/checkpoint.h"
-#include "formats/onnx_writer.h"
 #include "model/model.h"
-#include "quant/int4_integer_linear.h"
-#include "quant/onnx_export.h"
+#include "onnx/export.h"
+#include "onnx/writer.h"
+#include "quant/integer_linear.h"
 #include "quant/quantize_model.h"
 
 namespace sq {
@@ -90,7 +90,7 @@ nlohmann::json BenchLayer(int m, int k, int n, int group, int reps, const std::s
   const auto owned = MakeOwned(wf, {n, k});
   const DenseLinear dense(owned->View());
   auto qw = std::make_shared<const QuantizedWeight>(QuantizeRtn(wf, {4, group, true, false}));
-  const Int4Linear fq(qw, {4, 1.0f});
+  const ActQuantLinear fq(std::make_shared<QuantWeightLinear>(qw), {4, 1.0f});
   const Int4IntegerLinear integer(fq);
   QuantizedActs qa;
   QuantizeActs(x, {4, 1.0f}, integer.packed().group, integer.packed().group_pad, &qa);

@@ -6,14 +6,14 @@
 
 #include "calib/dataset.h"
 #include "cli/command.h"
-#include "cli/quant_flags.h"
 #include "cli/output.h"
+#include "cli/quant_flags.h"
 #include "core/error.h"
 #include "core/strings.h"
 #include "core/threads.h"
 #include "model/loader.h"
-#include "quant/compare_recipes.h"
 #include "quant/recipe.h"
+#include "quant/recipe_comparison.h"
 
 namespace sq {
 namespace {

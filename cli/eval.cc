@@ -10,17 +10,17 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "calib/compare.h"
 #include "calib/dataset.h"
 #include "calib/eval.h"
+#include "calib/quant_error.h"
 #include "cli/command.h"
-#include "cli/quant_flags.h"
 #include "cli/output.h"
+#include "cli/quant_flags.h"
 
 #include "core/error.h"
 #include "core/threads.h"
 #include "model/loader.h"
-#include "quant/int4_integer_linear.h"
+#include "quant/integer_linear.h"
 #include "quant/recipe.h"
 #include "quant/recipe_pipeline.h"
 
@@ -98,41 +98,27 @@ std::vector<Window> CalibWindows(const EvalOptions& o, const Tokenizer& tok) {
   return MakeWindows(ReadTextFile(calib), tok, wo, calib);
 }
 
-const char* ShortRole(Role r) {
-  switch (r) {
-    case Role::kAttnQ: return "q";
-    case Role::kAttnK: return "k";
-    case Role::kAttnV: return "v";
-    case Role::kAttnO: return "o";
-    case Role::kFfnGate: return "gate";
-    case Role::kFfnUp: return "up";
-    case Role::kFfnDown: return "down";
-    case Role::kLmHead: return "lm_head";
-    default: return RoleName(r);
-  }
-}
-
 void PrintSqnr(const std::vector<LinearSqnr>& sq, int windows) {
   if (sq.empty()) return;
   std::printf("output SQNR per linear (dB, float input of that linear, %d windows):\n", windows);
   std::printf("  layer");
-  std::vector<Role> cols;
-  for (Role r : LinearRoles()) {
+  std::vector<Proj> cols;
+  for (Proj p : kAllProjs) {
     for (const LinearSqnr& s : sq) {
-      if (s.role == r) {
-        cols.push_back(r);
-        std::printf(" %7s", ShortRole(r));
+      if (s.proj == p) {
+        cols.push_back(p);
+        std::printf(" %7s", ProjName(p));
         break;
       }
     }
   }
   std::printf("\n");
-  std::map<int, std::map<Role, double>> rows;
-  for (const LinearSqnr& s : sq) rows[s.layer][s.role] = s.sqnr_db;
-  auto print_row = [&](int layer, const std::map<Role, double>& row) {
+  std::map<int, std::map<Proj, double>> rows;
+  for (const LinearSqnr& s : sq) rows[s.layer][s.proj] = s.sqnr_db;
+  auto print_row = [&](int layer, const std::map<Proj, double>& row) {
     if (layer < 0) std::printf("  %5s", "head"); else std::printf("  %5d", layer);
-    for (Role r : cols) {
-      auto it = row.find(r);
+    for (Proj p : cols) {
+      auto it = row.find(p);
       if (it == row.end()) std::printf(" %7s", "-"); else std::printf(" %7.2f", it->second);
     }
     std::printf("\n");
@@ -207,7 +193,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
   if (!o.json.empty()) {
     nlohmann::json layers = nlohmann::json::array();
     for (const LinearSqnr& s : r.linears) {
-      layers.push_back({{"layer", s.layer}, {"linear", ShortRole(s.role)},
+      layers.push_back({{"layer", s.layer}, {"linear", ProjName(s.proj)},
                         {"sqnr_db", std::isfinite(s.sqnr_db) ? nlohmann::json(s.sqnr_db)
                                                              : nlohmann::json(nullptr)}});
     }
@@ -215,7 +201,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
     for (const auto& [k, v] : recipe.Settings()) settings[k] = v;
     nlohmann::json formats = nlohmann::json::array();
     for (const LinearReport& lr : report.linears) {
-      formats.push_back({{"layer", lr.layer}, {"linear", ShortRole(lr.role)}, {"format", lr.format}});
+      formats.push_back({{"layer", lr.layer}, {"linear", ProjName(lr.proj)}, {"format", lr.format}});
     }
     nlohmann::json j = {{"fp", PplJson(r.fp)},       {"quant", PplJson(r.quant)},
                         {"delta_ppl", r.quant.ppl - r.fp.ppl},

@@ -26,7 +26,7 @@ QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults) {
   if (a.Flag("act-order")) c.act_order = true;
   c.gptq_block = a.Int("gptq-block", defaults.gptq_block, 1, 1 << 16);
   c.gptq_damp = a.Float("gptq-damp", defaults.gptq_damp, 1e-9, 1e3);
-  if (a.Has("keep-float")) c.keep_float = ParseLinearRoles(a.Str("keep-float", ""));
+  if (a.Has("keep-float")) c.keep_float = ParseProjList(a.Str("keep-float", ""));
   c.smooth_alpha = static_cast<float>(a.Float("alpha", defaults.smooth_alpha, 0.0, 1.0));
   c.sink_ratio = static_cast<float>(a.Float("sink-ratio", defaults.sink_ratio, 1.0, 1e9));
   if (a.Has("seed")) c.seed = static_cast<uint64_t>(SeedFlag(a));

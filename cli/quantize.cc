@@ -5,17 +5,17 @@
 #include <filesystem>
 #include <optional>
 
-#include "calib/compare.h"
 #include "calib/dataset.h"
+#include "calib/quant_error.h"
 #include "cli/command.h"
-#include "cli/quant_flags.h"
 #include "cli/output.h"
+#include "cli/quant_flags.h"
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "model/loader.h"
-#include "quant/onnx_export.h"
-#include "quant/onnx_export_folder.h"
+#include "onnx/export.h"
+#include "onnx/export_folder.h"
 #include "quant/recipe.h"
 #include "quant/recipe_pipeline.h"
 

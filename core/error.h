@@ -3,6 +3,7 @@
 // catches it, prints the line and returns non-zero.
 #pragma once
 
+#include <concepts>
 #include <stdexcept>
 #include <string>
 
@@ -16,6 +17,18 @@ class Error : public std::runtime_error {
 // Throws Error(message) when `ok` is false. Use for input checks, not for invariants.
 inline void Check(bool ok, const std::string& message) {
   if (!ok) throw Error(message);
+}
+// A literal message: no std::string is built unless the check fails.
+inline void Check(bool ok, const char* message) {
+  if (!ok) [[unlikely]] throw Error(message);
+}
+// A message built only on failure, for checks on per-call and per-token paths, where the
+// formatting (std::to_string, concatenation) would otherwise cost allocations on every pass:
+//   Check(x.cols() == n, [&] { return "input has " + std::to_string(x.cols()) + " columns"; });
+template <typename MakeMessage>
+  requires std::invocable<MakeMessage&>
+inline void Check(bool ok, MakeMessage&& make_message) {
+  if (!ok) [[unlikely]] throw Error(make_message());
 }
 
 // Re-throws `e` with `context` in front: "loading model.safetensors: tensor x: ...".

@@ -34,8 +34,10 @@ DenseLinear::DenseLinear(TensorView w, TensorView bias) : w_(std::move(w)), bias
 
 void DenseLinear::Apply(const Mat& x, Mat& y) const {
   const int64_t out = w_.rows(), in = w_.cols();
-  Check(x.cols() == in, "DenseLinear: input has " + std::to_string(x.cols()) +
-                            " columns, weight expects " + std::to_string(in));
+  Check(x.cols() == in, [&] {
+    return "DenseLinear: input has " + std::to_string(x.cols()) + " columns, weight expects " +
+           std::to_string(in);
+  });
   y.resize(x.rows(), out);
   if (w_.dtype == DType::kF32) {
     ConstMatMap w(reinterpret_cast<const float*>(w_.data), out, in);

@@ -140,8 +140,8 @@ bool HadamardMatrix(int n, Mat* h) {
 
 void FwhtRows(Eigen::Ref<Mat> x) {
   const Eigen::Index n = x.cols();
-  Check(IsPowerOfTwo(static_cast<int>(n)), "FwhtRows: width " + std::to_string(n) +
-                                               " is not a power of two");
+  Check(IsPowerOfTwo(static_cast<int>(n)),
+        [&] { return "FwhtRows: width " + std::to_string(n) + " is not a power of two"; });
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     float* r = x.row(t).data();
     for (Eigen::Index len = 1; len < n; len *= 2) {
@@ -181,15 +181,17 @@ std::string Rotation::Describe() const {
 }
 
 void Rotation::ApplyRef(Eigen::Ref<Mat> x) const {
-  Check(x.cols() == n_, "Rotation: input width " + std::to_string(x.cols()) + ", expected " +
-                            std::to_string(n_));
+  Check(x.cols() == n_, [&] {
+    return "Rotation: input width " + std::to_string(x.cols()) + ", expected " + std::to_string(n_);
+  });
   x = x * q_;
 }
 
 void Rotation::Apply(Eigen::Ref<Mat> x) const {
   if (base_ == 0) return ApplyRef(x);
-  Check(x.cols() == n_, "Rotation: input width " + std::to_string(x.cols()) + ", expected " +
-                            std::to_string(n_));
+  Check(x.cols() == n_, [&] {
+    return "Rotation: input width " + std::to_string(x.cols()) + ", expected " + std::to_string(n_);
+  });
   // Blocks of rows bound the transposed scratch of the Paley path (an embedding has 10^5 rows).
   constexpr Eigen::Index kRows = 64;
   const Eigen::Index T = x.rows();

@@ -6,14 +6,12 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "model/layer_major.h"
+#include "model/proj.h"
 #include "quant/online_rotation.h"
 
 namespace sq {
 
-bool InputRatioObserver::Wants(Site site, int) const {
-  return site == Site::kAttnInput || site == Site::kOInput || site == Site::kFfnInput ||
-         site == Site::kDownInput;
-}
+bool InputRatioObserver::Wants(Site site, int) const { return IsLayerLinearInput(site); }
 
 void InputRatioObserver::Observe(const Where& at, const Mat& x) {
   if (!Wants(at.site, at.layer)) return;

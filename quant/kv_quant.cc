@@ -21,8 +21,9 @@ std::string GroupKvQuantizer::Describe() const {
 
 void GroupKvQuantizer::Apply(Mat& x) const {
   const int hd = static_cast<int>(x.cols()), G = group_ == 0 ? hd : group_;
-  Check(hd % G == 0, "KV group " + std::to_string(G) + " does not divide head_dim " +
-                         std::to_string(hd));
+  Check(hd % G == 0, [&] {
+    return "KV group " + std::to_string(G) + " does not divide head_dim " + std::to_string(hd);
+  });
   const float qmax = static_cast<float>((1 << bits_) - 1);
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     for (int g0 = 0; g0 < hd; g0 += G) {

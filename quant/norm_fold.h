@@ -7,7 +7,7 @@
 // tied embedding (config.tie_embeddings becomes false).
 #pragma once
 
-#include "quant/transforms.h"
+#include "quant/transformed_model.h"
 
 namespace sq {
 

@@ -1,6 +1,7 @@
 #include "quant/online_rotation.h"
 
 #include "core/error.h"
+#include "model/proj.h"
 
 namespace sq {
 
@@ -31,12 +32,29 @@ std::shared_ptr<const Rotation> RotationOf(const std::shared_ptr<const Linear>& 
 
 }  // namespace
 
+std::shared_ptr<const Rotation>& LayerOnlineRotations::At(Site site) {
+  switch (site) {
+    case Site::kAttnInput: return attn_in;
+    case Site::kOInput: return o_in;
+    case Site::kFfnInput: return ffn_in;
+    case Site::kDownInput: return down_in;
+    default: throw Error(std::string("no layer rotation at site ") + SiteName(site));
+  }
+}
+
+const std::shared_ptr<const Rotation>& LayerOnlineRotations::At(Site site) const {
+  return const_cast<LayerOnlineRotations*>(this)->At(site);
+}
+
+// Linears reading one site share its rotation: the first reader tells.
 OnlineRotations FindOnlineRotations(const Model& m) {
   OnlineRotations r;
   r.head_in = RotationOf(m.lm_head);
-  for (const LayerLinears& lin : m.linears) {
-    r.layers.push_back({RotationOf(lin.q), RotationOf(lin.o), RotationOf(lin.gate),
-                        RotationOf(lin.down)});
+  r.layers.resize(m.linears.size());
+  for (size_t l = 0; l < m.linears.size(); ++l) {
+    for (Site site : kLayerInputSites) {
+      r.layers[l].At(site) = RotationOf(LinearAt(m, l, ProjsReading(site).front()));
+    }
   }
   if (r.empty()) r.layers.clear();
   return r;
@@ -58,47 +76,27 @@ void WrapOnlineRotations(Model& m, const OnlineRotations& r) {
         "WrapOnlineRotations: " + std::to_string(r.layers.size()) + " layers of rotations for a " +
             std::to_string(m.linears.size()) + "-layer model");
   for (size_t l = 0; l < r.layers.size(); ++l) {
-    LayerLinears& lin = m.linears[l];
-    const LayerOnlineRotations& q = r.layers[l];
-    wrap(lin.q, q.attn_in);
-    wrap(lin.k, q.attn_in);
-    wrap(lin.v, q.attn_in);
-    wrap(lin.o, q.o_in);
-    wrap(lin.gate, q.ffn_in);
-    wrap(lin.up, q.ffn_in);
-    wrap(lin.down, q.down_in);
+    for (Site site : kLayerInputSites) {
+      for (Proj p : ProjsReading(site)) wrap(LinearAt(m, l, p), r.layers[l].At(site));
+    }
   }
   wrap(m.lm_head, r.head_in);
 }
 
 const Rotation* RotationAtSite(const OnlineRotations& r, Site site, int layer) {
   if (site == Site::kHeadInput) return r.head_in.get();
-  if (layer < 0 || layer >= static_cast<int>(r.layers.size())) return nullptr;
-  const LayerOnlineRotations& q = r.layers[layer];
-  switch (site) {
-    case Site::kAttnInput: return q.attn_in.get();
-    case Site::kOInput: return q.o_in.get();
-    case Site::kFfnInput: return q.ffn_in.get();
-    case Site::kDownInput: return q.down_in.get();
-    default: return nullptr;
+  if (layer < 0 || layer >= static_cast<int>(r.layers.size()) || !IsLayerLinearInput(site)) {
+    return nullptr;
   }
+  return r.layers[layer].At(site).get();
 }
 
 const Rotation* RotationAtSite(const Model& m, Site site, int layer) {
-  auto of = [](const std::shared_ptr<const Linear>& lin) {
-    const auto* r = dynamic_cast<const OnlineRotation*>(lin.get());
-    return r ? r->rotation().get() : nullptr;
-  };
-  if (site == Site::kHeadInput) return of(m.lm_head);
-  if (layer < 0 || layer >= static_cast<int>(m.linears.size())) return nullptr;
-  const LayerLinears& lin = m.linears[layer];
-  switch (site) {
-    case Site::kAttnInput: return of(lin.q);
-    case Site::kOInput: return of(lin.o);
-    case Site::kFfnInput: return of(lin.gate);
-    case Site::kDownInput: return of(lin.down);
-    default: return nullptr;
+  if (site == Site::kHeadInput) return RotationOf(m.lm_head).get();
+  if (layer < 0 || layer >= static_cast<int>(m.linears.size()) || !IsLayerLinearInput(site)) {
+    return nullptr;
   }
+  return RotationOf(LinearAt(m, layer, ProjsReading(site).front())).get();
 }
 
 }  // namespace sq

@@ -10,7 +10,7 @@
 
 #include "model/model.h"
 #include "quant/hadamard.h"
-#include "quant/int4_linear.h"
+#include "quant/quant_linear.h"
 
 namespace sq {
 
@@ -34,6 +34,9 @@ struct LayerOnlineRotations {
   std::shared_ptr<const Rotation> o_in;     // input of o_proj  [T, H*hd]
   std::shared_ptr<const Rotation> ffn_in;   // input of gate/up [T, d]
   std::shared_ptr<const Rotation> down_in;  // input of down    [T, f]
+  // The field of a layer's linear-input site; throws Error for any other site.
+  std::shared_ptr<const Rotation>& At(Site site);
+  const std::shared_ptr<const Rotation>& At(Site site) const;
 };
 struct OnlineRotations {
   std::vector<LayerOnlineRotations> layers;  // empty, or one per layer

@@ -10,44 +10,18 @@
 #include "core/error.h"
 #include "core/strings.h"
 #include "quant/gptq.h"
-#include "quant/int4_linear.h"
 #include "quant/kv_quant.h"
+#include "quant/quant_linear.h"
 
 namespace sq {
 
 // ---- config -------------------------------------------------------------------------------
 
-const std::vector<Role>& LinearRoles() {
-  static const std::vector<Role> kRoles = {Role::kAttnQ,   Role::kAttnK,  Role::kAttnV,
-                                           Role::kAttnO,   Role::kFfnGate, Role::kFfnUp,
-                                           Role::kFfnDown, Role::kLmHead};
-  return kRoles;
+bool QuantConfig::KeepsFloat(Proj p) const {
+  return std::find(keep_float.begin(), keep_float.end(), p) != keep_float.end();
 }
 
-Role ParseLinearRole(const std::string& name) {
-  static const std::map<std::string, Role> kShort = {
-      {"q", Role::kAttnQ},       {"k", Role::kAttnK},   {"v", Role::kAttnV},
-      {"o", Role::kAttnO},       {"gate", Role::kFfnGate}, {"up", Role::kFfnUp},
-      {"down", Role::kFfnDown},  {"lm_head", Role::kLmHead}};
-  if (auto it = kShort.find(name); it != kShort.end()) return it->second;
-  for (Role r : LinearRoles()) {
-    if (name == RoleName(r)) return r;
-  }
-  throw Error("unknown linear '" + name + "' (expected q, k, v, o, gate, up, down, lm_head)");
-}
-
-std::vector<Role> ParseLinearRoles(const std::string& list) {
-  std::vector<Role> out;
-  if (list == "none" || list.empty()) return out;
-  for (const std::string& name : SplitList(list, ',')) out.push_back(ParseLinearRole(name));
-  return out;
-}
-
-bool QuantConfig::KeepsFloat(Role r) const {
-  return std::find(keep_float.begin(), keep_float.end(), r) != keep_float.end();
-}
-
-bool QuantConfig::QuantizesWeight(Role r) const { return w_bits < 16 && !KeepsFloat(r); }
+bool QuantConfig::QuantizesWeight(Proj p) const { return w_bits < 16 && !KeepsFloat(p); }
 
 std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
@@ -57,9 +31,9 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
     return std::string(buf);
   };
   std::string kept;
-  for (Role r : keep_float) {
+  for (Proj p : keep_float) {
     if (!kept.empty()) kept += ',';
-    kept += RoleName(r);
+    kept += RoleName(WeightRole(p));
   }
   return {{"w_bits", std::to_string(w_bits)},
           {"w_group", std::to_string(w_group)},
@@ -89,25 +63,6 @@ void QuantConfig::Validate() const {
   Check(gptq_damp > 0, "GPTQ dampening must be positive");
 }
 
-std::shared_ptr<const Linear>& LinearAt(Model& m, int layer, Role role) {
-  if (role == Role::kLmHead) return m.lm_head;
-  LayerLinears& L = m.linears.at(layer);
-  switch (role) {
-    case Role::kAttnQ: return L.q;
-    case Role::kAttnK: return L.k;
-    case Role::kAttnV: return L.v;
-    case Role::kAttnO: return L.o;
-    case Role::kFfnGate: return L.gate;
-    case Role::kFfnUp: return L.up;
-    case Role::kFfnDown: return L.down;
-    default: throw Error(std::string("LinearAt: ") + RoleName(role) + " is not a linear");
-  }
-}
-
-const std::shared_ptr<const Linear>& LinearAt(const Model& m, int layer, Role role) {
-  return LinearAt(const_cast<Model&>(m), layer, role);
-}
-
 // ---- building quantized linears -----------------------------------------------------------
 
 namespace {
@@ -117,31 +72,30 @@ namespace {
 std::shared_ptr<const Linear> MakeQuantLinear(const std::shared_ptr<const Linear>& orig,
                                               std::shared_ptr<const QuantizedWeight> qw,
                                               const ActQuantSpec& act) {
-  if (const auto* t = dynamic_cast<const InputTransformLinear*>(orig.get())) {
-    return t->WithInner(MakeQuantLinear(t->inner(), std::move(qw), act));
-  }
-  if (!qw) return std::make_shared<Int4Linear>(orig, act);
-  return std::make_shared<Int4Linear>(std::move(qw), act, FloatWeightOf(*orig).bias);
+  return ReplaceInsideTransforms(orig, [&](const LinearPtr& inner) -> LinearPtr {
+    LinearPtr w = qw ? std::make_shared<QuantWeightLinear>(qw, FloatWeightOf(*inner).bias) : inner;
+    return act.enabled() ? std::make_shared<ActQuantLinear>(std::move(w), act) : w;
+  });
 }
 
 struct Key {
   int layer;
-  Role role;
+  Proj proj;
   bool operator<(const Key& o) const {
-    return layer != o.layer ? layer < o.layer : static_cast<int>(role) < static_cast<int>(o.role);
+    return layer != o.layer ? layer < o.layer : static_cast<int>(proj) < static_cast<int>(o.proj);
   }
 };
 using WeightMap = std::map<Key, std::shared_ptr<const QuantizedWeight>>;
 
-// The (layer, role) pairs to quantize, in forward order.
+// The (layer, projection) pairs to quantize, in forward order.
 std::vector<Key> QuantizedKeys(const Model& m, const QuantConfig& cfg) {
   std::vector<Key> keys;
   for (int l = 0; l < m.config.n_layers; ++l) {
-    for (Role r : LinearRoles()) {
-      if (r != Role::kLmHead && !cfg.KeepsFloat(r)) keys.push_back({l, r});
+    for (Proj p : kAllProjs) {
+      if (p != Proj::kLmHead && !cfg.KeepsFloat(p)) keys.push_back({l, p});
     }
   }
-  if (!cfg.KeepsFloat(Role::kLmHead)) keys.push_back({-1, Role::kLmHead});
+  if (!cfg.KeepsFloat(Proj::kLmHead)) keys.push_back({-1, Proj::kLmHead});
   return keys;
 }
 
@@ -149,13 +103,14 @@ std::vector<Key> QuantizedKeys(const Model& m, const QuantConfig& cfg) {
 // silently poison the whole row (or group) of the quantized model.
 void CheckFiniteWeights(const Model& m, const std::vector<Key>& keys) {
   for (const Key& k : keys) {
-    const Mat& w = FloatWeightOf(*LinearAt(m, k.layer, k.role)).w;
+    const Mat& w = FloatWeightOf(*LinearAt(m, k.layer, k.proj)).w;
     if (w.allFinite()) continue;
     for (Eigen::Index r = 0; r < w.rows(); ++r) {
       for (Eigen::Index c = 0; c < w.cols(); ++c) {
         if (std::isfinite(w(r, c))) continue;
-        throw Error((k.layer < 0 ? std::string("lm_head") : "layer " + std::to_string(k.layer) +
-                     " " + RoleName(k.role)) + " weight [" + std::to_string(w.rows()) + ", " +
+        const std::string role = RoleName(WeightRole(k.proj));
+        throw Error((k.layer < 0 ? role : "layer " + std::to_string(k.layer) + " " + role) +
+                    " weight [" + std::to_string(w.rows()) + ", " +
                     std::to_string(w.cols()) + "] has " + std::to_string(w(r, c)) + " at [" +
                     std::to_string(r) + ", " + std::to_string(c) + "]: refusing to quantize");
       }
@@ -231,11 +186,6 @@ class HessianObserver : public ForwardObserver {
   std::vector<Slot> slots_;
 };
 
-struct Stage {
-  Site site;
-  std::vector<Role> roles;
-};
-
 class GptqRunner {
  public:
   // `states`: the calibration windows' hidden states entering the model's first layer (advanced
@@ -255,26 +205,21 @@ class GptqRunner {
   }
 
   void Layer(int l) {
-    static const Stage kStages[] = {
-        {Site::kAttnInput, {Role::kAttnQ, Role::kAttnK, Role::kAttnV}},
-        {Site::kOInput, {Role::kAttnO}},
-        {Site::kFfnInput, {Role::kFfnGate, Role::kFfnUp}},
-        {Site::kDownInput, {Role::kFfnDown}}};
-    for (const Stage& st : kStages) {
-      std::vector<Role> roles;
-      for (Role r : st.roles) {
-        if (!cfg_.KeepsFloat(r)) roles.push_back(r);
+    for (Site site : kLayerInputSites) {
+      std::vector<Proj> projs;
+      for (Proj p : ProjsReading(site)) {
+        if (!cfg_.KeepsFloat(p)) projs.push_back(p);
       }
-      if (roles.empty()) continue;
-      HessianObserver obs(st.site, l, split_);
+      if (projs.empty()) continue;
+      HessianObserver obs(site, l, split_);
       std::vector<int> slot;
-      for (Role r : roles) slot.push_back(obs.Track(*LinearAt(work_, l, r)));
+      for (Proj p : projs) slot.push_back(obs.Track(*LinearAt(work_, l, p)));
       for (const Mat& h : hs_) {
         Mat hh = h;
         UntilCollected([&] { ForwardBlock(work_, l, hh, &obs); });
       }
       if (split_) obs.CombineRanks();  // once per stage: each stage needs the last's weights
-      QuantizeSharingFactors(l, roles, slot, obs);
+      QuantizeSharingFactors(l, projs, slot, obs);
     }
     for (Mat& h : hs_) ForwardBlock(work_, l, h, nullptr);
   }
@@ -284,31 +229,31 @@ class GptqRunner {
     const int slot = obs.Track(*work_.lm_head);
     for (const Mat& h : hs_) UntilCollected([&] { Head(work_, h, &obs); });
     if (split_) obs.CombineRanks();
-    Quantize(-1, Role::kLmHead, FactorHessian(obs.TakeHessian(slot), Options()));
+    Quantize(-1, Proj::kLmHead, FactorHessian(obs.TakeHessian(slot), Options()));
   }
 
  private:
   GptqOptions Options() const { return {cfg_.gptq_damp, cfg_.gptq_block, cfg_.act_order}; }
 
   // Linears that read the same input (q/k/v, gate/up) share a Hessian: factor it once.
-  void QuantizeSharingFactors(int l, const std::vector<Role>& roles, const std::vector<int>& slot,
+  void QuantizeSharingFactors(int l, const std::vector<Proj>& projs, const std::vector<int>& slot,
                               HessianObserver& obs) {
-    for (size_t i = 0; i < roles.size(); ++i) {
+    for (size_t i = 0; i < projs.size(); ++i) {
       if (std::find(slot.begin(), slot.begin() + i, slot[i]) != slot.begin() + i) continue;
       const GptqFactor f = FactorHessian(obs.TakeHessian(slot[i]), Options());
-      for (size_t j = i; j < roles.size(); ++j) {
-        if (slot[j] == slot[i]) Quantize(l, roles[j], f);
+      for (size_t j = i; j < projs.size(); ++j) {
+        if (slot[j] == slot[i]) Quantize(l, projs[j], f);
       }
     }
   }
 
-  void Quantize(int l, Role r, const GptqFactor& f) {
-    std::shared_ptr<const Linear>& lin = LinearAt(work_, l, r);
+  void Quantize(int l, Proj p, const GptqFactor& f) {
+    std::shared_ptr<const Linear>& lin = LinearAt(work_, l, p);
     GptqStats stats;
     auto qw = std::make_shared<const QuantizedWeight>(
         GptqQuantize(FloatWeightOf(*lin).w, f, cfg_.weight_spec(), Options(), &stats));
-    weights_[{l, r}] = qw;
-    gptq_stats_[{l, r}] = stats;
+    weights_[{l, p}] = qw;
+    gptq_stats_[{l, p}] = stats;
     lin = MakeQuantLinear(lin, qw, ActQuantSpec{});  // weight-only while calibrating
   }
 
@@ -348,14 +293,14 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
       runner.Layer(l);
       if (progress) progress(l + 1, L);
     }
-    if (!cfg.KeepsFloat(Role::kLmHead)) runner.LmHead();
+    if (!cfg.KeepsFloat(Proj::kLmHead)) runner.LmHead();
     gptq_stats = runner.gptq_stats_;
   } else if (cfg.w_bits < 16) {
     for (size_t i = 0; i < keys.size(); ++i) {
       const Key& k = keys[i];
       weights[k] = std::make_shared<const QuantizedWeight>(
-          QuantizeRtn(FloatWeightOf(*LinearAt(fp, k.layer, k.role)).w, cfg.weight_spec()));
-      if (progress && k.role == Role::kFfnDown) progress(k.layer + 1, L);
+          QuantizeRtn(FloatWeightOf(*LinearAt(fp, k.layer, k.proj)).w, cfg.weight_spec()));
+      if (progress && k.proj == Proj::kDown) progress(k.layer + 1, L);
     }
   }
 
@@ -365,7 +310,7 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
       ? cfg.weight_spec().Describe() + (cfg.gptq ? " gptq" : " rtn") + (cfg.act_order ? " act-order" : "")
       : std::string("w16");
   for (const Key& k : keys) {
-    LinearReport lr{k.layer, k.role, wfmt + ", " + act.Describe()};
+    LinearReport lr{k.layer, k.proj, wfmt + ", " + act.Describe()};
     if (auto it = gptq_stats.find(k); it != gptq_stats.end()) {
       lr.dead_columns = it->second.dead_columns;
       lr.gptq_damp = it->second.damp_used;
@@ -374,18 +319,18 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
     if (auto it = weights.find(k); it != weights.end()) qw = it->second;
     if (qw) rep.weight_bytes += qw->bytes();
     if (qw || act.enabled()) {
-      std::shared_ptr<const Linear>& lin = LinearAt(q, k.layer, k.role);
+      std::shared_ptr<const Linear>& lin = LinearAt(q, k.layer, k.proj);
       lin = MakeQuantLinear(lin, qw, act);
     } else {
       lr.format = "float";
     }
     rep.linears.push_back(lr);
   }
-  for (Role r : cfg.keep_float) {
-    if (r == Role::kLmHead) {
-      rep.linears.push_back({-1, r, "float (kept)"});
+  for (Proj p : cfg.keep_float) {
+    if (p == Proj::kLmHead) {
+      rep.linears.push_back({-1, p, "float (kept)"});
     } else {
-      for (int l = 0; l < L; ++l) rep.linears.push_back({l, r, "float (kept)"});
+      for (int l = 0; l < L; ++l) rep.linears.push_back({l, p, "float (kept)"});
     }
   }
   if (cfg.kv_bits < 16) {

@@ -1,5 +1,5 @@
 // QuantizeModel: float model in, quantized model out. What to do is plain data (QuantConfig);
-// transforms (quant/transforms.h) change the float weights first and then call this.
+// transforms (quant/transformed_model.h) change the float weights first and then call this.
 #pragma once
 
 #include <functional>
@@ -10,6 +10,7 @@
 #include "calib/dataset.h"
 #include "core/model_weights.h"
 #include "model/model.h"
+#include "model/proj.h"
 #include "quant/quantizer.h"
 
 namespace sq {
@@ -29,34 +30,23 @@ struct QuantConfig {
   int kv_group = 0;          // 0: one group per head (head_dim)
   // Linears left entirely in float (weights and input). Embeddings are a table lookup and are
   // never quantized. Default as in QuaRot: the lm_head.
-  std::vector<Role> keep_float = {Role::kLmHead};
+  std::vector<Proj> keep_float = {Proj::kLmHead};
   uint64_t seed = 0;         // for transforms that draw random numbers
   float smooth_alpha = 0.5f;  // SmoothQuant migration strength (recipes with `smooth`)
   float sink_ratio = 64.0f;   // sink-aware: outlier token when row max > ratio x median
 
   WeightQuantSpec weight_spec() const { return {w_bits, w_group, w_sym, clip_search}; }
   ActQuantSpec act_spec() const { return {a_bits, a_clip}; }
-  bool KeepsFloat(Role r) const;           // named in keep_float
-  bool QuantizesWeight(Role r) const;      // w_bits < 16 and not kept float
+  bool KeepsFloat(Proj p) const;           // named in keep_float
+  bool QuantizesWeight(Proj p) const;      // w_bits < 16 and not kept float
   // Every setting as (key, value) text, in a fixed order, for printing and JSON.
   std::vector<std::pair<std::string, std::string>> Settings() const;
   void Validate() const;  // throws Error naming the flag
 };
 
-// The roles of the linears, in forward order: q, k, v, o, gate, up, down, lm_head.
-const std::vector<Role>& LinearRoles();
-// "q"/"attn_q", ..., "lm_head" -> Role; throws Error listing the names.
-Role ParseLinearRole(const std::string& name);
-// Comma-separated list ("lm_head,down"; "none" = empty).
-std::vector<Role> ParseLinearRoles(const std::string& list);
-
-// The Linear of `role` in `layer` (layer ignored for kLmHead).
-std::shared_ptr<const Linear>& LinearAt(Model& m, int layer, Role role);
-const std::shared_ptr<const Linear>& LinearAt(const Model& m, int layer, Role role);
-
 struct LinearReport {
   int layer = -1;  // -1: lm_head
-  Role role = Role::kAttnQ;
+  Proj proj = Proj::kQ;
   std::string format;       // "w4 g128 sym clip-search gptq, a4 clip 1.00" or "float"
   int dead_columns = 0;     // GPTQ: input channels that were always 0
   double gptq_damp = 0;     // GPTQ: the dampening that was used

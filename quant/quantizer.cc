@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/numeric.h"
-#include "quant/int4.h"
+#include "quant/int4_nibbles.h"
 
 namespace sq {
 

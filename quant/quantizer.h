@@ -67,7 +67,7 @@ struct QuantizedWeight {
   QuantGrid grid;
   int rows = 0, cols = 0;
   int group = 0;  // effective G: columns per group (== cols when per channel)
-  // Codes, row-major: int4 packed as in quant/int4.h (signed when sym, unsigned otherwise);
+  // Codes, row-major: int4 packed as in quant/int4_nibbles.h (signed when sym, unsigned otherwise);
   // other widths one code per byte (int8_t when sym, uint8_t otherwise).
   std::vector<uint8_t> codes;
   Mat scales;                 // [rows, n_groups]

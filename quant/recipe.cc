@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
-#include "quant/transform_steps.h"
+#include "quant/recipe_steps.h"
 
 namespace sq {
 

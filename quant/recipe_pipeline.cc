@@ -5,9 +5,9 @@
 
 #include "core/dist.h"
 #include "core/error.h"
-#include "quant/int4_integer_linear.h"
+#include "quant/integer_linear.h"
+#include "quant/recipe_steps.h"
 #include "quant/smooth.h"
-#include "quant/transform_steps.h"
 
 namespace sq {
 
@@ -106,7 +106,7 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
 
 bool RecipePipeline::HeadNeedsGptq() const {
   const QuantConfig& c = recipe_.config;
-  return c.gptq && c.w_bits < 16 && !c.KeepsFloat(Role::kLmHead);
+  return c.gptq && c.w_bits < 16 && !c.KeepsFloat(Proj::kLmHead);
 }
 
 LayerMajorHooks RecipePipeline::Hooks() {
@@ -136,7 +136,7 @@ Model RecipePipeline::LayerSlice(int l) const {
 
 Model RecipePipeline::QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states) {
   QuantConfig cfg = recipe_.config;
-  if (layer >= 0 && !cfg.KeepsFloat(Role::kLmHead)) cfg.keep_float.push_back(Role::kLmHead);
+  if (layer >= 0 && !cfg.KeepsFloat(Proj::kLmHead)) cfg.keep_float.push_back(Proj::kLmHead);
   QuantizeReport rep;
   Model q = QuantizeModel(t, cfg, calib_, &rep, {}, states);
   for (LinearReport lr : rep.linears) {
@@ -205,8 +205,8 @@ void RecipePipeline::ReleaseLayer(int l) {
 }
 
 void RecipePipeline::CompactQuantizedLayer(int l) {
-  for (Role r : LinearRoles()) {
-    if (r != Role::kLmHead && !recipe_.config.QuantizesWeight(r)) {
+  for (Proj p : kAllProjs) {
+    if (p != Proj::kLmHead && !recipe_.config.QuantizesWeight(p)) {
       // A float linear reads its weight from the slice: keep the slice's storage.
       q_.weights.storage.insert(q_.weights.storage.end(), q_layer_.begin(), q_layer_.end());
       return;

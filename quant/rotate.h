@@ -20,7 +20,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "quant/transforms.h"
+#include "quant/transformed_model.h"
 
 namespace sq {
 

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "quant/int4_linear.h"
+#include "quant/quant_linear.h"
 
 namespace sq {
 
@@ -14,13 +14,10 @@ namespace {
 // quantization.
 class SinkAwareLinear : public Linear {
  public:
-  SinkAwareLinear(std::shared_ptr<const Int4Linear> quant, const SinkAwareOptions& opt,
+  SinkAwareLinear(std::shared_ptr<const ActQuantLinear> quant, const SinkAwareOptions& opt,
                   std::shared_ptr<SinkCounts> counts)
-      : quant_(std::move(quant)), opt_(opt), counts_(std::move(counts)) {
-    float_act_ = quant_->float_linear()
-                     ? quant_->float_linear()
-                     : std::make_shared<Int4Linear>(quant_->weight(), ActQuantSpec{}, quant_->bias());
-  }
+      : quant_(std::move(quant)), float_act_(quant_->inner()), opt_(opt),
+        counts_(std::move(counts)) {}
   void Apply(const Mat& x, Mat& y) const override {
     quant_->Apply(x, y);
     int outliers = 0;
@@ -39,7 +36,7 @@ class SinkAwareLinear : public Linear {
   const std::shared_ptr<SinkCounts>& counts() const { return counts_; }
 
  private:
-  std::shared_ptr<const Int4Linear> quant_;
+  std::shared_ptr<const ActQuantLinear> quant_;
   std::shared_ptr<const Linear> float_act_;
   SinkAwareOptions opt_;
   std::shared_ptr<SinkCounts> counts_;
@@ -73,19 +70,15 @@ class SinkAwareKv : public KvQuantizer {
 std::shared_ptr<const Linear> Wrap(const std::shared_ptr<const Linear>& lin,
                                    const SinkAwareOptions& opt,
                                    const std::shared_ptr<SinkCounts>& counts) {
-  if (const auto* t = dynamic_cast<const InputTransformLinear*>(lin.get())) {
-    return t->WithInner(Wrap(t->inner(), opt, counts));
-  }
-  auto q = std::dynamic_pointer_cast<const Int4Linear>(lin);
-  if (!q || !q->act().enabled()) return lin;  // float activations already
-  return std::make_shared<SinkAwareLinear>(q, opt, counts);
+  return ReplaceInsideTransforms(lin, [&](const LinearPtr& inner) -> LinearPtr {
+    auto q = std::dynamic_pointer_cast<const ActQuantLinear>(inner);
+    if (!q || !q->act().enabled()) return inner;  // float activations already
+    return std::make_shared<SinkAwareLinear>(q, opt, counts);
+  });
 }
 
 std::shared_ptr<SinkCounts> CountsOf(const std::shared_ptr<const Linear>& lin) {
-  if (const auto* t = dynamic_cast<const InputTransformLinear*>(lin.get())) {
-    return CountsOf(t->inner());
-  }
-  const auto* s = dynamic_cast<const SinkAwareLinear*>(lin.get());
+  const auto* s = dynamic_cast<const SinkAwareLinear*>(InsideTransforms(lin).get());
   return s ? s->counts() : nullptr;
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "model/layer_major.h"
+#include "model/proj.h"
 
 namespace sq {
 
@@ -19,10 +20,7 @@ class AbsMaxObserver : public ForwardObserver {
     s_.o_in.assign(L, Vec::Zero(c.q_dim()));
     s_.down_in.assign(L, Vec::Zero(c.intermediate));
   }
-  bool Wants(Site site, int) const override {
-    return site == Site::kAttnInput || site == Site::kOInput || site == Site::kFfnInput ||
-           site == Site::kDownInput;
-  }
+  bool Wants(Site site, int) const override { return IsLayerLinearInput(site); }
   void Observe(const Where& at, const Mat& x) override {
     Vec& v = Slot(at.site)[at.layer];
     v = v.cwiseMax(x.cwiseAbs().colwise().maxCoeff().transpose());

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "calib/dataset.h"
-#include "quant/transforms.h"
+#include "quant/transformed_model.h"
 
 namespace sq {
 

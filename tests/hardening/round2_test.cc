@@ -24,10 +24,10 @@
 #include "core/tensor.h"
 #include "formats/hf_config.h"
 #include "formats/json_util.h"
-#include "formats/onnx_writer.h"
 #include "formats/safetensors.h"
 #include "formats/unicode.h"
 #include "formats/unicode_regex.h"
+#include "onnx/writer.h"
 #include "tests/cli/cli_helpers.h"
 #include "tests/test_paths.h"
 

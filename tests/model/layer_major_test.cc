@@ -5,12 +5,12 @@
 
 #include <map>
 
-#include "calib/compare.h"
 #include "calib/dataset.h"
 #include "calib/eval.h"
+#include "calib/quant_error.h"
 #include "model/layer_major.h"
 #include "model/loader.h"
-#include "quant/int4_integer_linear.h"
+#include "quant/integer_linear.h"
 #include "quant/recipe.h"
 #include "tests/test_paths.h"
 

@@ -7,11 +7,11 @@
 #include <functional>
 #include <random>
 
-#include "calib/compare.h"
+#include "calib/quant_error.h"
 #include "model/random_weights.h"
 #include "quant/input_ratio.h"
-#include "quant/int4_linear.h"
 #include "quant/norm_fold.h"
+#include "quant/quant_linear.h"
 #include "quant/recipe.h"
 #include "quant/rotate.h"
 #include "quant/sink_aware.h"
@@ -170,11 +170,12 @@ TEST_CASE("sink-aware rows get float activations, the others stay quantized", "[
   Mat x = Mat::Random(5, 64);
   x(0, 3) = 40;
   Mat y_plain, y_sink, y_float_act;
-  LinearAt(plain.quantized, 0, Role::kAttnQ)->Apply(x, y_plain);
-  LinearAt(sink.quantized, 0, Role::kAttnQ)->Apply(x, y_sink);
-  const auto* q4 = dynamic_cast<const Int4Linear*>(LinearAt(plain.quantized, 0, Role::kAttnQ).get());
+  LinearAt(plain.quantized, 0, Proj::kQ)->Apply(x, y_plain);
+  LinearAt(sink.quantized, 0, Proj::kQ)->Apply(x, y_sink);
+  const auto* q4 =
+      dynamic_cast<const ActQuantLinear*>(LinearAt(plain.quantized, 0, Proj::kQ).get());
   REQUIRE(q4);
-  Int4Linear(q4->weight(), ActQuantSpec{}, q4->bias()).Apply(x, y_float_act);
+  q4->inner()->Apply(x, y_float_act);  // the same weights, float activations
   // (a 1-row product may round differently from the 5-row one)
   CHECK((y_sink.row(0) - y_float_act.row(0)).cwiseAbs().maxCoeff() < 1e-5f);
   CHECK((y_sink.row(0) - y_plain.row(0)).cwiseAbs().maxCoeff() > 1e-3f);

@@ -2,7 +2,7 @@
 
 #include "model/model.h"
 #include "model/random_weights.h"
-#include "quant/int4_linear.h"
+#include "quant/quant_linear.h"
 #include "quant/quantize_model.h"
 #include "tests/test_util.h"
 
@@ -45,7 +45,7 @@ TEST_CASE("GPTQ layer by layer beats RTN on a random model's hidden states", "[q
   CHECK(rep.calib_tokens == 8 * 64);
   CHECK(rep.hidden_state_bytes == size_t(8) * 64 * 64 * 4);
   for (const LinearReport& lr : rep.linears) {
-    if (lr.role == Role::kLmHead) continue;
+    if (lr.proj == Proj::kLmHead) continue;
     CHECK(lr.dead_columns == 0);
     CHECK(lr.format.find("gptq") != std::string::npos);
   }
@@ -55,11 +55,12 @@ TEST_CASE("GPTQ layer by layer beats RTN on a random model's hidden states", "[q
   CHECK_THROWS(QuantizeModel(fp, cfg, {}));  // GPTQ without calibration text
 }
 
-TEST_CASE("QuantConfig: roles parse, settings list every field, bad bits are refused", "[quant]") {
-  CHECK(ParseLinearRoles("lm_head,down") == std::vector<Role>{Role::kLmHead, Role::kFfnDown});
-  CHECK(ParseLinearRoles("none").empty());
-  CHECK(ParseLinearRole("attn_q") == Role::kAttnQ);
-  CHECK_THROWS(ParseLinearRole("qq"));
+TEST_CASE("QuantConfig: projections parse, settings list every field, bad bits are refused",
+          "[quant]") {
+  CHECK(ParseProjList("lm_head,down") == std::vector<Proj>{Proj::kLmHead, Proj::kDown});
+  CHECK(ParseProjList("none").empty());
+  CHECK(ParseProj("attn_q") == Proj::kQ);
+  CHECK_THROWS(ParseProj("qq"));
   QuantConfig cfg;
   CHECK(cfg.Settings().size() == 14);
   cfg.w_bits = 5;

@@ -2,7 +2,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "quant/int4.h"
+#include "quant/int4_nibbles.h"
 #include "quant/kv_quant.h"
 #include "quant/quantizer.h"
 #include "tests/test_util.h"

@@ -5,7 +5,7 @@
 #include "calib/dataset.h"
 #include "model/layer_major.h"
 #include "model/loader.h"
-#include "quant/int4_integer_linear.h"
+#include "quant/integer_linear.h"
 #include "quant/recipe.h"
 #include "quant/recipe_pipeline.h"
 #include "tests/test_paths.h"

@@ -1,4 +1,4 @@
-#include "quant/int4_gemm.h"
+#include "quant/integer_gemm.h"
 
 #include <immintrin.h>
 

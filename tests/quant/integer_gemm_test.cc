@@ -1,4 +1,4 @@
-#include "quant/int4_gemm.h"
+#include "quant/integer_gemm.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -7,8 +7,8 @@
 #include "calib/dataset.h"
 #include "calib/eval.h"
 #include "model/loader.h"
-#include "quant/int4_integer_linear.h"
-#include "quant/int4_linear.h"
+#include "quant/integer_linear.h"
+#include "quant/quant_linear.h"
 #include "quant/quantize_model.h"
 #include "tests/test_paths.h"
 #include "tests/test_util.h"
@@ -131,8 +131,8 @@ TEST_CASE("the fast kernels are really there on a CPU that has them", "[kernels]
   CHECK(Int4KernelSupported(BestInt4Kernel()));
 }
 
-TEST_CASE("the integer linear equals Int4Linear's fake-quant path bit for bit", "[kernels]") {
-  // Int4Linear multiplies the codes in an Eigen GEMM (exact: integers below 2^24) and applies
+TEST_CASE("the integer linear equals the fake-quant W4A4 linear bit for bit", "[kernels]") {
+  // ActQuantLinear over QuantWeightLinear multiplies the codes in an Eigen GEMM (exact: integers below 2^24) and applies
   // the scales in the kernels' order, so the SIMD integer kernels must give the same floats.
   // Against the plain dequantized product fakequant(x) deq(W)^T, summed in float, both differ
   // by float rounding only: a few ulps of the row's magnitude.
@@ -145,7 +145,7 @@ TEST_CASE("the integer linear equals Int4Linear's fake-quant path bit for bit", 
         QuantizeRtn(RandomMat(s.n, s.k, ++seed), {4, s.group, s.sym, true}));
     const Vec bias = RandomMat(s.n, 1, ++seed).col(0);
     const ActQuantSpec act{s.a_bits, 0.95f};
-    const Int4Linear fq(qw, act, bias);
+    const ActQuantLinear fq(std::make_shared<QuantWeightLinear>(qw, bias), act);
     const Int4IntegerLinear integer(fq);
     CHECK(integer.in_features() == s.k);
     CHECK(integer.out_features() == s.n);
@@ -161,7 +161,7 @@ TEST_CASE("the integer linear equals Int4Linear's fake-quant path bit for bit", 
   }
 }
 
-TEST_CASE("Int4Linear multiplies codes exactly where float sums would round", "[kernels]") {
+TEST_CASE("ActQuantLinear multiplies codes exactly where float sums would round", "[kernels]") {
   // 8-bit weights and activations per channel over K = 4096: a group's code products reach
   // 128 * 127 * 4096 > 2^24, past float's exact integers; the product is summed in double.
   const int K = 4096;
@@ -169,7 +169,7 @@ TEST_CASE("Int4Linear multiplies codes exactly where float sums would round", "[
   Mat w = Mat::Constant(2, K, 1.0f);
   w(1, 0) = -1.0f;  // row 1: the sum is K - 2, odd scale pattern
   auto qw = std::make_shared<const QuantizedWeight>(QuantizeRtn(w, {8, 0, true, false}));
-  const Int4Linear lin(qw, {8, 1.0f});
+  const ActQuantLinear lin(std::make_shared<QuantWeightLinear>(qw), {8, 1.0f});
   Mat y;
   lin.Apply(x, y);
   // Codes: x -> 127 (scale 1/127), w -> 127 (scale 1/127); 127*127*K = 66064384 > 2^24 is
@@ -183,12 +183,15 @@ TEST_CASE("Int4Linear multiplies codes exactly where float sums would round", "[
 TEST_CASE("Int4IntegerLinear refuses what the kernels do not compute", "[kernels]") {
   auto q8 = std::make_shared<const QuantizedWeight>(
       QuantizeRtn(RandomMat(8, 16, 1), {8, 0, true, false}));
-  CHECK_FALSE(Int4IntegerLinear::Supports(Int4Linear(q8, {4, 1.0f})));
+  auto w4a = [](std::shared_ptr<const QuantizedWeight> w, ActQuantSpec act) {
+    return ActQuantLinear(std::make_shared<QuantWeightLinear>(std::move(w)), act);
+  };
+  CHECK_FALSE(Int4IntegerLinear::Supports(w4a(q8, {4, 1.0f})));
   auto q4 = std::make_shared<const QuantizedWeight>(
       QuantizeRtn(RandomMat(8, 16, 1), {4, 0, true, false}));
-  CHECK_FALSE(Int4IntegerLinear::Supports(Int4Linear(q4, {16, 1.0f})));
-  CHECK(Int4IntegerLinear::Supports(Int4Linear(q4, {4, 1.0f})));
-  CHECK_THROWS(Int4IntegerLinear(Int4Linear(q4, {16, 1.0f})));
+  CHECK_FALSE(Int4IntegerLinear::Supports(w4a(q4, {16, 1.0f})));
+  CHECK(Int4IntegerLinear::Supports(w4a(q4, {4, 1.0f})));
+  CHECK_THROWS(Int4IntegerLinear(w4a(q4, {16, 1.0f})));
 }
 
 namespace {
@@ -199,27 +202,14 @@ class CompareLinears : public ForwardObserver {
  public:
   CompareLinears(const Model& fq, const Model& integer) : fq_(fq), int_(integer) {}
   void Observe(const Where& at, const Mat& x) override {
-    for (Role r : RolesAt(at.site)) {
+    if (!IsLayerLinearInput(at.site)) return;
+    for (Proj p : ProjsReading(at.site)) {
       Mat y_fq, y_int;
-      LinearAt(fq_, at.layer, r)->Apply(x, y_fq);
-      LinearAt(int_, at.layer, r)->Apply(x, y_int);
+      LinearAt(fq_, at.layer, p)->Apply(x, y_fq);
+      LinearAt(int_, at.layer, p)->Apply(x, y_int);
       max_rel =
           std::max(max_rel, (y_int - y_fq).cwiseAbs().maxCoeff() / y_fq.cwiseAbs().maxCoeff());
       ++compared;
-    }
-  }
-  static std::vector<Role> RolesAt(Site s) {
-    switch (s) {
-      case Site::kAttnInput:
-        return {Role::kAttnQ, Role::kAttnK, Role::kAttnV};
-      case Site::kOInput:
-        return {Role::kAttnO};
-      case Site::kFfnInput:
-        return {Role::kFfnGate, Role::kFfnUp};
-      case Site::kDownInput:
-        return {Role::kFfnDown};
-      default:
-        return {};
     }
   }
   float max_rel = 0;

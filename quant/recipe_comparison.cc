@@ -1,13 +1,13 @@
-#include "quant/compare_recipes.h"
+#include "quant/recipe_comparison.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 
-#include "calib/compare.h"
+#include "calib/quant_error.h"
 #include "core/error.h"
 #include "quant/input_ratio.h"
-#include "quant/int4_integer_linear.h"
+#include "quant/integer_linear.h"
 #include "quant/recipe.h"
 #include "quant/recipe_pipeline.h"
 #include "quant/sink_aware.h"

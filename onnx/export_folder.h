@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "quant/onnx_export.h"
+#include "onnx/export.h"
 
 namespace sq {
 

@@ -1,4 +1,4 @@
-#include "calib/compare.h"
+#include "calib/quant_error.h"
 
 #include <algorithm>
 #include <chrono>
@@ -45,52 +45,30 @@ class FirstWindowsObserver : public ForwardObserver {
   int window_ = 0;
 };
 
-struct SiteLinears {
-  Site site;
-  std::vector<Role> roles;
-};
-
-const Linear* LinearOf(const Model& m, int layer, Role r) {
-  if (r == Role::kLmHead) return m.lm_head.get();
-  const LayerLinears& L = m.linears[layer];
-  switch (r) {
-    case Role::kAttnQ: return L.q.get();
-    case Role::kAttnK: return L.k.get();
-    case Role::kAttnV: return L.v.get();
-    case Role::kAttnO: return L.o.get();
-    case Role::kFfnGate: return L.gate.get();
-    case Role::kFfnUp: return L.up.get();
-    case Role::kFfnDown: return L.down.get();
-    default: return nullptr;
-  }
-}
-
 // Feeds every observed linear input of the reference model through the reference and the
 // quantized linear and accumulates signal and noise energy.
 class SqnrObserver : public ForwardObserver {
  public:
   SqnrObserver(const Model& ref, const Model& q) : ref_(ref), q_(q) {}
-  bool Wants(Site site, int layer) const override { return RolesAt(site) != nullptr; }
+  bool Wants(Site site, int layer) const override { return !ProjsReading(site).empty(); }
   void Observe(const Where& at, const Mat& x) override {
-    const std::vector<Role>* roles = RolesAt(at.site);
-    if (!roles) return;
     const int layer = at.site == Site::kHeadInput ? -1 : at.layer;
-    for (Role r : *roles) {
-      const Linear* a = LinearOf(ref_, layer, r);
-      const Linear* b = LinearOf(q_, layer, r);
+    for (Proj p : ProjsReading(at.site)) {
+      const Linear* a = LinearAt(ref_, layer, p).get();
+      const Linear* b = LinearAt(q_, layer, p).get();
       if (a == b) continue;  // the same object: not quantized
       Mat ya, yb;
       a->Apply(x, ya);
       b->Apply(x, yb);
-      LinearSqnr& s = acc_[{layer, static_cast<int>(r)}];
+      LinearSqnr& s = acc_[{layer, static_cast<int>(p)}];
       s.layer = layer;
-      s.role = r;
+      s.proj = p;
       s.signal += ya.cast<double>().squaredNorm();
       s.noise += (ya - yb).cast<double>().squaredNorm();
     }
   }
   // The ranks saw different windows (some none, so their maps differ): gather every rank's
-  // (layer, role, signal, noise) and add them in rank order.
+  // (layer, projection, signal, noise) and add them in rank order.
   void CombineRanks() override {
     std::vector<double> mine;
     for (const auto& [key, s] : acc_) {
@@ -99,10 +77,10 @@ class SqnrObserver : public ForwardObserver {
     const std::vector<double> all = dist::Gather(mine);
     acc_.clear();
     for (size_t i = 0; i + 3 < all.size(); i += 4) {
-      const int layer = static_cast<int>(all[i]), role = static_cast<int>(all[i + 1]);
-      LinearSqnr& s = acc_[{layer, role}];
+      const int layer = static_cast<int>(all[i]), proj = static_cast<int>(all[i + 1]);
+      LinearSqnr& s = acc_[{layer, proj}];
       s.layer = layer;
-      s.role = static_cast<Role>(role);
+      s.proj = static_cast<Proj>(proj);
       s.signal += all[i + 2];
       s.noise += all[i + 3];
     }
@@ -123,22 +101,9 @@ class SqnrObserver : public ForwardObserver {
   }
 
  private:
-  static const std::vector<Role>* RolesAt(Site site) {
-    static const std::vector<Role> kAttn = {Role::kAttnQ, Role::kAttnK, Role::kAttnV},
-                                   kO = {Role::kAttnO}, kFfn = {Role::kFfnGate, Role::kFfnUp},
-                                   kDown = {Role::kFfnDown}, kHead = {Role::kLmHead};
-    switch (site) {
-      case Site::kAttnInput: return &kAttn;
-      case Site::kOInput: return &kO;
-      case Site::kFfnInput: return &kFfn;
-      case Site::kDownInput: return &kDown;
-      case Site::kHeadInput: return &kHead;
-      default: return nullptr;
-    }
-  }
   const Model& ref_;
   const Model& q_;
-  std::map<std::pair<int, int>, LinearSqnr> acc_;  // (layer, role) -> sums; role order within
+  std::map<std::pair<int, int>, LinearSqnr> acc_;  // (layer, proj) -> sums; proj order within
 };
 
 }  // namespace

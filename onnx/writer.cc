@@ -1,4 +1,4 @@
-#include "formats/onnx_writer.h"
+#include "onnx/writer.h"
 
 #include <onnx/onnx_pb.h>  // defines ONNX_API, then includes onnx-ml.pb.h (ONNX_ML=1)
 #include <unistd.h>

@@ -13,12 +13,13 @@
 #include "core/model_weights.h"
 #include "model/layer_major.h"
 #include "model/model.h"
+#include "model/proj.h"
 
 namespace sq {
 
 struct LinearSqnr {
   int layer = -1;  // -1: lm_head
-  Role role = Role::kAttnQ;
+  Proj proj = Proj::kQ;
   double sqnr_db = 0;
   double signal = 0, noise = 0;  // sums of squares
 };

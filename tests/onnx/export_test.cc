@@ -15,14 +15,14 @@
 #include <random>
 #include <thread>
 
-#include "formats/onnx_writer.h"
 #include "model/loader.h"
 #include "model/model.h"
 #include "model/random_weights.h"
+#include "onnx/export.h"
+#include "onnx/export_folder.h"
+#include "onnx/writer.h"
 #include "quant/kv_quant.h"
 #include "quant/online_rotation.h"
-#include "quant/onnx_export.h"
-#include "quant/onnx_export_folder.h"
 #include "quant/quantize_model.h"
 #include "tests/test_paths.h"
 #include "tests/test_util.h"

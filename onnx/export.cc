@@ -5,7 +5,7 @@
 // Both layouts share one graph: Block/Attention are written once and only the inputs, the RoPE
 // rows, the attention mask (DecoderInputs + DecoderPrologue or ScoringPrologue) and the KV cache
 // (Cache, called from Attention) differ.
-#include "quant/onnx_export.h"
+#include "onnx/export.h"
 
 #include <cmath>
 #include <cstring>
@@ -18,9 +18,9 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "model/ops.h"
-#include "quant/int4_linear.h"
 #include "quant/kv_quant.h"
 #include "quant/online_rotation.h"
+#include "quant/quant_linear.h"
 #include "quant/quantizer.h"
 
 namespace sq {
@@ -446,16 +446,15 @@ class GraphWriter {
 
   std::string LinearOp(const sq::Linear& lin, const std::string& x, const std::string& p) {
     if (const auto* d = dynamic_cast<const DenseLinear*>(&lin)) return Dense(*d, x, p);
-    if (const auto* q = dynamic_cast<const Int4Linear*>(&lin)) {
-      std::string xq = x;
-      if (q->act().enabled()) {
-        xq = ActQuant(x, q->act(), p + "/act_quant");
-        ++r_.act_quantized_linears;
-      }
-      if (q->float_linear()) return LinearOp(*q->float_linear(), xq, p);
+    if (const auto* a = dynamic_cast<const ActQuantLinear*>(&lin)) {
+      if (!a->act().enabled()) return LinearOp(*a->inner(), x, p);
+      ++r_.act_quantized_linears;
+      return LinearOp(*a->inner(), ActQuant(x, a->act(), p + "/act_quant"), p);
+    }
+    if (const auto* q = dynamic_cast<const QuantWeightLinear*>(&lin)) {
       ++r_.quantized_linears;
-      const std::string y = opt_.format == OnnxFormat::kQdq ? Qdq(*q->weight(), xq, p)
-                                                             : MatMulNBits(*q->weight(), xq, p);
+      const std::string y = opt_.format == OnnxFormat::kQdq ? Qdq(*q->weight(), x, p)
+                                                             : MatMulNBits(*q->weight(), x, p);
       return AddBias(y, q->bias(), p);
     }
     if (const auto* rot = dynamic_cast<const OnlineRotation*>(&lin)) {

@@ -1,4 +1,4 @@
-// Integer W4A4 GEMM on the CPU: packed int4 weights (quant/int4_pack.h) times per-token
+// Integer W4A4 GEMM on the CPU: packed int4 weights (quant/integer_gemm_layout.h) times per-token
 // quantized activations with exact int32 accumulation per weight group, then one float scale
 // per (token, output channel, group):
 //
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "quant/int4_pack.h"
+#include "quant/integer_gemm_layout.h"
 #include "quant/quantizer.h"
 
 namespace sq {

@@ -1,4 +1,4 @@
-#include "quant/int4_pack.h"
+#include "quant/integer_gemm_layout.h"
 
 #include <cstring>
 

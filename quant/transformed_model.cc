@@ -1,4 +1,4 @@
-#include "quant/transforms.h"
+#include "quant/transformed_model.h"
 
 #include "core/error.h"
 

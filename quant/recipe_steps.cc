@@ -1,4 +1,4 @@
-#include "quant/transform_steps.h"
+#include "quant/recipe_steps.h"
 
 #include "core/error.h"
 #include "quant/norm_fold.h"

@@ -1,4 +1,4 @@
-#include "quant/onnx_export_folder.h"
+#include "onnx/export_folder.h"
 
 #include <unistd.h>
 

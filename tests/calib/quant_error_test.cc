@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "calib/compare.h"
+#include "calib/quant_error.h"
 #include "model/model.h"
 #include "model/random_weights.h"
 #include "quant/quantize_model.h"
@@ -56,11 +56,11 @@ TEST_CASE("EvalQuantized: 4-bit loses more than 8-bit, by KL, top-1 and SQNR", "
   REQUIRE(r8.linears.size() == r4.linears.size());
   for (size_t i = 0; i < r4.linears.size(); ++i) {
     CHECK(r4.linears[i].layer == r8.linears[i].layer);
-    CHECK(r4.linears[i].role == r8.linears[i].role);
+    CHECK(r4.linears[i].proj == r8.linears[i].proj);
     CHECK(r8.linears[i].sqnr_db > r4.linears[i].sqnr_db + 12);  // ~6 dB per bit
     CHECK(r4.linears[i].sqnr_db > 5);
   }
   CHECK(r4.linears.front().layer == 0);
-  CHECK(r4.linears.front().role == Role::kAttnQ);
-  CHECK(r4.linears.back().role == Role::kFfnDown);
+  CHECK(r4.linears.front().proj == Proj::kQ);
+  CHECK(r4.linears.back().proj == Proj::kDown);
 }

@@ -1,4 +1,4 @@
-#include "quant/int4_linear.h"
+#include "quant/quant_linear.h"
 
 #include <algorithm>
 #include <cmath>
@@ -21,7 +21,7 @@ bool FloatSumsExact(const QuantizedWeight& w, const ActQuantSpec& a) {
 
 // y = sa[t] * sum_g sw[n, g] * (qa[t, g] . qw[n, g]), each group's dot product of integer codes
 // summed exactly by an Eigen GEMM in `Real`, the groups combined in the integer kernels' fixed
-// order (quant/int4_gemm.h): acc = fma(dot_g, sw[n, g], acc) for g = 0, 1, ...; y = acc * sa.
+// order (quant/integer_gemm.h): acc = fma(dot_g, sw[n, g], acc) for g = 0, 1, ...; y = acc * sa.
 // So the fake-quant path and the integer kernels give the same floats, not merely close ones:
 // summing deq(x) deq(W) in float instead would round differently, and one flipped 4-bit
 // rounding downstream moves a W4A4 perplexity far more than float rounding does.
@@ -51,57 +51,72 @@ void CodeProduct(const Mat& codes, const Vec& sa, const QuantizedWeight& w, Mat&
 }
 }  // namespace
 
-Int4Linear::Int4Linear(std::shared_ptr<const QuantizedWeight> w, const ActQuantSpec& act, Vec bias)
-    : w_(std::move(w)), act_(act), bias_(std::move(bias)) {
-  Check(w_ != nullptr, "Int4Linear: null weight");
+QuantWeightLinear::QuantWeightLinear(std::shared_ptr<const QuantizedWeight> w, Vec bias)
+    : w_(std::move(w)), bias_(std::move(bias)) {
+  Check(w_ != nullptr, "QuantWeightLinear: null weight");
   Check(bias_.size() == 0 || bias_.size() == w_->rows,
-        "Int4Linear: bias of " + std::to_string(bias_.size()) + " for " +
+        "QuantWeightLinear: bias of " + std::to_string(bias_.size()) + " for " +
             std::to_string(w_->rows) + " output channels");
 }
 
-Int4Linear::Int4Linear(std::shared_ptr<const Linear> dense, const ActQuantSpec& act)
-    : dense_(std::move(dense)), act_(act) {
-  Check(dense_ != nullptr, "Int4Linear: null float linear");
-}
-
-int Int4Linear::in_features() const { return w_ ? w_->cols : dense_->in_features(); }
-int Int4Linear::out_features() const { return w_ ? w_->rows : dense_->out_features(); }
-
-void Int4Linear::Apply(const Mat& x, Mat& y) const {
-  Check(x.cols() == in_features(), "Int4Linear: input has " + std::to_string(x.cols()) +
-                                       " columns, weight expects " +
-                                       std::to_string(in_features()));
-  if (w_ && act_.enabled()) {  // both sides quantized: multiply the codes
-    Mat codes;
-    Vec sa;
-    QuantizeActRows(x, act_, &codes, &sa);
-    if (FloatSumsExact(*w_, act_)) {
-      CodeProduct<float>(codes, sa, *w_, y);
-    } else {
-      CodeProduct<double>(codes, sa, *w_, y);
-    }
-    if (bias_.size() > 0) y.rowwise() += bias_.transpose();
-    return;
-  }
-  Mat xq_storage;
-  const Mat* xq = &x;
-  if (act_.enabled()) {
-    xq_storage = x;
-    FakeQuantRows(xq_storage, act_);
-    xq = &xq_storage;
-  }
-  if (dense_) {
-    dense_->Apply(*xq, y);
-    return;
-  }
+void QuantWeightLinear::Apply(const Mat& x, Mat& y) const {
+  Check(x.cols() == in_features(), [&] {
+    return "QuantWeightLinear: input has " + std::to_string(x.cols()) +
+           " columns, weight expects " + std::to_string(in_features());
+  });
   y.resize(x.rows(), w_->rows);
   Mat chunk;  // [n, in]
   for (int r0 = 0; r0 < w_->rows; r0 += kDequantRows) {
     const int n = std::min(kDequantRows, w_->rows - r0);
     w_->DequantizeRows(r0, n, chunk);
-    y.middleCols(r0, n).noalias() = *xq * chunk.transpose();
+    y.middleCols(r0, n).noalias() = x * chunk.transpose();
   }
   if (bias_.size() > 0) y.rowwise() += bias_.transpose();
+}
+
+void QuantWeightLinear::ApplyToCodes(const Mat& codes, const Vec& sa, const ActQuantSpec& act,
+                                     Mat& y) const {
+  if (FloatSumsExact(*w_, act)) {
+    CodeProduct<float>(codes, sa, *w_, y);
+  } else {
+    CodeProduct<double>(codes, sa, *w_, y);
+  }
+  if (bias_.size() > 0) y.rowwise() += bias_.transpose();
+}
+
+ActQuantLinear::ActQuantLinear(LinearPtr inner, const ActQuantSpec& act)
+    : inner_(std::move(inner)), act_(act) {
+  Check(inner_ != nullptr, "ActQuantLinear: null linear");
+}
+
+void ActQuantLinear::Apply(const Mat& x, Mat& y) const {
+  Check(x.cols() == in_features(), [&] {
+    return "ActQuantLinear: input has " + std::to_string(x.cols()) +
+           " columns, weight expects " + std::to_string(in_features());
+  });
+  if (!act_.enabled()) return inner_->Apply(x, y);
+  if (const auto* q = dynamic_cast<const QuantWeightLinear*>(inner_.get())) {
+    Mat codes;  // both sides quantized: multiply the codes
+    Vec sa;
+    QuantizeActRows(x, act_, &codes, &sa);
+    return q->ApplyToCodes(codes, sa, act_, y);
+  }
+  Mat xq = x;
+  FakeQuantRows(xq, act_);
+  inner_->Apply(xq, y);
+}
+
+const LinearPtr& InsideTransforms(const LinearPtr& lin) {
+  const auto* t = dynamic_cast<const InputTransformLinear*>(lin.get());
+  return t ? InsideTransforms(t->inner()) : lin;
+}
+
+LinearPtr ReplaceInsideTransforms(const LinearPtr& lin,
+                                  const std::function<LinearPtr(const LinearPtr&)>& replace) {
+  const auto* t = dynamic_cast<const InputTransformLinear*>(lin.get());
+  if (!t) return replace(lin);
+  LinearPtr inner = ReplaceInsideTransforms(t->inner(), replace);
+  return inner ? t->WithInner(std::move(inner)) : nullptr;
 }
 
 FloatWeight FloatWeightOf(const Linear& lin) {
@@ -110,9 +125,7 @@ FloatWeight FloatWeightOf(const Linear& lin) {
     if (!d->bias().empty()) f.bias = ToVec(d->bias());
     return f;
   }
-  if (const auto* q = dynamic_cast<const Int4Linear*>(&lin); q && q->float_linear()) {
-    return FloatWeightOf(*q->float_linear());
-  }
+  if (const auto* a = dynamic_cast<const ActQuantLinear*>(&lin)) return FloatWeightOf(*a->inner());
   if (const auto* t = dynamic_cast<const InputTransformLinear*>(&lin)) {
     return FloatWeightOf(*t->inner());
   }

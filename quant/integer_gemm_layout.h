@@ -1,4 +1,4 @@
-// The weight layout the integer W4A4 kernels (quant/int4_gemm.h) read, packed once at load
+// The weight layout the integer W4A4 kernels (quant/integer_gemm.h) read, packed once at load
 // from a QuantizedWeight (quant/quantizer.h).
 //
 // N = out features (rows), K = in features (cols), G = group, Gp = G rounded up to 4,

@@ -1,4 +1,4 @@
-#include "quant/int4.h"
+#include "quant/int4_nibbles.h"
 
 #include <string>
 
@@ -19,9 +19,10 @@ std::vector<uint8_t> PackInt4(std::span<const int8_t> values, bool is_signed) {
 }
 
 std::vector<int8_t> UnpackInt4(std::span<const uint8_t> packed, size_t n, bool is_signed) {
-  Check(packed.size() >= Int4Bytes(n), "UnpackInt4: " + std::to_string(packed.size()) +
-                                           " bytes hold fewer than " + std::to_string(n) +
-                                           " values");
+  Check(packed.size() >= Int4Bytes(n), [&] {
+    return "UnpackInt4: " + std::to_string(packed.size()) + " bytes hold fewer than " +
+           std::to_string(n) + " values";
+  });
   std::vector<int8_t> out(n);
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(Int4At(packed.data(), i, is_signed));
   return out;

@@ -2,7 +2,7 @@
 
 #include "model/model.h"
 #include "model/random_weights.h"
-#include "quant/int4_linear.h"
+#include "quant/quant_linear.h"
 #include "quant/quantize_model.h"
 #include "tests/test_util.h"
 
@@ -24,11 +24,11 @@ std::vector<int> Tokens(int n, int vocab, uint64_t seed) {
 }
 }  // namespace
 
-TEST_CASE("Int4Linear computes fakequant(x) deq(W)^T + b", "[quant]") {
+TEST_CASE("ActQuantLinear over QuantWeightLinear computes fakequant(x) deq(W)^T + b", "[quant]") {
   const Mat w = RandomMat(20, 48, 1), x = RandomMat(5, 48, 2);
   Vec b = RandomMat(20, 1, 3).col(0);
   auto qw = std::make_shared<const QuantizedWeight>(QuantizeRtn(w, {4, 16, true, true}));
-  const Int4Linear lin(qw, {4, 0.9f}, b);
+  const ActQuantLinear lin(std::make_shared<QuantWeightLinear>(qw, b), {4, 0.9f});
   Mat y;
   lin.Apply(x, y);
   Mat xq = x;
@@ -39,18 +39,18 @@ TEST_CASE("Int4Linear computes fakequant(x) deq(W)^T + b", "[quant]") {
   CHECK(lin.out_features() == 20);
 }
 
-TEST_CASE("W16A16 through Int4Linear's code path gives the float logits exactly", "[quant]") {
+TEST_CASE("W16A16 through ActQuantLinear's code path gives the float logits exactly", "[quant]") {
   const ModelConfig c = BiasedConfig();
   const Model fp = BuildDenseModel(c, RandomWeights(c, 5));
   Model q = fp;
   for (int l = 0; l < c.n_layers; ++l) {
-    for (Role r : LinearRoles()) {
-      if (r == Role::kLmHead) continue;
-      auto& lin = LinearAt(q, l, r);
-      lin = std::make_shared<Int4Linear>(lin, ActQuantSpec{16, 1.0f});
+    for (Proj p : kAllProjs) {
+      if (p == Proj::kLmHead) continue;
+      auto& lin = LinearAt(q, l, p);
+      lin = std::make_shared<ActQuantLinear>(lin, ActQuantSpec{16, 1.0f});
     }
   }
-  q.lm_head = std::make_shared<Int4Linear>(q.lm_head, ActQuantSpec{});
+  q.lm_head = std::make_shared<ActQuantLinear>(q.lm_head, ActQuantSpec{});
   const auto tokens = Tokens(30, c.vocab, 6);
   const Mat a = Forward(fp, tokens), b = Forward(q, tokens);
   CHECK(a == b);  // bit for bit
@@ -65,7 +65,7 @@ TEST_CASE("W16A16 through Int4Linear's code path gives the float logits exactly"
   CHECK(Forward(QuantizeModel(fp, cfg, {}), tokens) != a);
 }
 
-TEST_CASE("QuantizeModel: RTN W4A4 puts Int4Linear on every linear but the lm_head", "[quant]") {
+TEST_CASE("QuantizeModel: RTN W4A4 quantizes every linear but the lm_head", "[quant]") {
   const ModelConfig c = BiasedConfig();
   const Model fp = BuildDenseModel(c, RandomWeights(c, 7));
   QuantConfig cfg;
@@ -76,12 +76,13 @@ TEST_CASE("QuantizeModel: RTN W4A4 puts Int4Linear on every linear but the lm_he
   QuantizeReport rep;
   const Model q = QuantizeModel(fp, cfg, {}, &rep);
   for (int l = 0; l < c.n_layers; ++l) {
-    for (Role r : LinearRoles()) {
-      if (r == Role::kLmHead) continue;
-      const auto* lin = dynamic_cast<const Int4Linear*>(LinearAt(q, l, r).get());
+    for (Proj p : kAllProjs) {
+      if (p == Proj::kLmHead) continue;
+      const auto* lin = dynamic_cast<const ActQuantLinear*>(LinearAt(q, l, p).get());
       REQUIRE(lin != nullptr);
-      REQUIRE(lin->weight() != nullptr);
-      CHECK(lin->weight()->group == 16);
+      const auto* w = dynamic_cast<const QuantWeightLinear*>(lin->inner().get());
+      REQUIRE(w != nullptr);
+      CHECK(w->weight()->group == 16);
       CHECK(lin->act().bits == 4);
     }
   }
