@@ -15,7 +15,19 @@ class Linear {
   virtual void Apply(const Mat& x, Mat& y) const = 0;
   virtual int in_features() const = 0;
   virtual int out_features() const = 0;
+  // The linear this one decorates (an online input transform, activation quantization), or
+  // null for one that holds its weights itself: a chain of wrappers ends in the weights.
+  virtual const Linear* wrapped() const { return nullptr; }
 };
+
+// The first linear in `lin`'s wrapper chain (`lin` itself first) that is a T, or null.
+template <typename T>
+const T* FindWrapped(const Linear& lin) {
+  for (const Linear* l = &lin; l != nullptr; l = l->wrapped()) {
+    if (const auto* t = dynamic_cast<const T*>(l)) return t;
+  }
+  return nullptr;
+}
 
 // y = x W^T + b with W kept in its stored dtype; F16/BF16 are widened per call, so a bf16
 // model never holds an f32 copy of all its weights at once.

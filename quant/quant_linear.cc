@@ -120,14 +120,10 @@ LinearPtr ReplaceInsideTransforms(const LinearPtr& lin,
 }
 
 FloatWeight FloatWeightOf(const Linear& lin) {
-  if (const auto* d = dynamic_cast<const DenseLinear*>(&lin)) {
+  if (const auto* d = FindWrapped<DenseLinear>(lin)) {
     FloatWeight f{ToMat(d->weight()), {}};
     if (!d->bias().empty()) f.bias = ToVec(d->bias());
     return f;
-  }
-  if (const auto* a = dynamic_cast<const ActQuantLinear*>(&lin)) return FloatWeightOf(*a->inner());
-  if (const auto* t = dynamic_cast<const InputTransformLinear*>(&lin)) {
-    return FloatWeightOf(*t->inner());
   }
   throw Error("quantization needs a float Linear (DenseLinear), got an already quantized or "
               "unknown Linear implementation");

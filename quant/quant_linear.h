@@ -51,6 +51,7 @@ class ActQuantLinear : public Linear {
 
   // The linear after the quantization: the same weights with float activations.
   const LinearPtr& inner() const { return inner_; }
+  const Linear* wrapped() const override { return inner_.get(); }
   const ActQuantSpec& act() const { return act_; }
 
  private:
@@ -75,6 +76,7 @@ class InputTransformLinear : public Linear {
   }
   int in_features() const override { return inner()->in_features(); }
   int out_features() const override { return inner()->out_features(); }
+  const Linear* wrapped() const override { return inner().get(); }
 };
 
 // The one walk through online input transforms: every step that replaces or inspects "the
@@ -87,8 +89,8 @@ const LinearPtr& InsideTransforms(const LinearPtr& lin);
 LinearPtr ReplaceInsideTransforms(const LinearPtr& lin,
                                   const std::function<LinearPtr(const LinearPtr&)>& replace);
 
-// The float weight [out, in] and bias of a DenseLinear (looking through ActQuantLinear and
-// InputTransformLinear wrappers); throws Error for anything else (quantized weights).
+// The float weight [out, in] and bias of the DenseLinear a wrapper chain ends in; throws Error
+// for a chain that ends in anything else (quantized weights).
 struct FloatWeight {
   Mat w;   // [out, in]
   Vec bias;  // [out] or empty

@@ -33,6 +33,7 @@ class SinkAwareLinear : public Linear {
   }
   int in_features() const override { return quant_->in_features(); }
   int out_features() const override { return quant_->out_features(); }
+  const Linear* wrapped() const override { return quant_.get(); }
   const std::shared_ptr<SinkCounts>& counts() const { return counts_; }
 
  private:

@@ -2,6 +2,7 @@
 
 #include "model/model.h"
 #include "model/random_weights.h"
+#include "quant/online_rotation.h"
 #include "quant/quant_linear.h"
 #include "quant/quantize_model.h"
 #include "tests/test_util.h"
@@ -94,4 +95,21 @@ TEST_CASE("QuantizeModel: RTN W4A4 quantizes every linear but the lm_head", "[qu
   const Mat a = Forward(fp, tokens), b = Forward(q, tokens);
   CHECK(b.allFinite());
   CHECK(a != b);
+}
+
+TEST_CASE("FindWrapped walks a wrapper chain to what holds the weights", "[quant]") {
+  const Mat w = RandomMat(8, 16, 11);
+  auto owned = MakeOwned(w, {8, 16});
+  auto dense = std::make_shared<DenseLinear>(owned->View());
+  auto rotated = std::make_shared<OnlineRotation>(
+      std::make_shared<ActQuantLinear>(dense, ActQuantSpec{4, 1.0f}),
+      std::make_shared<Rotation>(16, 1));
+  CHECK(FindWrapped<DenseLinear>(*rotated) == dense.get());
+  CHECK(FindWrapped<OnlineRotation>(*rotated) == rotated.get());
+  CHECK(FloatWeightOf(*rotated).w == w);
+  auto qw = std::make_shared<const QuantizedWeight>(QuantizeRtn(w, {4, 0, true, false}));
+  const ActQuantLinear w4a4(std::make_shared<QuantWeightLinear>(qw), {4, 1.0f});
+  CHECK(FindWrapped<DenseLinear>(w4a4) == nullptr);
+  CHECK(FindWrapped<QuantWeightLinear>(w4a4) == w4a4.inner().get());
+  CHECK_THROWS_WITH(FloatWeightOf(w4a4), Catch::Contains("needs a float Linear"));
 }
