@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "core/error.h"
+#include "core/gemm.h"
 #include "core/threads.h"
 #include "formats/checkpoint.h"
 #include "model/flops.h"
@@ -28,14 +29,20 @@ double PeakRssMiB() {
   return u.ru_maxrss / 1024.0;
 }
 
-// GFLOP/s of one large float GEMM [m, k] x [k, n] through Eigen: the rate a GEMM-bound
-// forward pass can hope for on this machine.
-double GemmGflops(int m, int k, int n, int reps) {
+// GFLOP/s of one large float GEMM [m, k] x [k, n] through Eigen, and through the packed GEMM
+// the linears use (0 where the build has none): the rates a GEMM-bound forward pass can hope for.
+std::pair<double, double> GemmGflops(int m, int k, int n, int reps) {
   Mat a = Mat::Random(m, k), b = Mat::Random(n, k), c(m, n);
-  c.noalias() = a * b.transpose();  // warm-up
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int r = 0; r < reps; ++r) c.noalias() = a * b.transpose();
-  return 2.0 * m * k * n * reps / Seconds(t0) / 1e9;
+  const TensorView w{DType::kF32, {n, k}, reinterpret_cast<const std::byte*>(b.data())};
+  const auto rate = [&](auto&& gemm) {
+    gemm();  // warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; ++r) gemm();
+    return 2.0 * m * k * n * reps / Seconds(t0) / 1e9;
+  };
+  const double eigen = rate([&] { c.noalias() = a * b.transpose(); });
+  const double packed = kHavePackedGemm ? rate([&] { PackedGemm(a, w, c); }) : 0.0;
+  return {eigen, packed};
 }
 
 int RunBench(Args& a) {
@@ -59,7 +66,7 @@ int RunBench(Args& a) {
   for (int r = 0; r < reps; ++r) Forward(m, ids);
   const double secs = Seconds(t0) / reps;
   const double gflops = PrefillFlops(ck.config, ctx) / secs / 1e9;
-  const double gemm = GemmGflops(ctx, ck.config.hidden, 4 * ck.config.hidden, 5);
+  const auto [gemm, packed] = GemmGflops(ctx, ck.config.hidden, 4 * ck.config.hidden, 5);
 
   std::printf("model: %s (%s, %d layers, hidden %d, vocab %d, %s weights)\n", path.c_str(),
               ck.config.architecture.c_str(), ck.config.n_layers, ck.config.hidden,
@@ -69,10 +76,15 @@ int RunBench(Args& a) {
   std::printf("reference Eigen GEMM [%d x %d] x [%d x %d]: %.1f GFLOP/s\n", ctx, ck.config.hidden,
               ck.config.hidden, 4 * ck.config.hidden, gemm);
   std::printf("forward / GEMM: %.0f%%\n", 100 * gflops / gemm);
+  if (packed > 0) {
+    std::printf("packed GEMM (the linears' own), same shape: %.1f GFLOP/s; forward / it: %.0f%%\n",
+                packed, 100 * gflops / packed);
+  }
   std::printf("peak RSS: %.0f MiB\n", PeakRssMiB());
   if (!json.empty()) {
     nlohmann::json j = {{"ctx", ctx}, {"seconds", secs}, {"tokens_per_s", ctx / secs},
-                        {"gflops", gflops}, {"gemm_gflops", gemm}, {"peak_rss_mib", PeakRssMiB()},
+                        {"gflops", gflops}, {"gemm_gflops", gemm}, {"packed_gemm_gflops", packed},
+                        {"peak_rss_mib", PeakRssMiB()},
                         {"threads", NumThreads()}};
     WriteFileAtomic(json, ReportJson(j));
   }

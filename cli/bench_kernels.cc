@@ -2,8 +2,10 @@
 // as fake-quantized W4A4 (ActQuantLinear over QuantWeightLinear), and as the integer W4A4 kernel (Int4IntegerLinear,
 // activation quantization included, and the kernel alone), all in one run; optionally the
 // prefill speed of a whole checkpoint in float, fake-quant and integer W4A4, and the same
-// layers written as ONNX MatMulNBits models for scripts/onnx/bench-matmulnbits.mjs.
+// layers written as ONNX MatMulNBits models for scripts/onnx/bench-matmulnbits.mjs. With
+// --float DTYPE, instead: the packed float GEMM (core/gemm.h) against Eigen on the same layers.
 // A benchmark, not a test: figures are printed (and written as JSON).
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -14,9 +16,12 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "core/error.h"
+#include "core/gemm.h"
+#include "core/numeric.h"
 #include "core/strings.h"
 #include "core/threads.h"
 #include "formats/checkpoint.h"
+#include "model/linear.h"
 #include "model/model.h"
 #include "onnx/export.h"
 #include "onnx/writer.h"
@@ -121,6 +126,54 @@ nlohmann::json BenchLayer(int m, int k, int n, int group, int reps, const std::s
   return j;
 }
 
+// One layer's float product y = x W^T with W [n, k] stored as `dtype`: through Eigen (F16/BF16
+// widened a block of rows at a time, as DenseLinear did before the packed GEMM) and packed.
+nlohmann::json BenchFloatLayer(int m, int k, int n, DType dtype, int reps) {
+  const Mat x = RandomMat(m, k, 1);
+  std::vector<uint16_t> narrow;
+  TensorView w{DType::kF32, {n, k}, nullptr};
+  const auto owned = MakeOwned(RandomMat(n, k, 2), {n, k});
+  if (dtype == DType::kF32) {
+    w.data = owned->View().data;
+  } else {
+    narrow.resize(static_cast<size_t>(n) * k);
+    const float* f = owned->values.data();
+    for (size_t i = 0; i < narrow.size(); ++i) {
+      narrow[i] = dtype == DType::kBF16 ? FloatToBf16(f[i]) : FloatToF16(f[i]);
+    }
+    owned->values.resize(0, 0);  // the float copy is not needed past here
+    w = {dtype, {n, k}, reinterpret_cast<const std::byte*>(narrow.data())};
+  }
+  Mat y;
+  const double ops = 2.0 * m * k * n;
+  const std::vector<double> t =
+      MinSeconds(reps, {[&] { EigenLinear(x, w, y); }, [&] { PackedGemm(x, w, y); }});
+  std::printf("%5d %6d %6d %4s | %9.1f %9.1f | %6.2fx\n", m, k, n, DTypeName(dtype),
+              ops / t[0] / 1e9, ops / t[1] / 1e9, t[0] / t[1]);
+  std::fflush(stdout);
+  return {{"m", m},           {"k", k}, {"n", n}, {"dtype", DTypeName(dtype)},
+          {"eigen_gflops", ops / t[0] / 1e9}, {"packed_gflops", ops / t[1] / 1e9}};
+}
+
+nlohmann::json BenchFloat(int m, const std::vector<std::pair<int, int>>& shapes,
+                          const std::string& dtype_name, int reps) {
+  std::string upper = dtype_name;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  DType dtype;
+  Check(ParseDType(upper, &dtype) &&
+            (dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16),
+        "--float: expected F32, F16 or BF16, got '" + dtype_name + "'");
+  Check(kHavePackedGemm, "--float: this build has no packed GEMM (no AVX2+FMA+F16C)");
+  std::printf("threads %d, float GEMM y = x W^T, W stored as %s\n", NumThreads(),
+              DTypeName(dtype));
+  std::printf("%5s %6s %6s %4s | %9s %9s | %7s\n", "M", "K", "N", "W", "Eigen", "packed",
+              "pk/Eig");
+  std::printf("%24s | %9s %9s |\n", "", "GFLOP/s", "GFLOP/s");
+  nlohmann::json layers = nlohmann::json::array();
+  for (auto [k, n] : shapes) layers.push_back(BenchFloatLayer(m, k, n, dtype, reps));
+  return {{"threads", NumThreads()}, {"float_layers", layers}};
+}
+
 // Prefill of `ids` through each model's blocks (embedding + layers) and, separately, its head,
 // interleaved across the models. Returns tokens/s of the blocks and of the whole model.
 std::vector<std::pair<double, double>> BenchPrefill(const std::vector<const Model*>& models,
@@ -183,9 +236,15 @@ int RunBenchKernels(Args& a) {
   const int ctx = a.Int("ctx", 512, 1, kMaxCtx);
   const std::string onnx_dir = a.Str("onnx-dir", "");
   const std::string json = a.Str("json", "");
+  const std::string float_dtype = a.Str("float", "");
   SetNumThreads(ThreadsFlag(a));
   a.Finish();
   Check(m > 0 && reps > 0 && ctx > 0, "--m, --reps and --ctx must be positive");
+  if (!float_dtype.empty()) {
+    const nlohmann::json j = BenchFloat(m, shapes, float_dtype, reps);
+    if (!json.empty()) WriteFileAtomic(json, j.dump(2) + "\n");
+    return 0;
+  }
   Check(group >= 0, "--group must be >= 0 (0: per channel)");
   if (!onnx_dir.empty()) {
     Check(group >= 16 && group <= 256 && (group & (group - 1)) == 0,
@@ -213,7 +272,8 @@ const bool kRegistered = RegisterCommand(
     {"bench-kernels",
      "throughput of float, fake-quant W4A4 and integer W4A4 linears (and model prefill)",
      "[--m 512] [--shapes 1024x1024,...] [--group 128 (0: per channel)] [--reps 3] [--threads N]\n"
-     "  [--model DIR --ctx 512] [--onnx-dir DIR (MatMulNBits models for ORT)] [--json FILE]",
+     "  [--model DIR --ctx 512] [--onnx-dir DIR (MatMulNBits models for ORT)] [--json FILE]\n"
+     "  [--float F32|F16|BF16 (instead: packed float GEMM against Eigen on --shapes)]",
      RunBenchKernels});
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/gemm.h"
 
 namespace sq {
 
@@ -32,21 +33,29 @@ DenseLinear::DenseLinear(TensorView w, TensorView bias) : w_(std::move(w)), bias
         "DenseLinear: bias " + bias_.ShapeString() + " does not match weight " + w_.ShapeString());
 }
 
-void DenseLinear::Apply(const Mat& x, Mat& y) const {
-  const int64_t out = w_.rows(), in = w_.cols();
-  Check(x.cols() == in, [&] {
-    return "DenseLinear: input has " + std::to_string(x.cols()) + " columns, weight expects " +
-           std::to_string(in);
-  });
+void EigenLinear(const Mat& x, const TensorView& w, Mat& y) {
+  const int64_t out = w.rows(), in = w.cols();
   y.resize(x.rows(), out);
-  if (w_.dtype == DType::kF32) {
-    ConstMatMap w(reinterpret_cast<const float*>(w_.data), out, in);
-    y.noalias() = x * w.transpose();
+  if (w.dtype == DType::kF32) {
+    ConstMatMap wf(reinterpret_cast<const float*>(w.data), out, in);
+    y.noalias() = x * wf.transpose();
   } else {
     for (int64_t r0 = 0; r0 < out; r0 += kWidenRows) {
       const int64_t n = std::min(kWidenRows, out - r0);
-      y.middleCols(r0, n).noalias() = x * WidenRows(w_, r0, n).transpose();
+      y.middleCols(r0, n).noalias() = x * WidenRows(w, r0, n).transpose();
     }
+  }
+}
+
+void DenseLinear::Apply(const Mat& x, Mat& y) const {
+  Check(x.cols() == w_.cols(), [&] {
+    return "DenseLinear: input has " + std::to_string(x.cols()) + " columns, weight expects " +
+           std::to_string(w_.cols());
+  });
+  if constexpr (kHavePackedGemm) {
+    PackedGemm(x, w_, y);
+  } else {
+    EigenLinear(x, w_, y);
   }
   if (!bias_.empty()) y.rowwise() += ToVec(bias_).transpose();
 }

@@ -30,7 +30,8 @@ const T* FindWrapped(const Linear& lin) {
 }
 
 // y = x W^T + b with W kept in its stored dtype; F16/BF16 are widened per call, so a bf16
-// model never holds an f32 copy of all its weights at once.
+// model never holds an f32 copy of all its weights at once. The product is core/gemm.h's packed
+// GEMM (widening while packing) where the build has its kernel, EigenLinear otherwise.
 class DenseLinear : public Linear {
  public:
   // w [out, in] (F32/F16/BF16); bias [out] or empty. The views must outlive this object.
@@ -45,6 +46,10 @@ class DenseLinear : public Linear {
   TensorView w_;
   TensorView bias_;
 };
+
+// y = x W^T through Eigen, F16/BF16 weights widened a block of rows at a time: the portable
+// build's product, and the reference the packed GEMM is tested against.
+void EigenLinear(const Mat& x, const TensorView& w, Mat& y);
 
 // Optional fake quantisation of one head's keys or values after RoPE (KV-cache quantisation).
 // Implemented in quant/; the engine only calls it.

@@ -101,7 +101,8 @@ TEST_CASE("SwiGLU equals its scalar reference", "[model]") {
 
 TEST_CASE("a BF16 DenseLinear equals the same linear on its widened F32 weights, bit for bit",
           "[model]") {
-  // 4100 output rows: two widening chunks (4096 + 4), the second partial.
+  // 4100 output rows: two widening chunks (4096 + 4) on the Eigen path, and a last channel
+  // panel of 4 (of 16) and several thread chunks on the packed one.
   const Mat w = RandomMat(4100, 24, 7);
   std::vector<uint16_t> bf16(static_cast<size_t>(w.size()));
   for (Eigen::Index i = 0; i < w.size(); ++i) bf16[i] = FloatToBf16(w.data()[i]);

@@ -1,0 +1,131 @@
+// The packed GEMM (core/gemm.h) against Eigen's product (EigenLinear, the path it replaced), on
+// shapes that are not multiples of any block size, for each weight dtype.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "core/gemm.h"
+#include "core/numeric.h"
+#include "core/threads.h"
+#include "model/linear.h"
+#include "tests/test_util.h"
+
+using namespace sq;
+using sq::test::RandomMat;
+
+namespace {
+
+// A weight [n, k] stored as `dtype`, with the float values it widens to.
+struct StoredWeight {
+  DType dtype;
+  int n, k;
+  std::vector<uint16_t> narrow;
+  Mat widened;
+  Mat f32;  // the F32 storage (dtype kF32 only)
+
+  TensorView View() const {
+    const void* p = dtype == DType::kF32 ? static_cast<const void*>(f32.data()) : narrow.data();
+    return {dtype, {n, k}, static_cast<const std::byte*>(p)};
+  }
+};
+
+StoredWeight MakeWeight(DType dtype, int n, int k, uint64_t seed) {
+  StoredWeight s{dtype, n, k, {}, RandomMat(n, k, seed), {}};
+  if (dtype == DType::kF32) {
+    s.f32 = s.widened;
+    return s;
+  }
+  s.narrow.resize(static_cast<size_t>(n) * k);
+  for (size_t i = 0; i < s.narrow.size(); ++i) {
+    const float v = s.widened.data()[i];
+    s.narrow[i] = dtype == DType::kBF16 ? FloatToBf16(v) : FloatToF16(v);
+  }
+  s.widened = ToMat(s.View());
+  return s;
+}
+
+// Two float sums of the same K products in different orders differ by at most
+// 2 * K * eps * sum |x_k w_k| (each is within K * eps of the exact sum): a bound per output that
+// holds for any order, so a wrong or missing term (of order 1/K of that sum) fails it.
+double WorstExcess(const Mat& x, const Mat& w, const Mat& y, const Mat& ref) {
+  const Mat magnitude = x.cwiseAbs() * w.cwiseAbs().transpose();
+  const double gamma = 2.0 * x.cols() * std::numeric_limits<float>::epsilon();
+  double worst = 0;
+  for (Eigen::Index i = 0; i < y.size(); ++i) {
+    const double diff = std::abs(double{y.data()[i]} - ref.data()[i]);
+    worst = std::max(worst, diff / (gamma * magnitude.data()[i] + 1e-30));
+  }
+  return worst;  // <= 1 within the bound
+}
+
+}  // namespace
+
+TEST_CASE("the packed GEMM agrees with Eigen's x W^T on awkward shapes", "[model][gemm]") {
+  if (!kHavePackedGemm) return;  // the portable build multiplies through Eigen only
+  const DType dtypes[] = {DType::kF32, DType::kBF16, DType::kF16};
+  for (DType dtype : dtypes) {
+    for (int k : {1, 3, 100, 257}) {
+      for (int n : {1, 17, 40, 1000}) {
+        const StoredWeight w = MakeWeight(dtype, n, k, 100 + k + n);
+        for (int m : {1, 2, 3, 5, 7, 513}) {
+          INFO(DTypeName(dtype) << " M " << m << " K " << k << " N " << n);
+          const Mat x = RandomMat(m, k, 7 + m);
+          Mat y, ref;
+          PackedGemm(x, w.View(), y);
+          EigenLinear(x, w.View(), ref);
+          REQUIRE(y.rows() == m);
+          REQUIRE(y.cols() == n);
+          CHECK(WorstExcess(x, w.widened, y, ref) <= 1.0);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("the packed GEMM sums deep products across its depth blocks", "[model][gemm]") {
+  if (!kHavePackedGemm) return;
+  // K past two depth blocks with a tail that is no multiple of 8; N past a thread's W block.
+  const StoredWeight w = MakeWeight(DType::kBF16, 2100, 1100, 3);
+  for (int m : {1, 3, 100}) {
+    INFO("M " << m);
+    const Mat x = RandomMat(m, 1100, 4);
+    Mat y, ref;
+    PackedGemm(x, w.View(), y);
+    EigenLinear(x, w.View(), ref);
+    CHECK(WorstExcess(x, w.widened, y, ref) <= 1.0);
+  }
+}
+
+TEST_CASE("the packed GEMM is bit-identical across thread counts and weight dtypes",
+          "[model][gemm]") {
+  if (!kHavePackedGemm) return;
+  const int before = NumThreads();
+  for (int m : {1, 3, 513}) {
+    const StoredWeight bf16 = MakeWeight(DType::kBF16, 1000, 700, 5);
+    const StoredWeight f32{DType::kF32, 1000, 700, {}, bf16.widened, bf16.widened};
+    const Mat x = RandomMat(m, 700, 6);
+    Mat expected, y;
+    SetNumThreads(1);
+    PackedGemm(x, bf16.View(), expected);
+    for (int threads : {2, 3}) {
+      INFO("M " << m << ", " << threads << " threads");
+      SetNumThreads(threads);
+      PackedGemm(x, bf16.View(), y);
+      CHECK(y == expected);
+      PackedGemm(x, f32.View(), y);  // the same values stored as F32: the same products
+      CHECK(y == expected);
+    }
+  }
+  SetNumThreads(before);
+}
+
+TEST_CASE("the packed GEMM handles empty products", "[model][gemm]") {
+  if (!kHavePackedGemm) return;
+  const StoredWeight w = MakeWeight(DType::kF32, 5, 0, 1);
+  Mat y;
+  PackedGemm(Mat(3, 0), w.View(), y);
+  CHECK(y == Mat::Zero(3, 5));
+  PackedGemm(Mat(0, 0), w.View(), y);
+  CHECK(y.rows() == 0);
+}
