@@ -35,20 +35,22 @@ Progress::Progress(std::string stage, int total, std::string unit, std::string r
 void Progress::Step(int done, double work) {
   if (!g_enabled || total_ <= 0) return;
   const auto now = std::chrono::steady_clock::now();
-  const bool last = done >= total_;
-  // A log gets a line a second at most (and the last); a terminal redraws up to 10 times a second.
+  const bool last = done >= total_, first = done == 0;
+  // A log gets a line a second at most (and the first and last); a terminal redraws up to 10
+  // times a second. Step 0 says the stage has begun: its first step can take a minute.
   const double since = std::chrono::duration<double>(now - last_print_).count();
-  if (!last && since < (tty_ ? 0.1 : 1.0)) return;
+  if (!last && !first && since < (tty_ ? 0.1 : 1.0)) return;
   last_print_ = now;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   char rate[64] = "";
   if (work > 0 && elapsed > 0) {
     std::snprintf(rate, sizeof rate, ", %.1f %s/s", work / elapsed, rate_unit_.c_str());
   }
-  const double eta = done > 0 ? elapsed * (total_ - done) / done : NAN;
-  std::fprintf(stderr, "%s%s: %s %d/%d (%3.0f%%)%s, %s %s%s", tty_ ? "\r" : "", stage_.c_str(),
-               unit_.c_str(), done, total_, 100.0 * done / total_, rate,
-               last ? "took" : "ETA", FormatDuration(last ? elapsed : eta).c_str(),
+  const std::string when = first ? "started"
+                           : last ? "took " + FormatDuration(elapsed)
+                                  : "ETA " + FormatDuration(elapsed * (total_ - done) / done);
+  std::fprintf(stderr, "%s%s: %s %d/%d (%3.0f%%)%s, %s%s", tty_ ? "\r" : "", stage_.c_str(),
+               unit_.c_str(), done, total_, 100.0 * done / total_, rate, when.c_str(),
                tty_ && !last ? "\033[K" : "\n");
   std::fflush(stderr);
 }

@@ -77,6 +77,7 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
       }
     }
   }
+  if (progress) progress(0, c.n_layers, 0);
   for (int l = 0; l < c.n_layers; ++l) {
     if (hooks.before_layer) hooks.before_layer(l);
     for (size_t s = 0; s < streams.size(); ++s) {

@@ -228,6 +228,7 @@ void RecipePipeline::CompactQuantizedLayer(int l) {
 
 void RecipePipeline::BuildAll(const std::function<void(int, int)>& progress) {
   const int n = fp_.config.n_layers;
+  if (progress) progress(0, n);
   for (int l = 0; l < n; ++l) {
     PrepareLayer(l);
     ReleaseLayer(l);

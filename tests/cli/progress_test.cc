@@ -48,6 +48,7 @@ TEST_CASE("progress and peak memory: stderr only, silenced by --quiet", "[cli][p
   run("quiet", " --quiet");
   const std::string loud_err = Slurp(dir + "/loud.err"), quiet_err = Slurp(dir + "/quiet.err");
   // Off a terminal: a line per step at most a second apart, and always the last step.
+  CHECK(loud_err.find("quantize+eval: layer 0/5 (  0%), started") != std::string::npos);
   CHECK(loud_err.find("quantize+eval: layer 5/5 (100%)") != std::string::npos);
   CHECK(loud_err.find("tokens/s, took") != std::string::npos);
   CHECK(loud_err.find("peak memory: ") != std::string::npos);
