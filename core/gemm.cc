@@ -24,19 +24,22 @@ namespace {
 constexpr int kMr = 6;
 constexpr int kNr = 16;
 // Cache blocks (Zen 2: 32 KB L1d and 512 KB L2 per core). A W panel kKc deep (32 KB) stays in L1
-// while it meets every row tile of an x block (kMc x kKc, 192 KB, in L2); a thread packs kNc
-// channels of W at a time (2 MB) and sweeps all of x against them. Measured on 512 x 2048 x 8192:
+// while it meets every row tile of an x block (kMc rows x kKc, 192 KB, in L2); a thread packs
+// kNc channels of W at a time (2 MB) and sweeps all of x against them. Measured on 512 x 2048 x 8192:
 // kKc 512 beat 256 by ~10% (y is read and written once per kKc of depth).
 constexpr int kKc = 512;
 constexpr int kMc = 96;
 constexpr int kNc = 1024;
 static_assert(kMc % kMr == 0 && kNc % kNr == 0 && kKc % 8 == 0);
 
-// c [R, kNr] (row stride ldc) = (accumulate ? c : 0) + a-tile * b-panel over depth kc. Each sum
-// is one FMA chain over k in order, then one add to c: the same operations whatever R and
-// whichever thread runs the tile, so an output does not depend on how the work is split.
+// c [R, kNr] (row stride ldc) = (accumulate ? c : 0) + a [R, kc] (row stride lda, read in place)
+// * b-panel over depth kc. Each sum is one FMA chain over k in order, then one add to c: the
+// same operations whatever R and whichever thread runs the tile, so an output does not depend on
+// how the work is split. x is not packed: its R rows are R sequential streams the hardware
+// prefetcher follows, and packing them cost ~5% of a 1B forward (x was packed once per chunk).
 template <int R>
-void Kernel(int kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+void Kernel(int kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+            bool accumulate) {
   __m256 lo[R], hi[R];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
@@ -45,11 +48,11 @@ void Kernel(int kc, const float* a, const float* b, float* c, int64_t ldc, bool 
     _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + kNr - 1), _MM_HINT_T0);
   }
-  for (int k = 0; k < kc; ++k, a += kMr, b += kNr) {
+  for (int k = 0; k < kc; ++k, b += kNr) {
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
-      const __m256 ar = _mm256_broadcast_ss(a + r);
+      const __m256 ar = _mm256_broadcast_ss(a + r * lda + k);
       lo[r] = _mm256_fmadd_ps(ar, b0, lo[r]);
       hi[r] = _mm256_fmadd_ps(ar, b1, hi[r]);
     }
@@ -66,18 +69,18 @@ void Kernel(int kc, const float* a, const float* b, float* c, int64_t ldc, bool 
   }
 }
 
-using KernelFn = void (*)(int, const float*, const float*, float*, int64_t, bool);
+using KernelFn = void (*)(int, const float*, int64_t, const float*, float*, int64_t, bool);
 // By row count: a tile with fewer than kMr rows (the last of x) computes only those.
 constexpr KernelFn kKernels[kMr + 1] = {nullptr,   Kernel<1>, Kernel<2>, Kernel<3>,
                                         Kernel<4>, Kernel<5>, Kernel<6>};
 
 // One tile of y: straight into y when it has all kNr channels, else through a buffer of which
 // only the `cols` valid channels are added (the same single add as the kernel's own).
-void Tile(int rows, int cols, int kc, const float* a, const float* b, float* c, int64_t ldc,
-          bool accumulate) {
-  if (cols == kNr) return kKernels[rows](kc, a, b, c, ldc, accumulate);
+void Tile(int rows, int cols, int kc, const float* a, int64_t lda, const float* b, float* c,
+          int64_t ldc, bool accumulate) {
+  if (cols == kNr) return kKernels[rows](kc, a, lda, b, c, ldc, accumulate);
   alignas(32) float t[kMr * kNr];
-  kKernels[rows](kc, a, b, t, kNr, false);
+  kKernels[rows](kc, a, lda, b, t, kNr, false);
   for (int r = 0; r < rows; ++r) {
     for (int j = 0; j < cols; ++j) {
       float& out = c[r * ldc + j];
@@ -155,22 +158,6 @@ void PackPanel(const std::byte* w, int64_t K, int64_t n0, int cols, int64_t k0, 
   }
 }
 
-// Packs rows [i0, i0 + mc) of x at depth [k0, k0 + kc) as row tiles of kMr:
-// a[t * kc * kMr + k * kMr + r] = x[i0 + t * kMr + r, k0 + k], rows past mc are 0.
-void PackRows(const float* x, int64_t K, int64_t i0, int mc, int64_t k0, int kc, float* a) {
-  for (int t = 0; t * kMr < mc; ++t, a += kc * kMr) {
-    for (int r = 0; r < kMr; ++r) {
-      const int64_t i = t * kMr + r;
-      const float* src = x + (i0 + i) * K + k0;
-      if (i < mc) {
-        for (int k = 0; k < kc; ++k) a[k * kMr + r] = src[k];
-      } else {
-        for (int k = 0; k < kc; ++k) a[k * kMr + r] = 0.0f;
-      }
-    }
-  }
-}
-
 // A float buffer of at least n elements, 32-byte aligned, reused by this thread across calls.
 float* Scratch(std::vector<float>& v, size_t n) {
   if (v.size() < n + 8) v.resize(n + 8);
@@ -189,8 +176,7 @@ struct Problem {
 // that W block once, then run every x block past it.
 template <DType D>
 void GemmPanels(const Problem& g, int64_t p0, int64_t p1) {
-  thread_local std::vector<float> a_store, b_store;
-  float* a = Scratch(a_store, kMc * kKc);
+  thread_local std::vector<float> b_store;
   float* b = Scratch(b_store, static_cast<size_t>(kKc) * kNc);
   for (int64_t jp = p0; jp < p1; jp += kNc / kNr) {
     const int np = static_cast<int>(std::min<int64_t>(kNc / kNr, p1 - jp));
@@ -203,13 +189,13 @@ void GemmPanels(const Problem& g, int64_t p0, int64_t p1) {
       }
       for (int64_t i0 = 0; i0 < g.M; i0 += kMc) {
         const int mc = static_cast<int>(std::min<int64_t>(kMc, g.M - i0));
-        PackRows(g.x, g.K, i0, mc, k0, kc, a);
         for (int p = 0; p < np; ++p) {
           const int64_t n0 = (jp + p) * kNr;
           const int cols = static_cast<int>(std::min<int64_t>(kNr, g.N - n0));
           for (int t = 0; t * kMr < mc; ++t) {
-            Tile(std::min(kMr, mc - t * kMr), cols, kc, a + t * kc * kMr, b + p * kc * kNr,
-                 g.y + (i0 + t * kMr) * g.N + n0, g.N, k0 > 0);
+            const int64_t i = i0 + t * kMr;
+            Tile(std::min(kMr, mc - t * kMr), cols, kc, g.x + i * g.K + k0, g.K, b + p * kc * kNr,
+                 g.y + i * g.N + n0, g.N, k0 > 0);
           }
         }
       }
@@ -278,10 +264,10 @@ void GemmChannels(const Problem& g, int64_t n0, int64_t n1) {
 constexpr int64_t kMinParallelWork = int64_t{1} << 18;
 // Threads take chunks of channels as they come free, so a core slowed by other work on the
 // machine gets fewer (a static split waited for it). About this many chunks per thread, each at
-// most kNc channels: more balance, but each chunk packs its own blocks of x.
+// most kNc channels: more balance, but each chunk reads all of x again.
 constexpr int64_t kChunksPerThread = 4;
 // ... and at least this many panels (256 channels) unless that leaves a thread idle: chunks of 64
-// channels made the 512-channel k/v projections ~15% slower, x being packed once per chunk.
+// channels made the 512-channel k/v projections ~15% slower (when x was packed once per chunk).
 constexpr int64_t kMinChunkPanels = 16;
 
 // Channel panels [p0, p1) of y (kNr channels each, the last maybe fewer).

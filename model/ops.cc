@@ -1,5 +1,6 @@
 #include "model/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -122,19 +123,32 @@ void ApplyRopeRef(Mat& x, int hd, const RopeTable& t, RopePairing pairing) {
   }
 }
 
+// Query rows per block of HeadAttention: block [r0, r0 + n) meets keys [0, r0 + n) only, so the
+// products skip the masked upper triangle, all but the blocks on the diagonal (at 512 tokens
+// 56% of the full products' work).
+constexpr Eigen::Index kQueryBlock = 64;
+
 void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs) {
   const Eigen::Index T = q.rows();
   const float scale = 1.0f / std::sqrt(static_cast<float>(q.cols()));
-  Mat s = (q * k.transpose()) * scale;  // [T, T]
-  for (Eigen::Index t = 0; t < T; ++t) {
-    auto row = s.row(t).head(t + 1);
-    const float m = row.maxCoeff();
-    row = (row.array() - m).exp();
-    row /= row.sum();
-    s.row(t).tail(T - t - 1).setZero();  // causal: future keys get nothing
+  out.resize(T, v.cols());
+  if (probs) probs->setZero(T, T);
+  Mat s;  // [n, keys]
+  for (Eigen::Index r0 = 0; r0 < T; r0 += kQueryBlock) {
+    const Eigen::Index n = std::min(kQueryBlock, T - r0), keys = r0 + n;
+    s.noalias() = q.middleRows(r0, n) * k.topRows(keys).transpose();
+    s *= scale;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const Eigen::Index t = r0 + i;
+      auto row = s.row(i).head(t + 1);
+      const float m = row.maxCoeff();
+      row = (row.array() - m).exp();
+      row /= row.sum();
+      s.row(i).tail(keys - t - 1).setZero();  // causal: future keys get nothing
+    }
+    out.middleRows(r0, n).noalias() = s * v.topRows(keys);
+    if (probs) probs->block(r0, 0, n, keys) = s;
   }
-  out.noalias() = s * v;
-  if (probs) *probs = std::move(s);
 }
 
 void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs) {

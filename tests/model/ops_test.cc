@@ -82,15 +82,17 @@ TEST_CASE("llama3 rope_scaling matches the published rule", "[model]") {
 }
 
 TEST_CASE("causal attention equals its scalar reference", "[model]") {
-  Mat q = RandomMat(11, 8, 6), k = RandomMat(11, 8, 7), v = RandomMat(11, 8, 8);
-  Mat o1, o2, p1, p2;
-  HeadAttention(q, k, v, o1, &p1);
-  HeadAttentionRef(q, k, v, o2, &p2);
-  CHECK(MaxRelDiff(o1, o2) < kOpTolerance);
-  CHECK(MaxRelDiff(p1, p2) < kOpTolerance);
-  for (int t = 0; t < 11; ++t) {
-    CHECK(p1.row(t).sum() == Approx(1.0f).epsilon(1e-5));
-    if (t + 1 < 11) CHECK(p1.row(t).tail(10 - t).cwiseAbs().maxCoeff() == 0.0f);  // causal
+  for (int T : {11, 150}) {  // one block of queries, and three (the last partial)
+    Mat q = RandomMat(T, 8, 6), k = RandomMat(T, 8, 7), v = RandomMat(T, 8, 8);
+    Mat o1, o2, p1, p2;
+    HeadAttention(q, k, v, o1, &p1);
+    HeadAttentionRef(q, k, v, o2, &p2);
+    CHECK(MaxRelDiff(o1, o2) < kOpTolerance);
+    CHECK(MaxRelDiff(p1, p2) < kOpTolerance);
+    for (int t = 0; t < T; ++t) {
+      CHECK(p1.row(t).sum() == Approx(1.0f).epsilon(1e-5));
+      if (t + 1 < T) CHECK(p1.row(t).tail(T - 1 - t).cwiseAbs().maxCoeff() == 0.0f);  // causal
+    }
   }
 }
 
