@@ -94,6 +94,18 @@ TEST_CASE("causal attention equals its scalar reference", "[model]") {
   }
 }
 
+TEST_CASE("sliding-window attention sees exactly the last `window` keys", "[model][arch]") {
+  Mat q = RandomMat(11, 8, 6), k = RandomMat(11, 8, 7), v = RandomMat(11, 8, 8);
+  Mat o1, o2, p1, p2;
+  HeadAttention(q, k, v, o1, &p1, 4);
+  HeadAttentionRef(q, k, v, o2, &p2, 4);
+  CHECK(MaxRelDiff(o1, o2) < kOpTolerance);
+  CHECK(MaxRelDiff(p1, p2) < kOpTolerance);
+  for (int t = 0; t < 11; ++t) {  // HF: key j is kept iff j > t - 4, so 4 keys (t itself too)
+    for (int j = 0; j < 11; ++j) CHECK((p1(t, j) > 0) == (j <= t && j > t - 4));
+  }
+}
+
 TEST_CASE("SwiGLU equals its scalar reference", "[model]") {
   Mat g = RandomMat(5, 33, 9, 4.0f), u = RandomMat(5, 33, 10);
   CHECK(MaxRelDiff(SwiGlu(g, u), SwiGluRef(g, u)) < kOpTolerance);
