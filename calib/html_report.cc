@@ -277,7 +277,8 @@ std::string RopeSection(const ProfileResult& r) {
   g.color = "#1a9641", g.cell = c.head_dim / 2 > 32 ? 10 : 18;
   double hi = 0;
   for (const RopeHead& k : r.rope_keys) {
-    g.row_labels.push_back("L" + std::to_string(k.layer) + " kv" + std::to_string(k.head));
+    g.row_labels.push_back("L" + std::to_string(k.layer) + " kv" + std::to_string(k.head) +
+                           (k.rope ? "" : " NoPE"));
     g.values.push_back(k.sink_key_share);
     for (double v : k.sink_key_share) hi = std::max(hi, v);
   }

@@ -160,16 +160,28 @@ json ResidualSinksJson(const ProfileResult& r) {
 json RopeJson(const ProfileResult& r) {
   json q = json::array(), k = json::array();
   for (const RopeHead& h : r.rope_queries) {
-    q.push_back({{"layer", h.layer}, {"head", h.head}, {"pair_absmax", Nums(h.pair_absmax)}});
+    q.push_back({{"layer", h.layer},
+                 {"head", h.head},
+                 {"rope", h.rope},
+                 {"pair_absmax", Nums(h.pair_absmax)}});
   }
   for (const RopeHead& h : r.rope_keys) {
     k.push_back({{"layer", h.layer},
                  {"kv_head", h.head},
+                 {"rope", h.rope},
                  {"pair_absmax", Nums(h.pair_absmax)},
                  {"sink_key_share", Nums(h.sink_key_share)},
                  {"other_key_share", Nums(h.other_key_share)}});
   }
-  return {{"inv_freq", Nums(r.inv_freq)}, {"query", q}, {"key", k}};
+  json nope = json::array();
+  for (int l = 0; l < r.config.n_layers; ++l) {
+    if (!r.config.rope(l)) nope.push_back(l);
+  }
+  return {{"inv_freq", Nums(r.inv_freq)},
+          {"rotary_dim", r.config.rope_dim()},
+          {"nope_layers", nope},
+          {"query", q},
+          {"key", k}};
 }
 
 json GatesJson(const ProfileResult& r) {

@@ -49,10 +49,11 @@ int SiteSlot(Site s) {
                           kLayerInputSites.begin());
 }
 
-// Magnitude of rotary pair i of row `r` (length hd).
-double PairNorm(const float* r, int i, int hd, RopePairing pairing) {
+// Magnitude of rotary pair i of row `r` whose first `rot` dims rotate (partial rotary: the
+// rest are no pair's).
+double PairNorm(const float* r, int i, int rot, RopePairing pairing) {
   const int a = pairing == RopePairing::kHalf ? i : 2 * i;
-  const int b = pairing == RopePairing::kHalf ? i + hd / 2 : 2 * i + 1;
+  const int b = pairing == RopePairing::kHalf ? i + rot / 2 : 2 * i + 1;
   return std::sqrt(double(r[a]) * r[a] + double(r[b]) * r[b]);
 }
 
@@ -85,7 +86,7 @@ struct Profiler::State {
 
   State(const Model& model, const ProfileThresholds& t) : m(model), th(t) {
     const ModelConfig& c = m.config;
-    L = c.n_layers, H = c.n_heads, Hkv = c.n_kv_heads, hd = c.head_dim, P = hd / 2;
+    L = c.n_layers, H = c.n_heads, Hkv = c.n_kv_heads, hd = c.head_dim, P = c.rope_dim() / 2;
     K = th.sink_positions;
     for (int l = 0; l < L; ++l) {
       for (Site s : kLayerInputSites) {
@@ -198,7 +199,7 @@ void Profiler::State::ObservePairs(PairAcc& acc, const Mat& x, bool key) {
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     double total = 0;
     for (int i = 0; i < P; ++i) {
-      const double n = PairNorm(x.row(t).data(), i, hd, pairing);
+      const double n = PairNorm(x.row(t).data(), i, 2 * P, pairing);
       acc.absmax[i] = std::max(acc.absmax[i], n);
       e[i] = n * n;
       total += e[i];
@@ -565,6 +566,7 @@ void Profiler::State::CollectRope(ProfileResult& r) const {
   auto make = [&](const PairAcc& acc, int l, int h, bool key) {
     RopeHead rh;
     rh.layer = l, rh.head = h, rh.pair_absmax = acc.absmax;
+    rh.rope = m.config.rope(l);
     if (key) {
       rh.sink_key_share = acc.sink_share;
       rh.other_key_share = acc.other_share;

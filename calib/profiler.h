@@ -104,9 +104,12 @@ struct OutlierToken {
   double max_value = 0;   // the row max |x|
 };
 
-// RoPE bands: rotary pair magnitudes sqrt(x_a^2 + x_b^2) (invariant under the rotation).
+// RoPE bands: rotary pair magnitudes sqrt(x_a^2 + x_b^2) (invariant under the rotation), over
+// the rotated dims only (Phi-3's partial rotary). A NoPE layer (SmolLM3) keeps the same pairs
+// for comparison, but nothing rotates them: `rope` is false.
 struct RopeHead {
   int layer, head;
+  bool rope = true;
   std::vector<double> pair_absmax;      // [P]
   std::vector<double> sink_key_share;   // [P] keys only: share of ||k_0||^2 per pair
   std::vector<double> other_key_share;  // [P] keys only: the same for positions >= 1

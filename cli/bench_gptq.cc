@@ -64,7 +64,7 @@ int RunBenchGptq(Args& a) {
         "--layers " + std::to_string(layers) + " outside [0, " +
             std::to_string(ck.config.n_layers) + "]");
   if (layers > 0) {  // the first `layers` blocks only (then the final norm and lm_head)
-    ck.config.n_layers = layers;
+    ck.config = SliceLayers(ck.config, 0, layers);
     ck.weights.layers.resize(layers);
   }
   const Model fp = BuildDenseModel(ck.config, ck.weights);

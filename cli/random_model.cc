@@ -60,10 +60,41 @@ struct Plan {
   std::vector<TensorSpec> specs;  // the same tensors, by name and stored dtype
 };
 
+// Phi-3 stores q/k/v and gate/up fused: the first part grows to the fused rows (every part is
+// drawn from the same distribution) and takes the fused name; the other parts are dropped.
+void FuseParts(const ModelConfig& c, Plan& p) {
+  if (!HfFusesProjections(c)) return;
+  std::vector<bool> dropped(p.tensors.size(), false);
+  auto find = [&](int layer, Role r) {
+    for (size_t i = 0; i < p.tensors.size(); ++i) {
+      if (p.tensors[i].id.layer == layer && p.tensors[i].id.role == r) return i;
+    }
+    throw Error("random-model: no tensor " + std::string(RoleName(r)));
+  };
+  for (int l = 0; l < c.n_layers; ++l) {
+    for (const HfFusedTensor& f : HfFusedTensors()) {
+      const size_t first = find(l, f.parts[0]);
+      for (size_t k = 1; k < f.parts.size(); ++k) {
+        const size_t i = find(l, f.parts[k]);
+        p.tensors[first].shape[0] += p.tensors[i].shape[0];
+        dropped[i] = true;
+      }
+      p.specs[first].name = HfFusedName(l, f);
+      p.specs[first].shape = p.tensors[first].shape;
+    }
+  }
+  for (size_t i = p.tensors.size(); i-- > 0;) {
+    if (!dropped[i]) continue;
+    p.tensors.erase(p.tensors.begin() + static_cast<std::ptrdiff_t>(i));
+    p.specs.erase(p.specs.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+}
+
 Plan MakePlan(const ModelConfig& c, DType dtype) {
   Plan p;
   p.tensors = RandomCheckpointTensors(c);
   for (const RandomTensor& t : p.tensors) p.specs.push_back({HfTensorName(t.id), dtype, t.shape});
+  FuseParts(c, p);
   return p;
 }
 
@@ -248,7 +279,14 @@ int RunRandomModel(Args& a) {
   a.Finish();
 
   ModelConfig c = ParseHfConfig(config_path);
-  if (layers > 0) c.n_layers = layers;  // a shallower model with the same shapes
+  if (layers > 0 && (!c.layer_window.empty() || !c.layer_nope.empty())) {
+    Check(layers <= c.n_layers, "--layers " + std::to_string(layers) + " exceeds the " +
+                                    std::to_string(c.n_layers) + " layers whose windows or NoPE " +
+                                    config_path + " lists");
+    c = SliceLayers(c, 0, layers);
+  } else if (layers > 0) {
+    c.n_layers = layers;  // a shallower model with the same shapes
+  }
   CheckTarget(out, force, config_path);
   std::error_code ec;
   fs::create_directories(out.parent_path(), ec);

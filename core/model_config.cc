@@ -33,6 +33,16 @@ void ValidateConfig(const ModelConfig& c, const std::string& source) {
   Check(c.gated_norm_rank >= 0 && c.gated_norm_rank <= c.hidden,
         source + ": gated_norm_rank must be in [0, hidden_size], got " +
             std::to_string(c.gated_norm_rank));
+  Check(c.rotary_dim >= 0 && c.rotary_dim <= c.head_dim && c.rotary_dim % 2 == 0,
+        source + ": rotary dims (head_dim * partial_rotary_factor) must be even and in [0, " +
+            "head_dim], got " + std::to_string(c.rotary_dim));
+  Check(c.layer_window.empty() || static_cast<int>(c.layer_window.size()) == c.n_layers,
+        source + ": one sliding window per layer expected");
+  for (int w : c.layer_window) {
+    Check(w >= 0, source + ": sliding_window must be positive, got " + std::to_string(w));
+  }
+  Check(c.layer_nope.empty() || static_cast<int>(c.layer_nope.size()) == c.n_layers,
+        source + ": no_rope_layers must have one entry per layer");
   for (const auto& [id, name] : {std::pair{c.bos_id, "bos_token_id"}, {c.eos_id, "eos_token_id"}}) {
     Check(id >= -1 && id < c.vocab, source + ": " + name + " " + std::to_string(id) +
                                         " is outside the vocab (" + std::to_string(c.vocab) + ")");
@@ -46,6 +56,21 @@ void ValidateConfig(const ModelConfig& c, const std::string& source) {
   Check(int64_t{c.n_heads} * c.head_dim <= (1 << 18),
         source + ": num_attention_heads * head_dim = " +
             std::to_string(int64_t{c.n_heads} * c.head_dim) + " is implausibly large");
+}
+
+ModelConfig SliceLayers(const ModelConfig& c, int first, int count) {
+  ModelConfig s = c;
+  s.n_layers = count;
+  auto slice = [&](auto& v) {
+    if (v.empty()) return;
+    Check(first >= 0 && first + count <= static_cast<int>(v.size()),
+          "SliceLayers: layers [" + std::to_string(first) + ", " + std::to_string(first + count) +
+              ") outside the model's " + std::to_string(v.size()));
+    v.assign(v.begin() + first, v.begin() + first + count);
+  };
+  slice(s.layer_window);
+  slice(s.layer_nope);
+  return s;
 }
 
 }  // namespace sq

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace sq {
 
@@ -40,6 +41,14 @@ struct ModelConfig {
   bool qk_norm = false;         // Qwen3: RMSNorm over each head of q and k before RoPE
   bool attn_output_gate = false;  // Qwen3-Next: q_proj emits [query | gate] per head
   int gated_norm_rank = 0;      // GatedNorm: sigmoid low-rank gate after every norm (0 = off)
+  // RoPE rotates only the first rotary_dim dims of each head (Phi-3's partial_rotary_factor),
+  // pairing them among themselves; the rest pass through. 0 = the whole head.
+  int rotary_dim = 0;
+  // Per layer: a query at position i sees keys at positions > i - window (Mistral, Qwen2,
+  // Phi-3 sliding window); 0 = every earlier key. Empty = full attention in every layer.
+  std::vector<int> layer_window;
+  // Per layer: true when the layer applies no RoPE (SmolLM3's NoPE layers). Empty = none.
+  std::vector<bool> layer_nope;
   float initializer_range = 0.02f;  // std of the normal init of weights (random checkpoints)
   int bos_id = -1;
   int eos_id = -1;
@@ -49,7 +58,14 @@ struct ModelConfig {
   // Rows of q_proj: the query, plus the gate when gated attention is on.
   int q_proj_rows() const { return attn_output_gate ? 2 * q_dim() : q_dim(); }
   int heads_per_kv() const { return n_heads / n_kv_heads; }
+  int rope_dim() const { return rotary_dim > 0 ? rotary_dim : head_dim; }
+  int window(int layer) const { return layer_window.empty() ? 0 : layer_window[layer]; }
+  bool rope(int layer) const { return layer_nope.empty() || !layer_nope[layer]; }
 };
+
+// Keeps layers [first, first + count) of `c`: n_layers and the per-layer facts move together
+// (a layer slice must still know its own window and RoPE).
+ModelConfig SliceLayers(const ModelConfig& c, int first, int count);
 
 // Throws Error naming `source` when a field is missing, non-positive or inconsistent.
 void ValidateConfig(const ModelConfig& c, const std::string& source);

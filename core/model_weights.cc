@@ -93,8 +93,6 @@ void ForEachTensor(const ModelConfig& c, ModelWeights& w,
   Walk(c, w, fn, skip_tied);
 }
 
-namespace {
-
 std::vector<int64_t> ExpectedShape(const ModelConfig& c, Role r) {
   const int64_t d = c.hidden, f = c.intermediate, hd = c.head_dim, rank = c.gated_norm_rank;
   switch (r) {
@@ -115,6 +113,8 @@ std::vector<int64_t> ExpectedShape(const ModelConfig& c, Role r) {
   }
   return {};
 }
+
+namespace {
 
 std::string ShapeStr(const std::vector<int64_t>& s) {
   TensorView v;

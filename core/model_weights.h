@@ -52,6 +52,8 @@ struct TensorId {
   Role role = Role::kEmbed;
 };
 const char* RoleName(Role r);  // "attn_q", ... (for messages and reports)
+// The shape `c` implies for a tensor of role `r`.
+std::vector<int64_t> ExpectedShape(const ModelConfig& c, Role r);
 
 struct ModelWeights {
   TensorView embed;       // [V, d]

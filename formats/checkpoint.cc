@@ -33,12 +33,48 @@ const char* EnabledBy(const ModelConfig& c, Role r) {
   }
 }
 
+// Phi-3's fused qkv_proj / gate_up_proj: each part is a row slice of the stored tensor (a view,
+// no copy), in the row order of HfFusedTensors.
+bool AssignFused(const ModelConfig& c, const std::string& name, const TensorView& v,
+                 const std::string& file, ModelWeights* w) {
+  const auto fused = ParseHfFusedName(name);
+  if (!fused) return false;
+  const auto [layer, f] = *fused;
+  Check(HfFusesProjections(c), file + ": tensor " + name + " is fused (the Phi-3 layout) but " +
+                                   "config.json names " + c.architecture);
+  Check(layer < c.n_layers, file + ": tensor " + name + " is for layer " + std::to_string(layer) +
+                                " but config.json has " + std::to_string(c.n_layers) + " layers");
+  int64_t rows = 0;
+  for (Role r : f->parts) rows += ExpectedShape(c, r)[0];
+  Check(v.shape == std::vector<int64_t>{rows, c.hidden},
+        file + ": tensor " + name + " has shape " + v.ShapeString() + ", config.json implies [" +
+            std::to_string(rows) + ", " + std::to_string(c.hidden) + "]");
+  int64_t at = 0;
+  for (Role r : f->parts) {
+    TensorView part = v;
+    part.shape = ExpectedShape(c, r);
+    part.data = v.data + static_cast<size_t>(at * v.cols()) * DTypeSize(v.dtype);
+    at += part.shape[0];
+    WeightSlot(*w, {layer, r}) = part;
+  }
+  return true;
+}
+
 // Puts every tensor sinkquant knows into its slot; unknown names are ignored, but a known
 // tensor the config does not enable is refused (it would otherwise be silently dropped).
 void AssignTensor(const ModelConfig& c, const std::string& name, const TensorView& v,
                   const std::string& file, ModelWeights* w) {
+  if (AssignFused(c, name, v, file, w)) return;
   auto id = ParseHfTensorName(name);
   if (!id) return;
+  if (HfFusesProjections(c)) {
+    for (const HfFusedTensor& f : HfFusedTensors()) {
+      for (Role r : f.parts) {
+        Check(id->role != r,
+              file + ": tensor " + name + ": " + c.architecture + " stores it inside " + f.suffix);
+      }
+    }
+  }
   Check(id->layer < c.n_layers, file + ": tensor " + name + " is for layer " +
                                     std::to_string(id->layer) + " but config.json has " +
                                     std::to_string(c.n_layers) + " layers");
@@ -138,6 +174,37 @@ Checkpoint LoadCheckpoint(const std::string& path) {
   return ck;
 }
 
+namespace {
+
+// Phi-3 files hold q/k/v and gate/up fused: the parts' rows stacked under the fused name.
+void FuseForWrite(const ModelConfig& c, ModelWeights w,
+                  std::vector<std::shared_ptr<OwnedTensor>>& owned,
+                  std::vector<std::pair<std::string, TensorView>>& tensors) {
+  std::set<std::string> parts;
+  for (int l = 0; l < c.n_layers; ++l) {
+    for (const HfFusedTensor& f : HfFusedTensors()) {
+      std::vector<Mat> mats;
+      int64_t rows = 0;
+      for (Role r : f.parts) {
+        mats.push_back(ToMat(WeightSlot(w, {l, r})));
+        rows += mats.back().rows();
+        parts.insert(HfTensorName({l, r}));
+      }
+      Mat all(rows, c.hidden);
+      int64_t at = 0;
+      for (const Mat& m : mats) {
+        all.middleRows(at, m.rows()) = m;
+        at += m.rows();
+      }
+      owned.push_back(MakeOwned(std::move(all), {rows, c.hidden}));
+      tensors.emplace_back(HfFusedName(l, f), owned.back()->View());
+    }
+  }
+  std::erase_if(tensors, [&](const auto& t) { return parts.count(t.first) > 0; });
+}
+
+}  // namespace
+
 void WriteHfCheckpoint(const std::string& dir, const ModelConfig& c, const ModelWeights& w) {
   ValidateWeights(c, w, "writing " + dir, [](TensorId id) { return HfTensorName(id); });
   std::error_code ec;
@@ -154,6 +221,7 @@ void WriteHfCheckpoint(const std::string& dir, const ModelConfig& c, const Model
     owned.push_back(MakeOwned(ToMat(v), v.shape));
     tensors.emplace_back(HfTensorName(id), owned.back()->View());
   });  // skip_tied: a tied lm_head is not stored
+  if (HfFusesProjections(c)) FuseForWrite(c, w, owned, tensors);
   WriteSafetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   WriteHfConfig((fs::path(dir) / "config.json").string(), c);
 }

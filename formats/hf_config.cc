@@ -1,5 +1,6 @@
 #include "formats/hf_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -13,7 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-enum class Arch { kLlama, kMistral, kQwen2, kQwen3 };
+enum class Arch { kLlama, kMistral, kQwen2, kQwen3, kPhi3, kSmolLM3 };
 struct ArchInfo {
   Arch arch;
   const char* name;
@@ -24,7 +25,19 @@ constexpr ArchInfo kArchs[] = {
     {Arch::kMistral, "MistralForCausalLM", "mistral"},
     {Arch::kQwen2, "Qwen2ForCausalLM", "qwen2"},
     {Arch::kQwen3, "Qwen3ForCausalLM", "qwen3"},
+    {Arch::kPhi3, "Phi3ForCausalLM", "phi3"},
+    {Arch::kSmolLM3, "SmolLM3ForCausalLM", "smollm3"},
 };
+
+// Qwen2/Qwen3/SmolLM3 pick attention per layer (layer_types); Mistral and Phi-3 window all.
+bool HasLayerTypes(Arch a) { return a == Arch::kQwen2 || a == Arch::kQwen3 || a == Arch::kSmolLM3; }
+
+const char* ArchName(Arch a) {
+  for (const auto& info : kArchs) {
+    if (info.arch == a) return info.name;
+  }
+  return "?";
+}
 
 const ArchInfo& FindArch(const std::string& name, const std::string& source) {
   std::string supported;
@@ -133,16 +146,149 @@ int FirstTokenId(const Fields& f, const char* key) {
   return f.ToInt(v, key);
 }
 
-// Sliding-window attention is not implemented: accept configs where it never binds.
-void CheckNoSlidingWindow(const Fields& f, Arch arch, int max_position) {
-  if (arch == Arch::kQwen2 || arch == Arch::kQwen3) {
-    if (!f.Bool("use_sliding_window", false)) return;
+// SmolLM3's no_rope_layers (1 = RoPE, 0 = NoPE; at least one entry per layer), or, absent, a
+// NoPE layer every no_rope_layer_interval layers (default 4): layer i has RoPE iff
+// (i + 1) % interval != 0. Other architectures always rotate (empty).
+std::vector<bool> ParseNoRope(const Fields& f, Arch arch, int n_layers) {
+  if (arch != Arch::kSmolLM3) return {};
+  std::vector<bool> nope(n_layers);
+  if (!f.Present("no_rope_layers")) {
+    const int every = f.Int("no_rope_layer_interval", 4);
+    Check(every > 0, f.source() + ": no_rope_layer_interval must be positive");
+    for (int i = 0; i < n_layers; ++i) nope[i] = (i + 1) % every == 0;
+    return nope;
   }
-  if (!f.Present("sliding_window")) return;
-  const int w = f.Int("sliding_window");
-  Check(w >= max_position, f.source() + ": sliding_window " + std::to_string(w) +
-                               " < max_position_embeddings " + std::to_string(max_position) +
-                               ": sliding-window attention is not supported");
+  const json& v = f.Raw("no_rope_layers");
+  Check(v.is_array() && static_cast<int>(v.size()) >= n_layers,
+        f.source() + ": no_rope_layers must be a list of at least num_hidden_layers 0/1 entries");
+  for (int i = 0; i < n_layers; ++i) {
+    const int use_rope = f.ToInt(v[i], "no_rope_layers[" + std::to_string(i) + "]");
+    Check(use_rope == 0 || use_rope == 1,
+          f.source() + ": no_rope_layers[" + std::to_string(i) + "] must be 0 or 1");
+    nope[i] = use_rope == 0;
+  }
+  return nope;
+}
+
+// The window as Hugging Face's config class leaves it: Mistral defaults to 4096 when the key
+// is absent (null means none); Qwen2/Qwen3 keep theirs (default 4096) only with
+// use_sliding_window; SmolLM3 likewise, without a default; Llama has none. 0 = none.
+int ParseWindowSize(const Fields& f, Arch arch, const json& j) {
+  auto size = [&](int def) {  // `def` when absent or null
+    const int w = f.Int("sliding_window", def);
+    Check(w > 0 || !f.Present("sliding_window"),
+          f.source() + ": sliding_window must be positive or null, got " + std::to_string(w));
+    return w;
+  };
+  switch (arch) {
+    case Arch::kLlama:
+      return 0;
+    case Arch::kMistral:
+      return size(j.contains("sliding_window") ? 0 : 4096);
+    case Arch::kPhi3:
+      return size(0);
+    case Arch::kQwen2:
+    case Arch::kQwen3:
+      return f.Bool("use_sliding_window", false) ? size(4096) : 0;
+    case Arch::kSmolLM3:
+      return f.Bool("use_sliding_window", false) ? size(0) : 0;
+  }
+  return 0;
+}
+
+// Per layer: the sliding window, or 0 for full attention. An explicit layer_types list wins;
+// otherwise Qwen2/Qwen3 window layers i >= max_window_layers (default 28), SmolLM3 its NoPE
+// layers, Mistral and Phi-3 every layer. Empty when no layer has a window.
+std::vector<int> ParseLayerWindows(const Fields& f, Arch arch, const json& j, int n_layers,
+                                   const std::vector<bool>& nope) {
+  const int w = ParseWindowSize(f, arch, j);
+  std::vector<int> win(n_layers, 0);
+  if (HasLayerTypes(arch) && f.Present("layer_types")) {
+    const json& t = f.Raw("layer_types");
+    Check(t.is_array() && static_cast<int>(t.size()) == n_layers,
+          f.source() + ": layer_types must list one type per layer");
+    for (int i = 0; i < n_layers; ++i) {
+      const std::string at = "layer_types[" + std::to_string(i) + "]";
+      Check(t[i] == "full_attention" || t[i] == "sliding_attention",
+            f.source() + ": " + at + " " + t[i].dump() +
+                " is not supported (full_attention, sliding_attention)");
+      if (t[i] != "sliding_attention") continue;
+      Check(w > 0, f.source() + ": " + at + " is sliding_attention but no sliding_window is " +
+                       "in effect (use_sliding_window false or sliding_window null)");
+      win[i] = w;
+    }
+  } else if (w > 0) {
+    const int first =
+        arch == Arch::kQwen2 || arch == Arch::kQwen3 ? f.Int("max_window_layers", 28) : 0;
+    for (int i = first; i < n_layers; ++i) {
+      if (arch != Arch::kSmolLM3 || nope[i]) win[i] = w;
+    }
+  }
+  for (int v : win) {
+    if (v > 0) return win;
+  }
+  return {};
+}
+
+// Phi-3's partial_rotary_factor: RoPE on the first int(head_dim * factor) dims of each head.
+// Other architectures here rotate whole heads (their rotate_half would not slice).
+int ParseRotaryDim(const Fields& f, Arch arch, int head_dim) {
+  if (!f.Present("partial_rotary_factor")) return 0;
+  Check(f.Raw("partial_rotary_factor").is_number(),
+        f.source() + ": partial_rotary_factor must be a number");
+  const double factor = f.Raw("partial_rotary_factor").get<double>();
+  if (factor == 1.0) return 0;
+  Check(arch == Arch::kPhi3, f.source() + ": partial_rotary_factor " + std::to_string(factor) +
+                                 " is supported for Phi3ForCausalLM only");
+  Check(factor > 0 && factor < 1, f.source() + ": partial_rotary_factor must be in (0, 1], got " +
+                                      f.Raw("partial_rotary_factor").dump());
+  const int dim = static_cast<int>(head_dim * factor);  // Python's int(): truncation
+  Check(dim >= 2 && dim % 2 == 0, f.source() + ": partial_rotary_factor " +
+                                      f.Raw("partial_rotary_factor").dump() + " gives " +
+                                      std::to_string(dim) + " rotary dims; must be even and >= 2");
+  return dim;
+}
+
+// The sliding window: one size; Mistral and Phi-3 apply it to every layer, the others name
+// each layer's type.
+void WriteWindows(const ModelConfig& c, Arch arch, const std::string& src,
+                  nlohmann::ordered_json& j) {
+  int w = 0;
+  for (int v : c.layer_window) {
+    Check(w == 0 || v == 0 || v == w, src + ": layers with different sliding windows");
+    w = std::max(w, v);
+  }
+  if (!HasLayerTypes(arch)) {
+    Check(w == 0 || arch != Arch::kLlama, src + ": LlamaForCausalLM has no sliding window");
+    for (int v : c.layer_window) {
+      Check(v == w, src + ": " + ArchName(arch) + " windows every layer or none");
+    }
+    if (arch != Arch::kLlama) j["sliding_window"] = w > 0 ? nlohmann::ordered_json(w) : nullptr;
+    return;
+  }
+  j["use_sliding_window"] = w > 0;
+  j["sliding_window"] = w > 0 ? nlohmann::ordered_json(w) : nullptr;
+  j["layer_types"] = nlohmann::ordered_json::array();
+  for (int l = 0; l < c.n_layers; ++l) {
+    j["layer_types"].push_back(c.window(l) > 0 ? "sliding_attention" : "full_attention");
+  }
+}
+
+// Phi-3's partial_rotary_factor and SmolLM3's no_rope_layers, read back exactly as written.
+void WriteArchFields(const ModelConfig& c, Arch arch, const std::string& src,
+                     nlohmann::ordered_json& j) {
+  WriteWindows(c, arch, src, j);
+  if (arch == Arch::kPhi3) {
+    const double factor = static_cast<double>(c.rope_dim()) / c.head_dim;
+    Check(static_cast<int>(c.head_dim * factor) == c.rope_dim(),
+          src + ": rotary dims " + std::to_string(c.rope_dim()) + " of head_dim " +
+              std::to_string(c.head_dim) + " have no exact partial_rotary_factor");
+    j["partial_rotary_factor"] = factor;
+  }
+  if (arch == Arch::kSmolLM3) {
+    j["no_rope_layers"] = nlohmann::ordered_json::array();
+    for (int l = 0; l < c.n_layers; ++l) j["no_rope_layers"].push_back(c.rope(l) ? 1 : 0);
+  }
 }
 
 }  // namespace
@@ -166,14 +312,19 @@ ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
   Check(c.n_heads > 0, source + ": num_attention_heads must be positive");
   c.head_dim = f.Int("head_dim", c.hidden / c.n_heads);
   c.vocab = f.Int("vocab_size");
-  c.max_position = f.Int("max_position_embeddings", arch == Arch::kLlama ? 2048 : 32768);
-  c.norm_eps = f.Float("rms_norm_eps", 1e-6f);
-  c.rope_theta = f.Float("rope_theta", 10000.0f);
+  // Defaults of each Hugging Face config class, for keys a config.json leaves out.
+  c.max_position = f.Int("max_position_embeddings", arch == Arch::kLlama  ? 2048
+                                                    : arch == Arch::kPhi3 ? 4096
+                                                                          : 32768);
+  c.norm_eps = f.Float("rms_norm_eps", arch == Arch::kPhi3 ? 1e-5f : 1e-6f);
+  c.rope_theta = f.Float("rope_theta", arch == Arch::kSmolLM3 ? 2e6f : 10000.0f);
   c.rope_pairing = RopePairing::kHalf;  // every HF architecture here uses rotate_half
   c.rope_scaling = ParseRopeScaling(f);
-  c.tie_embeddings = f.Bool("tie_word_embeddings", false);
-  // Qwen2 always has q/k/v biases (its config has no attention_bias field).
-  c.qkv_bias = arch == Arch::kQwen2 ? true : f.Bool("attention_bias", false);
+  c.tie_embeddings = f.Bool("tie_word_embeddings", arch == Arch::kSmolLM3);
+  // Qwen2 always has q/k/v biases (its config has no attention_bias field); Phi-3 never has.
+  c.qkv_bias = arch == Arch::kQwen2  ? true
+               : arch == Arch::kPhi3 ? false
+                                     : f.Bool("attention_bias", false);
   c.qk_norm = arch == Arch::kQwen3;
   c.attn_output_gate = f.Bool("attn_output_gate", false);
   c.gated_norm_rank = f.Int("gated_norm_rank", 0);
@@ -183,7 +334,10 @@ ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
             std::to_string(c.initializer_range));
   c.bos_id = FirstTokenId(f, "bos_token_id");
   c.eos_id = FirstTokenId(f, "eos_token_id");
-  CheckNoSlidingWindow(f, arch, c.max_position);
+  ValidateConfig(c, source);  // the sizes first: the per-layer fields are sized by n_layers
+  c.rotary_dim = ParseRotaryDim(f, arch, c.head_dim);
+  c.layer_nope = ParseNoRope(f, arch, c.n_layers);
+  c.layer_window = ParseLayerWindows(f, arch, j, c.n_layers, c.layer_nope);
   ValidateConfig(c, source);
   return c;
 }
@@ -201,7 +355,12 @@ nlohmann::ordered_json HfConfigToJson(const ModelConfig& c) {
   Check(!c.qk_norm || info.arch == Arch::kQwen3, src + ": qk_norm needs Qwen3ForCausalLM");
   Check(c.qk_norm || info.arch != Arch::kQwen3, src + ": Qwen3ForCausalLM implies qk_norm");
   Check(c.qkv_bias || info.arch != Arch::kQwen2, src + ": Qwen2ForCausalLM implies qkv_bias");
+  Check(!c.qkv_bias || info.arch != Arch::kPhi3, src + ": Phi3ForCausalLM has no q/k/v biases");
   ValidateConfig(c, src);
+  Check(c.rotary_dim == 0 || info.arch == Arch::kPhi3,
+        src + ": partial rotary needs Phi3ForCausalLM");
+  Check(c.layer_nope.empty() || info.arch == Arch::kSmolLM3,
+        src + ": NoPE layers need SmolLM3ForCausalLM");
   nlohmann::ordered_json j;
   j["architectures"] = {c.architecture};
   j["model_type"] = info.model_type;
@@ -234,6 +393,7 @@ nlohmann::ordered_json HfConfigToJson(const ModelConfig& c) {
   j["torch_dtype"] = "float32";
   j["attn_output_gate"] = c.attn_output_gate;
   j["gated_norm_rank"] = c.gated_norm_rank;
+  WriteArchFields(c, info.arch, src, j);
   return j;
 }
 

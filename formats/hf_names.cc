@@ -56,10 +56,10 @@ std::string HfTensorName(TensorId id) {
   throw Error(std::string("no Hugging Face name for role ") + RoleName(id.role));
 }
 
-std::optional<TensorId> ParseHfTensorName(const std::string& name) {
-  for (const auto& e : kModelNames) {
-    if (name == e.suffix) return TensorId{-1, e.role};
-  }
+namespace {
+
+// "model.layers.N.SUFFIX" -> (N, SUFFIX).
+std::optional<std::pair<int, std::string>> SplitLayerName(const std::string& name) {
   const size_t n = sizeof(kLayerPrefix) - 1;
   if (name.compare(0, n, kLayerPrefix) != 0) return std::nullopt;
   size_t pos = n;
@@ -68,11 +68,44 @@ std::optional<TensorId> ParseHfTensorName(const std::string& name) {
     layer = layer * 10 + (name[pos++] - '0');
   }
   if (pos == n || pos >= name.size() || name[pos] != '.') return std::nullopt;
-  const std::string suffix = name.substr(pos + 1);
+  return std::pair{layer, name.substr(pos + 1)};
+}
+
+}  // namespace
+
+std::optional<TensorId> ParseHfTensorName(const std::string& name) {
+  for (const auto& e : kModelNames) {
+    if (name == e.suffix) return TensorId{-1, e.role};
+  }
+  const auto split = SplitLayerName(name);
+  if (!split) return std::nullopt;
   for (const auto& e : kLayerNames) {
-    if (suffix == e.suffix) return TensorId{layer, e.role};
+    if (split->second == e.suffix) return TensorId{split->first, e.role};
   }
   return std::nullopt;
+}
+
+const std::vector<HfFusedTensor>& HfFusedTensors() {
+  static const std::vector<HfFusedTensor> kFused = {
+      {"self_attn.qkv_proj.weight", {Role::kAttnQ, Role::kAttnK, Role::kAttnV}},
+      {"mlp.gate_up_proj.weight", {Role::kFfnGate, Role::kFfnUp}},
+  };
+  return kFused;
+}
+
+bool HfFusesProjections(const ModelConfig& c) { return c.architecture == "Phi3ForCausalLM"; }
+
+std::optional<std::pair<int, const HfFusedTensor*>> ParseHfFusedName(const std::string& name) {
+  const auto split = SplitLayerName(name);
+  if (!split) return std::nullopt;
+  for (const HfFusedTensor& f : HfFusedTensors()) {
+    if (split->second == f.suffix) return std::pair{split->first, &f};
+  }
+  return std::nullopt;
+}
+
+std::string HfFusedName(int layer, const HfFusedTensor& f) {
+  return kLayerPrefix + std::to_string(layer) + "." + f.suffix;
 }
 
 TensorView& WeightSlot(ModelWeights& w, TensorId id) {

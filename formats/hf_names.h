@@ -4,6 +4,8 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/model_weights.h"
 
@@ -15,6 +17,19 @@ std::string HfTensorName(TensorId id);
 
 // The inverse: nullopt for names sinkquant does not use (e.g. "...rotary_emb.inv_freq").
 std::optional<TensorId> ParseHfTensorName(const std::string& name);
+
+// Phi-3 stores q, k, v as one "self_attn.qkv_proj.weight" (their rows stacked in that order) and
+// gate, up as one "mlp.gate_up_proj.weight" (gate rows, then up rows). Split at load; written
+// fused again for a config whose architecture is Phi-3.
+struct HfFusedTensor {
+  const char* suffix;       // after "model.layers.N."
+  std::vector<Role> parts;  // in row order
+};
+const std::vector<HfFusedTensor>& HfFusedTensors();
+bool HfFusesProjections(const ModelConfig& c);
+// The fused tensor and layer a name holds, or nullopt.
+std::optional<std::pair<int, const HfFusedTensor*>> ParseHfFusedName(const std::string& name);
+std::string HfFusedName(int layer, const HfFusedTensor& f);
 
 // The slot of `w` that holds `id` (creates nothing; `w.layers` must be sized already).
 TensorView& WeightSlot(ModelWeights& w, TensorId id);

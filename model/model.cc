@@ -84,9 +84,11 @@ Mat Attention(const Model& m, int l, const Mat& x, ForwardObserver* obs) {
     HeadNorm(q, L.q_norm, hd, c.norm_eps);
     HeadNorm(k, L.k_norm, hd, c.norm_eps);
   }
-  const RopeTable rope = MakeRopeTable(c, T);
-  ApplyRope(q, hd, rope, c.rope_pairing);
-  ApplyRope(k, hd, rope, c.rope_pairing);
+  if (c.rope(l)) {  // NoPE layers (SmolLM3) attend by content alone
+    const RopeTable rope = MakeRopeTable(c, T);
+    ApplyRope(q, hd, rope, c.rope_pairing);
+    ApplyRope(k, hd, rope, c.rope_pairing);
+  }
   if (m.kv_quant) {
     for (int g = 0; g < Hkv; ++g) {
       Mat kh = HeadCols(k, g, hd), vh = HeadCols(v, g, hd);
@@ -113,7 +115,7 @@ Mat Attention(const Model& m, int l, const Mat& x, ForwardObserver* obs) {
     const int g = h / c.heads_per_kv();  // GQA: heads share KV head g
     Mat o;
     HeadAttention(HeadCols(q, h, hd), HeadCols(k, g, hd), HeadCols(v, g, hd), o,
-                  want_probs ? &probs[h] : nullptr);
+                  want_probs ? &probs[h] : nullptr, c.window(l));
     out.middleCols(h * hd, hd) = o;
   }
   for (int h = 0; h < static_cast<int>(probs.size()); ++h) {

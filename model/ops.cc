@@ -37,9 +37,10 @@ Mat NormGateValues(const Mat& y, const Mat& down, const Mat& up) {
 }
 
 std::vector<double> RopeInvFreq(const ModelConfig& c) {
-  const int half = c.head_dim / 2;
+  // Partial rotary (Phi-3): the frequencies span the rotated dims only, as if they were the head.
+  const int dim = c.rope_dim(), half = dim / 2;
   std::vector<double> inv(half);
-  for (int i = 0; i < half; ++i) inv[i] = std::pow(double(c.rope_theta), -2.0 * i / c.head_dim);
+  for (int i = 0; i < half; ++i) inv[i] = std::pow(double(c.rope_theta), -2.0 * i / dim);
   const RopeScaling& s = c.rope_scaling;
   if (!s.enabled) return inv;
   // Llama 3.1 "llama3" scaling: stretch long wavelengths, keep short ones, blend between.
@@ -74,11 +75,11 @@ RopeTable MakeRopeTable(const ModelConfig& c, int T) {
 }
 
 namespace {
-// Index of the two elements of rotary pair i within a head.
-inline void PairIndex(RopePairing pairing, int hd, int i, int* a, int* b) {
+// Index of the two elements of rotary pair i within a head whose first 2*half dims rotate.
+inline void PairIndex(RopePairing pairing, int half, int i, int* a, int* b) {
   if (pairing == RopePairing::kHalf) {
     *a = i;
-    *b = i + hd / 2;
+    *b = i + half;
   } else {
     *a = 2 * i;
     *b = 2 * i + 1;
@@ -87,7 +88,7 @@ inline void PairIndex(RopePairing pairing, int hd, int i, int* a, int* b) {
 }  // namespace
 
 void ApplyRope(Mat& x, int hd, const RopeTable& t, RopePairing pairing) {
-  const int n_heads = static_cast<int>(x.cols() / hd), half = hd / 2;
+  const int n_heads = static_cast<int>(x.cols() / hd), half = static_cast<int>(t.cos.cols());
   // Threads only pay off on large inputs; on small ones their start-up costs more than the work.
 #pragma omp parallel for schedule(static) if (x.size() > (1 << 16))
   for (Eigen::Index p = 0; p < x.rows(); ++p) {
@@ -98,7 +99,7 @@ void ApplyRope(Mat& x, int hd, const RopeTable& t, RopePairing pairing) {
       float* head = row + h * hd;
       for (int i = 0; i < half; ++i) {
         int a, b;
-        PairIndex(pairing, hd, i, &a, &b);
+        PairIndex(pairing, half, i, &a, &b);
         const float x0 = head[a], x1 = head[b];
         head[a] = x0 * cs[i] - x1 * sn[i];
         head[b] = x1 * cs[i] + x0 * sn[i];
@@ -108,12 +109,12 @@ void ApplyRope(Mat& x, int hd, const RopeTable& t, RopePairing pairing) {
 }
 
 void ApplyRopeRef(Mat& x, int hd, const RopeTable& t, RopePairing pairing) {
-  const int half = hd / 2;
+  const int half = static_cast<int>(t.cos.cols());
   for (Eigen::Index p = 0; p < x.rows(); ++p) {
     for (Eigen::Index h = 0; h < x.cols() / hd; ++h) {
       for (int i = 0; i < half; ++i) {
         int a, b;
-        PairIndex(pairing, hd, i, &a, &b);
+        PairIndex(pairing, half, i, &a, &b);
         const double x0 = x(p, h * hd + a), x1 = x(p, h * hd + b);
         const double c = t.cos(p, i), s = t.sin(p, i);
         x(p, h * hd + a) = static_cast<float>(x0 * c - x1 * s);
@@ -123,50 +124,60 @@ void ApplyRopeRef(Mat& x, int hd, const RopeTable& t, RopePairing pairing) {
   }
 }
 
-// Query rows per block of HeadAttention: block [r0, r0 + n) meets keys [0, r0 + n) only, so the
-// products skip the masked upper triangle, all but the blocks on the diagonal (at 512 tokens
-// 56% of the full products' work).
+namespace {
+// The first key query t attends to: HF's sliding window keeps keys j > t - window.
+Eigen::Index FirstKey(Eigen::Index t, int window) {
+  return window > 0 ? std::max<Eigen::Index>(0, t - window + 1) : 0;
+}
+}  // namespace
+
+// Query rows per block of HeadAttention: block [r0, r0 + n) meets only the keys its rows can
+// see, [FirstKey(r0), r0 + n), so the products skip the masked upper triangle (and, with a
+// sliding window, the keys before it): at 512 tokens 56% of the full products' work.
 constexpr Eigen::Index kQueryBlock = 64;
 
-void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs) {
+void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs, int window) {
   const Eigen::Index T = q.rows();
   const float scale = 1.0f / std::sqrt(static_cast<float>(q.cols()));
   out.resize(T, v.cols());
   if (probs) probs->setZero(T, T);
-  Mat s;  // [n, keys]
+  Mat s;  // [n, keys of the block]
   for (Eigen::Index r0 = 0; r0 < T; r0 += kQueryBlock) {
-    const Eigen::Index n = std::min(kQueryBlock, T - r0), keys = r0 + n;
-    s.noalias() = q.middleRows(r0, n) * k.topRows(keys).transpose();
+    const Eigen::Index n = std::min(kQueryBlock, T - r0), k0 = FirstKey(r0, window);
+    const Eigen::Index width = r0 + n - k0;
+    s.noalias() = q.middleRows(r0, n) * k.middleRows(k0, width).transpose();
     s *= scale;
     for (Eigen::Index i = 0; i < n; ++i) {
-      const Eigen::Index t = r0 + i;
-      auto row = s.row(i).head(t + 1);
+      const Eigen::Index t = r0 + i, j0 = FirstKey(t, window) - k0, j1 = t + 1 - k0;
+      auto row = s.row(i).segment(j0, j1 - j0);
       const float m = row.maxCoeff();
       row = (row.array() - m).exp();
       row /= row.sum();
-      s.row(i).tail(keys - t - 1).setZero();  // causal: future keys get nothing
+      s.row(i).head(j0).setZero();           // sliding window: keys too far back get nothing
+      s.row(i).tail(width - j1).setZero();  // causal: future keys get nothing
     }
-    out.middleRows(r0, n).noalias() = s * v.topRows(keys);
-    if (probs) probs->block(r0, 0, n, keys) = s;
+    out.middleRows(r0, n).noalias() = s * v.middleRows(k0, width);
+    if (probs) probs->block(r0, k0, n, width) = s;
   }
 }
 
-void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs) {
+void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs, int window) {
   const Eigen::Index T = q.rows(), hd = q.cols();
   out = Mat::Zero(T, v.cols());
   Mat p = Mat::Zero(T, T);
   for (Eigen::Index t = 0; t < T; ++t) {
-    std::vector<double> score(t + 1);
+    std::vector<double> score(t + 1, 0.0);
     double m = -INFINITY;
-    for (Eigen::Index j = 0; j <= t; ++j) {
+    const Eigen::Index j0 = FirstKey(t, window);
+    for (Eigen::Index j = j0; j <= t; ++j) {
       double dot = 0;
       for (Eigen::Index i = 0; i < hd; ++i) dot += double(q(t, i)) * k(j, i);
       score[j] = dot / std::sqrt(double(hd));
       m = std::max(m, score[j]);
     }
     double z = 0;
-    for (double& sc : score) z += (sc = std::exp(sc - m));
-    for (Eigen::Index j = 0; j <= t; ++j) {
+    for (Eigen::Index j = j0; j <= t; ++j) z += (score[j] = std::exp(score[j] - m));
+    for (Eigen::Index j = j0; j <= t; ++j) {
       p(t, j) = static_cast<float>(score[j] / z);
       for (Eigen::Index i = 0; i < v.cols(); ++i) out(t, i) += static_cast<float>(score[j] / z * v(j, i));
     }

@@ -18,22 +18,25 @@ Mat RmsNormRef(const Mat& x, const Vec& w, float eps);
 // GatedNorm's gate: sigmoid(up @ silu(down @ y)) elementwise.  y [T, d], down [r, d], up [d, r].
 Mat NormGateValues(const Mat& y, const Mat& down, const Mat& up);
 
-// cos/sin per position and rotary pair: [T, hd/2], with llama3 rope_scaling applied.
+// cos/sin per position and rotary pair: [T, rope_dim/2], with llama3 rope_scaling applied.
 struct RopeTable {
   Mat cos, sin;
 };
 RopeTable MakeRopeTable(const ModelConfig& c, int T);
-// The inverse frequency of each rotary pair i in [0, hd/2) (after rope_scaling).
+// The inverse frequency of each rotary pair i in [0, rope_dim/2) (after rope_scaling).
 std::vector<double> RopeInvFreq(const ModelConfig& c);
 
-// Rotates every head of x in place.  x [T, n*hd] with n heads of width hd.
+// Rotates every head of x in place.  x [T, n*hd] with n heads of width hd; the table's width
+// says how many leading dims of each head rotate (2 * its columns), the rest pass through.
 void ApplyRope(Mat& x, int hd, const RopeTable& t, RopePairing pairing);
 void ApplyRopeRef(Mat& x, int hd, const RopeTable& t, RopePairing pairing);
 
 // Causal softmax attention for one head.  q [T, hd], k [T, hd], v [T, hd] -> out [T, hd];
-// probs [T, T] (row t: query t over keys 0..t) is filled when non-null.
-void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs);
-void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs);
+// probs [T, T] (row t: query t over keys 0..t) is filled when non-null. With window > 0, query
+// t sees only keys j > t - window (Hugging Face's sliding window: `window` keys, itself included).
+void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs, int window = 0);
+void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs,
+                      int window = 0);
 
 // silu(gate) * up, elementwise.  [T, f]
 Mat SwiGlu(const Mat& gate, const Mat& up);

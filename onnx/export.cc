@@ -176,7 +176,7 @@ class GraphWriter {
   // has identical rows): [max_position, hd/2] each.
   std::pair<std::string, std::string> RopeTables() {
     const RopeTable rope = MakeRopeTable(c_, c_.max_position);
-    const int64_t half = c_.head_dim / 2;
+    const int64_t half = c_.rope_dim() / 2;
     return {b_.Float("rope/cos_table", {c_.max_position, half}, Flat(rope.cos)),
             b_.Float("rope/sin_table", {c_.max_position, half}, Flat(rope.sin))};
   }
@@ -203,6 +203,14 @@ class GraphWriter {
     const std::string future = Op("Greater", {Op("Unsqueeze", {kpos, I({0})}, "mask/key"),
                                               Op("Unsqueeze", {qpos, I({1})}, "mask/query")},
                                   "mask/future");                                  // [T, S]
+    // Sliding windows count token positions: position_ids for the queries and, for the keys,
+    // cumsum(attention_mask) - 1 (how the caller numbers positions). Without padding these are
+    // the cache indices HF's mask compares; with left padding each prompt keeps its own window.
+    const std::string kreal =
+        Op("Sub", {Op("CumSum", {"attention_mask", IScalar(1)}, "mask/key_count"), IScalar(1)},
+           "mask/key_position");
+    key_pos_ = Op("Unsqueeze", {kreal, I({1, 2})}, "mask/key_pos_4d");               // [B,1,1,S]
+    query_pos_ = Op("Unsqueeze", {"position_ids", I({1, 3})}, "mask/query_pos_4d");  // [B,1,T,1]
     const std::string dropped = Op("Equal", {"attention_mask", IScalar(0)}, "mask/dropped");
     const std::string pad = Op("Unsqueeze", {dropped, I({1, 2})}, "mask/padding");  // [B,1,1,S]
     blocked_ = Op("Or", {future, pad}, "mask/blocked");                            // [B,1,T,S]
@@ -225,10 +233,23 @@ class GraphWriter {
     cos_ = table(cos_table, "rope/cos");
     sin_ = table(sin_table, "rope/sin");
     const std::string pos = Op("Range", {IScalar(0), t0, IScalar(1)}, "mask/pos");      // [T]
-    const std::string row = Op("Unsqueeze", {pos, I({1})}, "mask/query");               // [T, 1]
-    const std::string col = Op("Unsqueeze", {pos, I({0})}, "mask/key");                 // [1, T]
-    blocked_ = Op("Greater", {col, row}, "mask/future");  // [T, T]: key after query
+    query_pos_ = Op("Unsqueeze", {pos, I({1})}, "mask/query");                          // [T, 1]
+    key_pos_ = Op("Unsqueeze", {pos, I({0})}, "mask/key");                              // [1, T]
+    blocked_ = Op("Greater", {key_pos_, query_pos_}, "mask/future");  // [T, T]: key after query
     fill_ = F(-std::numeric_limits<float>::infinity());
+  }
+
+  // The mask of a layer with sliding window `w` (0: the causal mask itself): also blocked are
+  // keys at cache positions <= query - w (HF keeps kv > q - w), built once per window size.
+  std::string Blocked(int w) {
+    if (w == 0) return blocked_;
+    auto [it, fresh] = windowed_.try_emplace(w);
+    if (!fresh) return it->second;
+    const std::string p = "mask/window" + std::to_string(w);
+    const std::string back = Op("Sub", {query_pos_, key_pos_}, p + "/distance");  // [T, S]
+    const std::string old = Op("Greater", {back, IScalar(w - 1)}, p + "/too_old");
+    it->second = Op("Or", {blocked_, old}, p);
+    return it->second;
   }
 
   std::string Embedding() {
@@ -303,8 +324,10 @@ class GraphWriter {
       q4 = RmsNorm(q4, L.q_norm, p + "q_norm");
       k4 = RmsNorm(k4, L.k_norm, p + "k_norm");
     }
-    q4 = Rope(q4, H, p + "q_rope");
-    k4 = Rope(k4, Hkv, p + "k_rope");
+    if (c_.rope(l)) {  // NoPE layers (SmolLM3) attend by content alone
+      q4 = Rope(q4, H, p + "q_rope");
+      k4 = Rope(k4, Hkv, p + "k_rope");
+    }
     if (m_.kv_quant) {
       k4 = KvQuant(k4, p + "k_quant");
       v4 = KvQuant(v4, p + "v_quant");
@@ -325,7 +348,7 @@ class GraphWriter {
     const std::string& vt = vh;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     std::string s = Op("Mul", {Op("MatMul", {qt, kt}, p + "qk"), F(scale)}, p + "scores");
-    s = Op("Where", {blocked_, fill_, s}, p + "masked");
+    s = Op("Where", {Blocked(c_.window(l)), fill_, s}, p + "masked");
     const std::string pr = Op("Softmax", {s}, p + "probs", {{"axis", int64_t{-1}}});  // [B,H,T,S]
     std::string o = Op("MatMul", {pr, vt}, p + "attn");                               // [B,H,T,hd]
     o = Op("Transpose", {o}, p + "attn_t", {{"perm", Ints{0, 2, 1, 3}}});             // [B,T,H,hd]
@@ -335,9 +358,20 @@ class GraphWriter {
     return Op("Reshape", {o, I({0, 0, H * hd})}, p + "attn_out");
   }
 
-  // Rotates x [B, T, n, hd] with the pairing of the config.
+  // Rotates x [B, T, n, hd] with the pairing of the config. Partial rotary (Phi-3): only the
+  // first rope_dim dims rotate, the rest are concatenated back unchanged.
   std::string Rope(const std::string& x, int64_t n, const std::string& p) {
-    const int64_t hd = c_.head_dim, half = hd / 2;
+    const int64_t hd = c_.head_dim, rot = c_.rope_dim();
+    if (rot == hd) return RopeDims(x, n, rot, p);
+    const auto parts =
+        b_.NodeN("Split", {x, I({rot, hd - rot})}, 2, {{"axis", int64_t{-1}}}, p + "/partial");
+    return Op("Concat", {RopeDims(parts[0], n, rot, p + "/rot"), parts[1]}, p,
+              {{"axis", int64_t{-1}}});
+  }
+
+  // Rotates all `dim` dims of each head of x [B, T, n, dim].
+  std::string RopeDims(const std::string& x, int64_t n, int64_t dim, const std::string& p) {
+    const int64_t hd = dim, half = hd / 2;
     auto rotate = [&](const std::string& x0, const std::string& x1, std::string* y0,
                       std::string* y1) {
       *y0 = Op("Sub", {Op("Mul", {x0, cos_}, p + "/x0_cos"), Op("Mul", {x1, sin_}, p + "/x1_sin")},
@@ -558,6 +592,8 @@ class GraphWriter {
   std::map<const Rotation*, std::string> rotations_;
   std::string embed_, cos_, sin_;
   std::string blocked_, fill_;  // attention mask (true = masked out) and the score it gets
+  std::string query_pos_, key_pos_;      // cache positions [T, 1] and [1, S] the masks compare
+  std::map<int, std::string> windowed_;  // sliding window -> its mask
   std::vector<std::string> presents_;  // decoder: cache outputs in input order
 };
 

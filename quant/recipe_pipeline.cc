@@ -20,8 +20,7 @@ bool Has(const std::vector<std::string>& v, const std::string& s) {
 // The model-level tensors of `fp` as a model without layers.
 Model HeadOnly(const Model& fp) {
   Model h;
-  h.config = fp.config;
-  h.config.n_layers = 0;
+  h.config = SliceLayers(fp.config, 0, 0);
   h.weights.embed = fp.weights.embed;
   h.weights.final_norm = fp.weights.final_norm;
   h.weights.final_norm_gate = fp.weights.final_norm_gate;
@@ -31,12 +30,15 @@ Model HeadOnly(const Model& fp) {
   return h;
 }
 
-// A shell the streams run: the model-level tensors of `head` and `layers` empty layer slots.
-Model Shell(const Model& head, int layers) {
+// A shell the streams run: the model-level tensors of `head` and empty slots for `full`'s
+// layers (whose per-layer facts, windows and NoPE, the head-only config lost).
+Model Shell(const Model& head, const ModelConfig& full) {
   Model m = head;
-  m.config.n_layers = layers;
-  m.weights.layers.resize(layers);
-  m.linears.resize(layers);
+  m.config.n_layers = full.n_layers;
+  m.config.layer_window = full.layer_window;
+  m.config.layer_nope = full.layer_nope;
+  m.weights.layers.resize(full.n_layers);
+  m.linears.resize(full.n_layers);
   return m;
 }
 
@@ -84,9 +86,8 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
       log_.push_back(opt.Describe());
     }
   }
-  const int L = fp_.config.n_layers;
-  t_ = Shell(head_t_, L);
-  q_ = Shell(head_t_, L);
+  t_ = Shell(head_t_, fp_.config);
+  q_ = Shell(head_t_, fp_.config);
   // Under mpirun each rank calibrates on its block of the windows (core/dist.h) and the
   // statistics are combined before each layer is transformed or quantized.
   const dist::Block mine = dist::BlockOf(calib_.size());
@@ -119,8 +120,7 @@ LayerMajorHooks RecipePipeline::Hooks() {
 
 Model RecipePipeline::LayerSlice(int l) const {
   Model s;
-  s.config = fp_.config;
-  s.config.n_layers = 1;
+  s.config = SliceLayers(fp_.config, l, 1);
   s.weights.storage = fp_.weights.storage;
   s.weights.layers = {fp_.weights.layers[l]};
   // Stand-ins for the model-level tensors, which the transforms also touch: one row each, so a

@@ -1,14 +1,18 @@
 // The profiler against models built here with planted extremes: each plant must be found at
 // its exact layer, head, position and channel, and nothing else may be flagged.
+#include "calib/profiler.h"
+
 #include <catch2/catch.hpp>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "calib/profiler.h"
+#include "calib/profile_report.h"
 #include "core/threads.h"
+#include "formats/hf_config.h"
 #include "model/random_weights.h"
+#include "tests/model/arch_cases.h"
 #include "tests/test_util.h"
 
 using namespace sq;
@@ -268,4 +272,28 @@ TEST_CASE("profile statistics do not depend on the thread count", "[calib]") {
     CHECK(a.heads[i].contribution == b.heads[i].contribution);
   }
   CHECK(a.h_avg == b.h_avg);
+}
+
+TEST_CASE("RoPE bands report NoPE layers and cover only the rotated dims", "[calib][arch]") {
+  for (const test::ArchCase& a : test::ArchCases()) {
+    if (a.name != "smollm3_nope" && a.name != "phi3_partial_window") continue;
+    INFO(a.name);
+    const ModelConfig c = HfConfigFromJson(a.config, a.name);
+    const ProfileResult r = Profile(c, RandomWeights(c, 3), Windows(2, 24, c.vocab, -1, 4));
+    const size_t pairs = a.rotary_dim / 2;
+    CHECK(r.inv_freq.size() == pairs);
+    REQUIRE(r.rope_keys.size() == size_t(c.n_layers * c.n_kv_heads));
+    for (const RopeHead& k : r.rope_keys) {
+      CHECK(k.rope == a.rope[k.layer]);
+      CHECK(k.pair_absmax.size() == pairs);
+      CHECK(k.pair_absmax[0] > 0);
+    }
+    const nlohmann::json j = ProfileToJson(r, {});
+    nlohmann::json nope = nlohmann::json::array();
+    for (int l = 0; l < c.n_layers; ++l) {
+      if (!a.rope[l]) nope.push_back(l);
+    }
+    CHECK(j["rope"]["nope_layers"] == nope);
+    CHECK(j["rope"]["rotary_dim"] == a.rotary_dim);
+  }
 }

@@ -1,21 +1,24 @@
 // `sinkquant random-model` through the real binary: sharded output that the normal loader
 // reads back, trained-scale values, and the output folder's all-or-nothing rules.
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sys/resource.h>
-#include <unistd.h>
-#include <csignal>
 
 #include "calib/eval.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_names.h"
+#include "formats/safetensors.h"
 #include "model/model.h"
 #include "tests/cli/cli_helpers.h"
+#include "tests/model/arch_cases.h"
 
 using namespace sq;
 using namespace sq::test;
@@ -161,4 +164,30 @@ TEST_CASE("a failed or killed random-model write leaves nothing at --out", "[cli
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGXFSZ);
   CHECK_FALSE(fs::exists(killed));
+}
+
+TEST_CASE("random-model writes Phi-3 fused tensors and SmolLM3 NoPE configs from a config dir",
+          "[cli][random-model][arch]") {
+  for (const test::ArchCase& a : test::ArchCases()) {
+    if (a.name != "phi3_partial_window" && a.name != "smollm3_interval_window") continue;
+    INFO(a.name);
+    const std::string dir = TempDir("random_" + a.name);
+    fs::create_directories(dir + "/cfg");
+    WriteTemp(dir + "/cfg", "config.json", a.config.dump());
+    const RunResult r = RandomModel(dir + "/cfg", dir + "/out");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const SafetensorsFile st = OpenSafetensors(dir + "/out/model.safetensors");
+    CHECK(st.tensors.count("model.layers.2.self_attn.qkv_proj.weight") == (a.fused ? 1u : 0u));
+    CHECK(st.tensors.count("model.layers.2.self_attn.q_proj.weight") == (a.fused ? 0u : 1u));
+    const Checkpoint ck = LoadCheckpoint(dir + "/out");
+    CHECK(ck.config.rope_dim() == a.rotary_dim);
+    for (int l = 0; l < ck.config.n_layers; ++l) {
+      CHECK(ck.config.window(l) == a.window[l]);
+      CHECK(ck.config.rope(l) == a.rope[l]);
+    }
+    const Mat logits = Forward(BuildDenseModel(ck.config, ck.weights), std::vector<int>{1, 2, 3});
+    CHECK(logits.allFinite());
+    CHECK(logits.cwiseAbs().maxCoeff() > 0);
+  }
 }

@@ -235,15 +235,17 @@ TEST_CASE("config.json: malformed JSON, unknown architecture and unsupported fie
     EditConfig(dir, [](nlohmann::json& j) { j["num_key_value_heads"] = 3; });
     CHECK_THROWS_WITH(LoadCheckpoint(dir), Contains(cfg) && Contains("multiple of"));
   }
-  SECTION("Mistral loads as a Llama only when its sliding window never binds") {
+  SECTION("Mistral's sliding window: null is none, a number windows every layer") {
     EditConfig(dir, [](nlohmann::json& j) {
       j["architectures"] = {"MistralForCausalLM"};
       j["sliding_window"] = nullptr;
     });
-    CHECK(LoadCheckpoint(dir).config.architecture == "MistralForCausalLM");
+    CHECK(LoadCheckpoint(dir).config.layer_window.empty());
     EditConfig(dir, [](nlohmann::json& j) { j["sliding_window"] = 16; });
+    CHECK(LoadCheckpoint(dir).config.window(0) == 16);
+    EditConfig(dir, [](nlohmann::json& j) { j["sliding_window"] = -2; });
     CHECK_THROWS_WITH(LoadCheckpoint(dir),
-                      Contains(cfg) && Contains("sliding_window 16 < max_position_embeddings 32"));
+                      Contains(cfg) && Contains("sliding_window must be positive"));
   }
   SECTION("eos_token_id as a list takes the first") {
     EditConfig(dir, [](nlohmann::json& j) { j["eos_token_id"] = {7, 9}; });

@@ -1,3 +1,4 @@
+#include <utility>
 #include <catch2/catch.hpp>
 
 #include "core/numeric.h"
@@ -92,6 +93,21 @@ TEST_CASE("causal attention equals its scalar reference", "[model]") {
     for (int t = 0; t < T; ++t) {
       CHECK(p1.row(t).sum() == Approx(1.0f).epsilon(1e-5));
       if (t + 1 < T) CHECK(p1.row(t).tail(T - 1 - t).cwiseAbs().maxCoeff() == 0.0f);  // causal
+    }
+  }
+}
+
+TEST_CASE("sliding-window attention sees exactly the last `window` keys", "[model][arch]") {
+  // One block of queries; then three blocks, with a window inside a block and one across blocks.
+  for (auto [T, window] : {std::pair{11, 4}, {150, 4}, {150, 70}}) {
+    Mat q = RandomMat(T, 8, 6), k = RandomMat(T, 8, 7), v = RandomMat(T, 8, 8);
+    Mat o1, o2, p1, p2;
+    HeadAttention(q, k, v, o1, &p1, window);
+    HeadAttentionRef(q, k, v, o2, &p2, window);
+    CHECK(MaxRelDiff(o1, o2) < kOpTolerance);
+    CHECK(MaxRelDiff(p1, p2) < kOpTolerance);
+    for (int t = 0; t < T; ++t) {  // HF: key j is kept iff j > t - window (t itself too)
+      for (int j = 0; j < T; ++j) CHECK((p1(t, j) > 0) == (j <= t && j > t - window));
     }
   }
 }

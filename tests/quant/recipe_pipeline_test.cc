@@ -1,14 +1,19 @@
 // The layer-at-a-time recipe pipeline must build the same quantized model as ApplyRecipe: every
 // window's logits equal bit for bit, for every recipe, with and without the integer kernels.
+#include "quant/recipe_pipeline.h"
+
 #include <catch2/catch.hpp>
 
 #include "calib/dataset.h"
+#include "formats/hf_config.h"
 #include "model/layer_major.h"
 #include "model/loader.h"
+#include "model/random_weights.h"
 #include "quant/integer_linear.h"
 #include "quant/recipe.h"
-#include "quant/recipe_pipeline.h"
+#include "tests/model/arch_cases.h"
 #include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 using namespace sq;
 
@@ -55,6 +60,29 @@ TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[q
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, false);
   base.keep_float = {};  // the lm_head quantized too (GPTQ on the last layer's states)
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, true);
+}
+
+TEST_CASE("recipe pipeline equals ApplyRecipe with per-layer windows, NoPE, partial rotary",
+          "[quant][pipeline][arch]") {
+  // The pipeline transforms and quantizes one-layer slices: each must keep its own layer's
+  // window and RoPE (layer 2 of the first model, layers 1-2 of the second, differ from layer 0).
+  for (const test::ArchCase& a : test::ArchCases()) {
+    if (a.name != "smollm3_interval_window" && a.name != "qwen2_window" &&
+        a.name != "phi3_partial_window") {
+      continue;
+    }
+    INFO(a.name);
+    const ModelConfig c = HfConfigFromJson(a.config, a.name);
+    LoadedModel lm;
+    lm.model = BuildDenseModel(c, RandomWeights(c, 21));
+    const auto calib = test::RandomWindows(4, 24, c.vocab, 1);
+    const auto eval = test::RandomWindows(2, 24, c.vocab, 2);
+    QuantConfig base;
+    base.a_bits = 4;
+    for (const char* m : {"smooth", "rotate-gptq"}) {
+      RequirePipelineMatches(lm, m, base, calib, eval, false);
+    }
+  }
 }
 
 TEST_CASE("recipe pipeline equals ApplyRecipe on bytelm-austen-gatednorm", "[quant][pipeline]") {

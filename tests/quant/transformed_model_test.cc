@@ -4,11 +4,13 @@
 #include <random>
 
 #include "calib/dataset.h"
+#include "formats/hf_config.h"
 #include "model/loader.h"
 #include "model/random_weights.h"
 #include "quant/norm_fold.h"
 #include "quant/rotate.h"
 #include "quant/smooth.h"
+#include "tests/model/arch_cases.h"
 #include "tests/test_paths.h"
 #include "tests/test_util.h"
 
@@ -32,15 +34,8 @@ double MaxRelLogitDiff(const Model& a, const Model& b, const std::vector<Window>
   return worst;
 }
 
-// A small model with GQA; optionally gated attention and GatedNorm. Norm weights are random
-// (not ones) so that folding has something to fold.
-Model GatedTestModel(bool attn_gate, int gated_norm_rank, int intermediate, bool bias) {
-  ModelConfig c = test::SmallConfig({.hidden = 48, .intermediate = intermediate, .n_layers = 2,
-                                     .n_heads = 4, .n_kv_heads = 2, .head_dim = 12, .vocab = 40,
-                                     .max_position = 64});
-  c.attn_output_gate = attn_gate;
-  c.gated_norm_rank = gated_norm_rank;
-  c.qkv_bias = bias;
+// Random weights with random norm weights (not ones), so that folding has something to fold.
+Model RandomNormsModel(const ModelConfig& c) {
   ModelWeights w = RandomWeights(c, 11);
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<float> u(0.2f, 3.0f);
@@ -55,6 +50,22 @@ Model GatedTestModel(bool attn_gate, int gated_norm_rank, int intermediate, bool
   }
   randomize(w.final_norm);
   return BuildDenseModel(c, w);
+}
+
+// A small model with GQA; optionally gated attention and GatedNorm.
+Model GatedTestModel(bool attn_gate, int gated_norm_rank, int intermediate, bool bias) {
+  ModelConfig c = test::SmallConfig({.hidden = 48,
+                                     .intermediate = intermediate,
+                                     .n_layers = 2,
+                                     .n_heads = 4,
+                                     .n_kv_heads = 2,
+                                     .head_dim = 12,
+                                     .vocab = 40,
+                                     .max_position = 64});
+  c.attn_output_gate = attn_gate;
+  c.gated_norm_rank = gated_norm_rank;
+  c.qkv_bias = bias;
+  return RandomNormsModel(c);
 }
 
 void CheckAllNormsOne(const TransformedModel& t) {
@@ -120,6 +131,24 @@ TEST_CASE("Transforms keep logits: plain GQA model with q/k/v biases", "[quant]"
 TEST_CASE("Transforms keep logits: gated attention without GatedNorm", "[quant]") {
   const Model m = GatedTestModel(true, 0, 40, false);
   CheckInvariance(m, RandomWindows(3, 24, 40, 5), RandomWindows(2, 32, 40, 6));
+}
+
+TEST_CASE("Transforms keep logits: sliding window, Phi-3 partial rotary, SmolLM3 NoPE",
+          "[quant][arch]") {
+  // Windows of 4-7 keys against 24-32 tokens. A rotation never touches the rotary dims apart
+  // from the per-head v/o one, which RoPE does not reach: partial rotary and NoPE change
+  // nothing the transforms rely on, and the down_proj rotation stays online as always.
+  for (const test::ArchCase& a : test::ArchCases()) {
+    SECTION(a.name) {
+      const Model m = RandomNormsModel(HfConfigFromJson(a.config, a.name));
+      const int V = m.config.vocab;
+      CheckInvariance(m, RandomWindows(3, 24, V, 7), RandomWindows(2, 32, V, 8));
+      const TransformedModel r = RotateHadamard(FoldNorms(Untransformed(m)), {});
+      CHECK(r.online.layers[0].down_in);
+      CHECK(r.config.layer_window == m.config.layer_window);
+      CHECK(r.config.rope_dim() == m.config.rope_dim());
+    }
+  }
 }
 
 TEST_CASE("Transforms refuse the wrong order", "[quant]") {

@@ -1,0 +1,79 @@
+// Tiny config.json files of the architectures with sliding windows (bound: windows of 4-7 keys
+// against 24-token sequences), partial rotary and NoPE layers, each with what Hugging Face's
+// config class and modeling code make of it, written out by hand for the reference. Shared by
+// the reference, ONNX and transform tests.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace sq::test {
+
+struct ArchCase {
+  std::string name;
+  nlohmann::json config;
+  // What HF computes, derived by hand from its config class (not from sinkquant's parser):
+  int rotary_dim;           // int(head_dim * partial_rotary_factor)
+  std::vector<int> window;  // per layer: keys j > i - window, 0 = full causal
+  std::vector<bool> rope;   // per layer: RoPE applied
+  bool fused;               // Phi-3: qkv_proj and gate_up_proj
+  bool qkv_bias;
+  bool tied;
+};
+
+// hidden 64, 4 heads of 16 over 2 KV heads, FFN 96, 3 layers, vocab 101 (the ONNX decoding
+// prompts use ids up to 92).
+inline nlohmann::json TinyShape(const char* arch) {
+  return {{"architectures", {arch}},  {"hidden_size", 64},
+          {"intermediate_size", 96},  {"num_hidden_layers", 3},
+          {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+          {"vocab_size", 101},        {"max_position_embeddings", 64},
+          {"rms_norm_eps", 1e-5},     {"rope_theta", 10000.0},
+          {"hidden_act", "silu"}};
+}
+
+inline std::vector<ArchCase> ArchCases() {
+  std::vector<ArchCase> cases;
+  auto add = [&](std::string name, const char* arch, nlohmann::json extra, ArchCase ref) {
+    ref.name = std::move(name);
+    ref.config = TinyShape(arch);
+    ref.config.update(extra);
+    cases.push_back(std::move(ref));
+  };
+  const std::vector<bool> all_rope = {true, true, true};
+  // Mistral: one window for every layer.
+  add("mistral_window", "MistralForCausalLM",
+      {{"sliding_window", 5}, {"tie_word_embeddings", false}},
+      {{}, {}, 16, {5, 5, 5}, all_rope, false, false, false});
+  // Qwen2: the window only with use_sliding_window, only in layers >= max_window_layers.
+  add("qwen2_window", "Qwen2ForCausalLM",
+      {{"use_sliding_window", true},
+       {"sliding_window", 4},
+       {"max_window_layers", 1},
+       {"tie_word_embeddings", false}},
+      {{}, {}, 16, {0, 4, 4}, all_rope, false, true, false});
+  // Phi-3: fused projections, RoPE on the first half of each head, a window everywhere.
+  add("phi3_partial_window", "Phi3ForCausalLM",
+      {{"partial_rotary_factor", 0.5}, {"sliding_window", 7}, {"tie_word_embeddings", false}},
+      {{}, {}, 8, {7, 7, 7}, all_rope, true, false, false});
+  // Phi-4-mini's shape of it: 3/4 of each head rotates, tied embeddings, no window.
+  add("phi4mini_partial", "Phi3ForCausalLM",
+      {{"partial_rotary_factor", 0.75}, {"sliding_window", nullptr}, {"tie_word_embeddings", true}},
+      {{}, {}, 12, {0, 0, 0}, all_rope, true, false, true});
+  // SmolLM3: no_rope_layers lists 1 for RoPE, 0 for NoPE.
+  add("smollm3_nope", "SmolLM3ForCausalLM",
+      {{"no_rope_layers", {1, 0, 1}}, {"tie_word_embeddings", true}},
+      {{}, {}, 16, {0, 0, 0}, {true, false, true}, false, false, true});
+  // SmolLM3 without the list: NoPE every 3rd layer; with use_sliding_window the NoPE layers
+  // (only they) get the window.
+  add("smollm3_interval_window", "SmolLM3ForCausalLM",
+      {{"no_rope_layer_interval", 3},
+       {"use_sliding_window", true},
+       {"sliding_window", 6},
+       {"tie_word_embeddings", false}},
+      {{}, {}, 16, {0, 0, 6}, {true, true, false}, false, false, false});
+  return cases;
+}
+
+}  // namespace sq::test

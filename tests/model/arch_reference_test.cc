@@ -1,0 +1,288 @@
+// Sliding windows, Phi-3 (fused projections, partial rotary) and SmolLM3 NoPE layers against an
+// independent reference: tiny checkpoints written here as Hugging Face stores them, loaded by
+// sinkquant, and their logits recomputed in double straight from the formulas of HF's
+// modeling code (rotate_half on the first rotary_dim dims, keys j with i - window < j <= i),
+// sharing no code with the engine.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "formats/checkpoint.h"
+#include "formats/hf_config.h"
+#include "formats/safetensors.h"
+#include "model/model.h"
+#include "tests/model/arch_cases.h"
+#include "tests/test_paths.h"
+#include "tests/test_util.h"
+
+using namespace sq;
+using test::ArchCase;
+
+namespace {
+
+using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// The checkpoint's tensors by Hugging Face name, as the reference reads them.
+struct HfTensors {
+  std::map<std::string, Mat> t;
+  MatD operator()(const std::string& name) const { return t.at(name).cast<double>(); }
+};
+
+struct Dims {
+  int d, f, L, H, Hkv, hd, V;
+};
+
+Dims DimsOf(const nlohmann::json& j) {
+  const int H = j["num_attention_heads"];
+  return {j["hidden_size"],         j["intermediate_size"],          j["num_hidden_layers"], H,
+          j["num_key_value_heads"], j["hidden_size"].get<int>() / H, j["vocab_size"]};
+}
+
+// Random weights under HF names: linears N(0, 1/in), norms around 1, biases small.
+HfTensors MakeTensors(const ArchCase& a, uint64_t seed) {
+  const Dims s = DimsOf(a.config);
+  HfTensors w;
+  uint64_t k = seed;
+  auto mat = [&](const std::string& name, int rows, int cols, float std) {
+    w.t[name] = test::RandomMat(rows, cols, ++k, std);
+  };
+  auto norm = [&](const std::string& name, int n) {
+    w.t[name] = (test::RandomMat(1, n, ++k, 0.3f).array() + 1.0f).matrix();
+  };
+  const float in_d = 1 / std::sqrt(float(s.d)), in_f = 1 / std::sqrt(float(s.f));
+  mat("model.embed_tokens.weight", s.V, s.d, 1.0f);
+  for (int l = 0; l < s.L; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const int q = s.H * s.hd, kv = s.Hkv * s.hd;
+    norm(p + "input_layernorm.weight", s.d);
+    norm(p + "post_attention_layernorm.weight", s.d);
+    if (a.fused) {
+      mat(p + "self_attn.qkv_proj.weight", q + 2 * kv, s.d, in_d);
+      mat(p + "mlp.gate_up_proj.weight", 2 * s.f, s.d, in_d);
+    } else {
+      mat(p + "self_attn.q_proj.weight", q, s.d, in_d);
+      mat(p + "self_attn.k_proj.weight", kv, s.d, in_d);
+      mat(p + "self_attn.v_proj.weight", kv, s.d, in_d);
+      mat(p + "mlp.gate_proj.weight", s.f, s.d, in_d);
+      mat(p + "mlp.up_proj.weight", s.f, s.d, in_d);
+    }
+    if (a.qkv_bias) {
+      for (const char* b : {"q", "k", "v"}) {
+        mat(p + "self_attn." + b + "_proj.bias", 1, std::string(b) == "q" ? q : kv, 0.5f);
+      }
+    }
+    mat(p + "self_attn.o_proj.weight", s.d, q, 1 / std::sqrt(float(q)));
+    mat(p + "mlp.down_proj.weight", s.d, s.f, in_f);
+  }
+  norm("model.norm.weight", s.d);
+  if (!a.tied) mat("lm_head.weight", s.V, s.d, in_d);
+  return w;
+}
+
+std::string WriteCheckpoint(const ArchCase& a, const HfTensors& w) {
+  const std::string dir = test::TempDir("arch_" + a.name);
+  std::vector<std::shared_ptr<OwnedTensor>> owned;
+  std::vector<std::pair<std::string, TensorView>> views;
+  for (const auto& [name, m] : w.t) {
+    const bool vec = name.find("norm") != std::string::npos || name.ends_with(".bias");
+    owned.push_back(MakeOwned(
+        m, vec ? std::vector<int64_t>{m.size()} : std::vector<int64_t>{m.rows(), m.cols()}));
+    views.emplace_back(name, owned.back()->View());
+  }
+  WriteSafetensors(dir + "/model.safetensors", views, {{"format", "pt"}});
+  std::ofstream(dir + "/config.json") << a.config.dump(2);
+  return dir;
+}
+
+// ---- the reference: HF's formulas, in double ------------------------------------------------
+
+MatD RmsNormD(const MatD& x, const MatD& w, double eps) {
+  MatD y = x;
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    y.row(t) = x.row(t) / std::sqrt(x.row(t).squaredNorm() / x.cols() + eps);
+    y.row(t) = y.row(t).cwiseProduct(w.row(0));
+  }
+  return y;
+}
+
+// q_embed = q_rot * cos + rotate_half(q_rot) * sin on dims [0, rot); dims [rot, hd) pass.
+void RopeD(MatD& x, int n, int hd, int rot, double theta) {
+  const int half = rot / 2;
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    for (int h = 0; h < n; ++h) {
+      double* v = x.row(t).data() + h * hd;
+      for (int i = 0; i < half; ++i) {
+        const double inv = 1.0 / std::pow(theta, 2.0 * i / rot), a = t * inv;
+        const double x1 = v[i], x2 = v[i + half];
+        v[i] = x1 * std::cos(a) - x2 * std::sin(a);
+        v[i + half] = x2 * std::cos(a) + x1 * std::sin(a);
+      }
+    }
+  }
+}
+
+MatD Linear(const MatD& x, const HfTensors& w, const std::string& name, bool bias = false) {
+  MatD y = x * w(name + ".weight").transpose();
+  if (bias) y.rowwise() += w(name + ".bias").row(0);
+  return y;
+}
+
+MatD AttentionD(const ArchCase& a, const HfTensors& w, int l, const MatD& x) {
+  const Dims s = DimsOf(a.config);
+  const std::string p = "model.layers." + std::to_string(l) + ".self_attn.";
+  const int q_dim = s.H * s.hd, kv = s.Hkv * s.hd, T = static_cast<int>(x.rows());
+  MatD q, k, v;
+  if (a.fused) {  // modeling_phi3: [:query_pos], [query_pos : query_pos + kv], the rest
+    const MatD qkv = Linear(x, w, p + "qkv_proj");
+    q = qkv.leftCols(q_dim), k = qkv.middleCols(q_dim, kv), v = qkv.rightCols(kv);
+  } else {
+    q = Linear(x, w, p + "q_proj", a.qkv_bias), k = Linear(x, w, p + "k_proj", a.qkv_bias);
+    v = Linear(x, w, p + "v_proj", a.qkv_bias);
+  }
+  if (a.rope[l]) {
+    RopeD(q, s.H, s.hd, a.rotary_dim, a.config["rope_theta"]);
+    RopeD(k, s.Hkv, s.hd, a.rotary_dim, a.config["rope_theta"]);
+  }
+  MatD out = MatD::Zero(T, q_dim);
+  for (int h = 0; h < s.H; ++h) {
+    const int g = h / (s.H / s.Hkv);
+    for (int i = 0; i < T; ++i) {
+      std::vector<double> e(T, 0.0);
+      double z = 0, mx = -1e300;
+      auto visible = [&](int j) { return j <= i && (a.window[l] == 0 || j > i - a.window[l]); };
+      for (int j = 0; j < T; ++j) {
+        if (!visible(j)) continue;
+        e[j] = q.row(i).segment(h * s.hd, s.hd).dot(k.row(j).segment(g * s.hd, s.hd)) /
+               std::sqrt(double(s.hd));
+        mx = std::max(mx, e[j]);
+      }
+      for (int j = 0; j < T; ++j) z += visible(j) ? (e[j] = std::exp(e[j] - mx)) : 0;
+      for (int j = 0; j < T; ++j) {
+        if (visible(j))
+          out.row(i).segment(h * s.hd, s.hd) += e[j] / z * v.row(j).segment(g * s.hd, s.hd);
+      }
+    }
+  }
+  return Linear(out, w, p + "o_proj");
+}
+
+MatD MlpD(const ArchCase& a, const HfTensors& w, int l, const MatD& x) {
+  const std::string p = "model.layers." + std::to_string(l) + ".mlp.";
+  MatD g, u;
+  if (a.fused) {  // modeling_phi3: gate, up = gate_up_proj(x).chunk(2)
+    const MatD gu = Linear(x, w, p + "gate_up_proj");
+    g = gu.leftCols(gu.cols() / 2), u = gu.rightCols(gu.cols() / 2);
+  } else {
+    g = Linear(x, w, p + "gate_proj"), u = Linear(x, w, p + "up_proj");
+  }
+  const MatD act = g.unaryExpr([](double z) { return z / (1 + std::exp(-z)); }).cwiseProduct(u);
+  return Linear(act, w, p + "down_proj");
+}
+
+MatD ReferenceLogits(const ArchCase& a, const HfTensors& w, const std::vector<int>& tokens) {
+  const Dims s = DimsOf(a.config);
+  const double eps = a.config["rms_norm_eps"];
+  const MatD e = w("model.embed_tokens.weight");
+  MatD h(tokens.size(), s.d);
+  for (size_t t = 0; t < tokens.size(); ++t) h.row(t) = e.row(tokens[t]);
+  for (int l = 0; l < s.L; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    h += AttentionD(a, w, l, RmsNormD(h, w(p + "input_layernorm.weight"), eps));
+    h += MlpD(a, w, l, RmsNormD(h, w(p + "post_attention_layernorm.weight"), eps));
+  }
+  const MatD x = RmsNormD(h, w("model.norm.weight"), eps);
+  return x * (a.tied ? e : w("lm_head.weight")).transpose();
+}
+
+}  // namespace
+
+TEST_CASE("Sliding window, Phi-3 and NoPE checkpoints match HF's formulas", "[model][arch]") {
+  for (const ArchCase& a : test::ArchCases()) {
+    SECTION(a.name) {
+      const HfTensors w = MakeTensors(a, 17);
+      const Checkpoint ck = LoadCheckpoint(WriteCheckpoint(a, w));
+      // The parser read the config as HF's config class does.
+      const ModelConfig& c = ck.config;
+      CHECK(c.rope_dim() == a.rotary_dim);
+      for (int l = 0; l < c.n_layers; ++l) {
+        CHECK(c.window(l) == a.window[l]);
+        CHECK(c.rope(l) == a.rope[l]);
+      }
+      const Model m = BuildDenseModel(c, ck.weights);
+      const std::vector<int> tokens = test::RandomWindows(1, 24, c.vocab, 3)[0].tokens;
+      const Mat got = Forward(m, tokens);
+      const MatD ref = ReferenceLogits(a, w, tokens);
+      const double rel =
+          (got.cast<double>() - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff();
+      INFO(a.name << ": max |logit diff| / max |logit| = " << rel);
+      CHECK(rel < 1e-4);
+      // The feature matters: the same weights under full causal attention and full RoPE differ.
+      ArchCase plain = a;
+      plain.window.assign(plain.window.size(), 0);
+      plain.rope.assign(plain.rope.size(), true);
+      plain.rotary_dim = c.head_dim;
+      const MatD other = ReferenceLogits(plain, w, tokens);
+      CHECK((other - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff() > 1e-3);
+    }
+  }
+}
+
+TEST_CASE("A Phi-3 checkpoint written by sinkquant stores fused tensors and reads back",
+          "[model][arch]") {
+  const ArchCase a = test::ArchCases()[2];
+  REQUIRE(a.fused);
+  const Checkpoint ck = LoadCheckpoint(WriteCheckpoint(a, MakeTensors(a, 5)));
+  const std::string dir = test::TempDir("arch_phi3_rewrite");
+  WriteHfCheckpoint(dir, ck.config, ck.weights);
+  const SafetensorsFile st = OpenSafetensors(dir + "/model.safetensors");
+  CHECK(st.tensors.count("model.layers.0.self_attn.qkv_proj.weight") == 1);
+  CHECK(st.tensors.count("model.layers.0.mlp.gate_up_proj.weight") == 1);
+  CHECK(st.tensors.count("model.layers.0.self_attn.q_proj.weight") == 0);
+  const Checkpoint back = LoadCheckpoint(dir);
+  CHECK(back.config.rope_dim() == 8);
+  CHECK(back.config.window(1) == 7);
+  const std::vector<int> tokens = {1, 5, 9, 2, 7, 3, 11, 4, 8, 6};
+  const Mat x = Forward(BuildDenseModel(ck.config, ck.weights), tokens);
+  const Mat y = Forward(BuildDenseModel(back.config, back.weights), tokens);
+  CHECK((x - y).cwiseAbs().maxCoeff() == 0.0f);
+}
+
+TEST_CASE("Unsupported Phi-3 and window settings are clear errors", "[model][arch][formats]") {
+  auto parse = [](nlohmann::json j) { return HfConfigFromJson(j, "cfg.json"); };
+  nlohmann::json phi = test::TinyShape("Phi3ForCausalLM");
+  phi["rope_scaling"] = {{"type", "longrope"}, {"short_factor", {1.0}}, {"long_factor", {1.0}}};
+  CHECK_THROWS_WITH(parse(phi),
+                    Catch::Contains("cfg.json") && Catch::Contains("rope_scaling type 'longrope'"));
+  nlohmann::json llama = test::TinyShape("LlamaForCausalLM");
+  llama["partial_rotary_factor"] = 0.5;
+  CHECK_THROWS_WITH(parse(llama), Catch::Contains("partial_rotary_factor") &&
+                                      Catch::Contains("Phi3ForCausalLM only"));
+  nlohmann::json qwen = test::TinyShape("Qwen2ForCausalLM");
+  qwen["layer_types"] = {"full_attention", "sliding_attention", "full_attention"};
+  CHECK_THROWS_WITH(parse(qwen), Catch::Contains("layer_types[1] is sliding_attention"));
+  qwen["use_sliding_window"] = true;  // the default window, 4096, in layer 1 only
+  CHECK(parse(qwen).layer_window == std::vector<int>{0, 4096, 0});
+  nlohmann::json smol = test::TinyShape("SmolLM3ForCausalLM");
+  smol["no_rope_layers"] = {1, 0};
+  CHECK_THROWS_WITH(parse(smol), Catch::Contains("no_rope_layers must be a list of at least"));
+  // Without a list, every 4th layer is NoPE (HF's default interval).
+  nlohmann::json smol4 = test::TinyShape("SmolLM3ForCausalLM");
+  smol4["num_hidden_layers"] = 4;
+  CHECK(parse(smol4).layer_nope == std::vector<bool>{false, false, false, true});
+}
+
+TEST_CASE("config.json of windowed, Phi-3 and SmolLM3 models round-trips", "[model][arch]") {
+  for (const ArchCase& a : test::ArchCases()) {
+    INFO(a.name);
+    const ModelConfig c = HfConfigFromJson(a.config, a.name);
+    const ModelConfig b = HfConfigFromJson(nlohmann::json::parse(HfConfigToJson(c).dump()), "rt");
+    CHECK(b.architecture == c.architecture);
+    CHECK(b.rotary_dim == c.rotary_dim);
+    CHECK(b.layer_window == c.layer_window);
+    CHECK(b.layer_nope == c.layer_nope);
+    CHECK(b.tie_embeddings == c.tie_embeddings);
+    CHECK(b.qkv_bias == c.qkv_bias);
+  }
+}
