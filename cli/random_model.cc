@@ -2,11 +2,9 @@
 // trained model's scale, for benchmarks on shapes we cannot download (Llama-3.1-8B, ...).
 // Written tensor by tensor and chunk by chunk, so memory stays at one chunk whatever the model
 // size; sharded and indexed as Hugging Face saves a model; atomically, as one folder rename.
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +16,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/numeric.h"
+#include "core/progress.h"
 #include "core/threads.h"
 #include "formats/hf_config.h"
 #include "formats/hf_names.h"
@@ -121,41 +120,8 @@ std::string ShardName(size_t i, size_t n) {
   return name;
 }
 
-// Progress on an updating stderr line, only for a person watching a terminal.
-class Progress {
- public:
-  explicit Progress(size_t total) : total_(total), on_(::isatty(STDERR_FILENO) != 0) {}
-  void Tensor(size_t i, const std::string& name) {
-    index_ = i;
-    name_ = name;
-    Show();
-  }
-  void Bytes(uint64_t n) {
-    bytes_ += n;
-    Show();
-  }
-  ~Progress() {
-    if (on_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  void Show() const {
-    if (!on_) return;
-    const double s = std::chrono::duration<double>(Clock::now() - start_).count();
-    std::fprintf(stderr, "\r\033[Krandom-model: tensor %zu/%zu %s, %.0f MB, %.0f MB/s",
-                 index_ + 1, total_, name_.c_str(), bytes_ / 1e6, s > 0 ? bytes_ / 1e6 / s : 0.0);
-  }
-  using Clock = std::chrono::steady_clock;
-  size_t total_, index_ = 0;
-  bool on_;
-  uint64_t bytes_ = 0;
-  std::string name_;
-  Clock::time_point start_ = Clock::now();
-};
-
 // Generates tensor `t` chunk by chunk, narrows each chunk to `dtype` and writes it.
-void StreamTensor(const RandomTensor& t, uint64_t key, DType dtype, std::ostream& out,
-                  Progress& progress) {
+void StreamTensor(const RandomTensor& t, uint64_t key, DType dtype, std::ostream& out) {
   const int64_t n = t.numel();
   std::vector<float> values(std::min(n, kChunk));
   std::vector<uint16_t> halves(dtype == DType::kF32 ? 0 : values.size());
@@ -171,7 +137,6 @@ void StreamTensor(const RandomTensor& t, uint64_t key, DType dtype, std::ostream
     }
     const uint64_t nbytes = static_cast<uint64_t>(len) * DTypeSize(dtype);
     out.write(bytes, static_cast<std::streamsize>(nbytes));
-    progress.Bytes(nbytes);
   }
 }
 
@@ -196,16 +161,19 @@ void WriteIndex(const fs::path& dir, const Plan& p,
 void WriteCheckpoint(const fs::path& dir, const ModelConfig& c, const Plan& p, uint64_t seed,
                      uint64_t max_shard) {
   const auto shards = SplitShards(p.specs, max_shard);
-  Progress progress(p.specs.size());
+  Progress progress("random-model", static_cast<int>(p.specs.size()), "tensor", "MB");
+  progress.Step(0);
+  double mb = 0;
+  int written = 0;
   for (size_t s = 0; s < shards.size(); ++s) {
     std::vector<TensorSpec> specs;
     for (size_t i : shards[s]) specs.push_back(p.specs[i]);
     const fs::path path = dir / ShardName(s, shards.size());
     WriteSafetensorsStreaming(path.string(), specs, [&](size_t k, std::ostream& out) {
       const size_t i = shards[s][k];
-      progress.Tensor(i, p.specs[i].name);
-      StreamTensor(p.tensors[i], RandomStreamKey(seed, p.specs[i].name), p.specs[i].dtype, out,
-                   progress);
+      StreamTensor(p.tensors[i], RandomStreamKey(seed, p.specs[i].name), p.specs[i].dtype, out);
+      mb += p.specs[i].nbytes() / 1e6;
+      progress.Step(++written, mb);
     }, {{"format", "pt"}});
   }
   if (shards.size() > 1) WriteIndex(dir, p, shards);
