@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/mapped_pages.h"
+#include "core/progress.h"
 
 namespace sq {
 
@@ -177,6 +178,11 @@ void ValidateWeights(const ModelConfig& c, const ModelWeights& w, const std::str
 void CheckFiniteTensors(const ModelConfig& c, const ModelWeights& w, const std::string& why) {
   constexpr int64_t kBlock = 1 << 16;
   std::vector<float> buf(kBlock);
+  int tensors = 0, checked = 0;
+  double mb = 0;
+  ForEachTensor(c, w, [&](TensorId, const TensorView&) { ++tensors; });
+  Progress progress("checking weights", tensors, "tensor", "MB");  // an 8B scan takes a while
+  progress.Step(0);
   ForEachTensor(c, w, [&](TensorId id, const TensorView& v) {
     const size_t elem = DTypeSize(v.dtype);
     for (int64_t i0 = 0; i0 < v.numel(); i0 += kBlock) {
@@ -195,6 +201,8 @@ void CheckFiniteTensors(const ModelConfig& c, const ModelWeights& w, const std::
       }
     }
     ReleaseMappedPages(v.data, v.nbytes());  // read once: keep an 8B scan's pages bounded
+    mb += v.nbytes() / 1e6;
+    progress.Step(++checked, mb);
   });
 }
 
