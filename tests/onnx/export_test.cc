@@ -338,7 +338,8 @@ TEST_CASE("kv-rotate exports its query/key rotation before the KV4 cache", "[qua
   ExportOnnx(fp, graph);
   // Every layer rotates queries and keys, and (gated attention) rotates the values back.
   int rotations = 0, back = 0;
-  for (const auto& n : ReadModel(graph).graph().node()) {
+  const onnx::ModelProto proto = ReadModel(graph);
+  for (const auto& n : proto.graph().node()) {
     rotations += n.name().find("_rotate/rotate") != std::string::npos;
     back += n.name().find("v_unrotate") != std::string::npos;
   }
