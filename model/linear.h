@@ -53,7 +53,8 @@ void EigenLinear(const Mat& x, const TensorView& w, Mat& y);
 
 // An orthogonal map Q on every head of the queries and keys after RoPE, before the KV cache
 // (QuaRot's online key rotation): (q Q).(k Q) = q.k, so attention is unchanged in float, but the
-// KV quantizer sees rotated keys. Implemented in quant/; the engine only calls it.
+// KV quantizer sees rotated keys. Also undoes a rotation of the values on the attention output
+// (LayerLinears::attn_out). Implemented in quant/; the engine only calls it.
 class HeadRotation {
  public:
   virtual ~HeadRotation() = default;

@@ -52,7 +52,7 @@ struct OnlineRotations {
 OnlineRotations FindOnlineRotations(const Model& m);
 
 // Wraps the linears of `m` whose input `r` rotates (m's linears must already hold W Q) and sets
-// each layer's query/key rotation.
+// each layer's head rotations (LayerLinears::qk, attn_out).
 void WrapOnlineRotations(Model& m, const OnlineRotations& r);
 
 // The rotation applied to the input of the linear(s) at an observer site, or null. Lets
