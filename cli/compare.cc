@@ -134,7 +134,7 @@ int RunCompare(Args& a) {
 const bool kRegistered = RegisterCommand(
     {"compare", "every quantization recipe against the float model, one table",
      std::string("--model PATH [--tokenizer PATH] --calib FILE --data FILE\n"
-                 "  [--methods ") + kDefaultMethods + ",rotate+sink-aware,...]\n" +
+                 "  [--methods ") + kDefaultMethods + ",rotate+kv-rotate,rotate+sink-aware,...]\n" +
          "  (every method at --w-bits 4 --a-bits 4 unless the flags below say otherwise)\n" +
          kQuantFlagsUsage +
          "  [--ctx N] [--max-tokens N] [--calib-tokens N] [--ratio-windows 4] [--json FILE]\n"

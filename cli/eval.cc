@@ -244,7 +244,8 @@ const bool kRegistered = RegisterCommand(
      std::string("--model PATH [--tokenizer PATH] --data FILE [--ctx N] [--max-tokens N]\n"
                  "  [--json FILE] [--threads N]\n"
                  "  quantized (compares float and quantized over the same tokens):\n"
-                 "  [--method rtn|gptq|smooth|rotate|...[+sink-aware]] [--gptq] [--calib FILE]\n"
+                 "  [--method rtn|gptq|smooth|rotate|...[+kv-rotate][+sink-aware]] [--gptq]\n"
+                 "  [--calib FILE]\n"
                  "  [--calib-tokens N] [--sqnr-windows N]\n") +
          kQuantFlagsUsage +
          "  [--fake-quant]  (run W4A4 linears in float instead of the integer kernels; same "

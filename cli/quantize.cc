@@ -240,7 +240,8 @@ const bool kRegistered = RegisterCommand(
          "  quantization.json); --out X.onnx writes the graph alone. --layout decoder (default):\n"
          "  Optimum's KV-cache I/O; scoring: input_ids -> logits only.\n"
          "  [--external-threshold BYTES (tensors above go to model.onnx.data; default 1024)]\n"
-         "  [--method rtn|gptq|smooth|rotate|rotate-gptq|smooth-rotate] [--gptq] [--calib FILE]\n"
+         "  [--method rtn|gptq|smooth|rotate|rotate-gptq|smooth-rotate[+kv-rotate]] [--gptq]\n"
+         "  [--calib FILE]\n"
          "  [--calib-tokens N]\n") +
          kQuantFlagsUsage +
          "  [--data FILE [--ctx N] [--max-tokens N] [--logits-out REF.json]] [--threads N]\n"

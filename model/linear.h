@@ -51,6 +51,18 @@ class DenseLinear : public Linear {
 // build's product, and the reference the packed GEMM is tested against.
 void EigenLinear(const Mat& x, const TensorView& w, Mat& y);
 
+// An orthogonal map Q on every head of the queries and keys after RoPE, before the KV cache
+// (QuaRot's online key rotation): (q Q).(k Q) = q.k, so attention is unchanged in float, but the
+// KV quantizer sees rotated keys. Also undoes a rotation of the values on the attention output
+// (LayerLinears::attn_out). Implemented in quant/; the engine only calls it.
+class HeadRotation {
+ public:
+  virtual ~HeadRotation() = default;
+  virtual int size() const = 0;                               // head_dim
+  virtual void Apply(Eigen::Ref<Mat> x) const = 0;            // every row of x [rows, hd] -> x Q
+  virtual void ApplyTransposed(Eigen::Ref<Mat> x) const = 0;  // -> x Q^T, the inverse
+};
+
 // Optional fake quantisation of one head's keys or values after RoPE (KV-cache quantisation).
 // Implemented in quant/; the engine only calls it.
 class KvQuantizer {

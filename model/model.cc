@@ -65,6 +65,17 @@ void HeadNorm(Mat& x, const TensorView& w, int hd, float eps) {
   }
 }
 
+// x [T, n*hd] as one row per (token, head): x is row-major, so each run of hd values is one.
+MatMap Heads(Mat& x, int hd) {
+  Check(x.cols() % hd == 0, "head rotation: width does not match head_dim");
+  return MatMap(x.data(), x.size() / hd, hd);
+}
+
+void RotateHeads(const HeadRotation& r, Mat& q, Mat& k) {
+  r.Apply(Heads(q, r.size()));
+  r.Apply(Heads(k, r.size()));
+}
+
 // Self-attention of block `l` on normed input x [T, d]; returns the o_proj input [T, H*hd].
 Mat Attention(const Model& m, int l, const Mat& x, ForwardObserver* obs) {
   const ModelConfig& c = m.config;
@@ -89,6 +100,7 @@ Mat Attention(const Model& m, int l, const Mat& x, ForwardObserver* obs) {
     ApplyRope(q, hd, rope, c.rope_pairing);
     ApplyRope(k, hd, rope, c.rope_pairing);
   }
+  if (lin.qk) RotateHeads(*lin.qk, q, k);
   if (m.kv_quant) {
     for (int g = 0; g < Hkv; ++g) {
       Mat kh = HeadCols(k, g, hd), vh = HeadCols(v, g, hd);
@@ -121,6 +133,7 @@ Mat Attention(const Model& m, int l, const Mat& x, ForwardObserver* obs) {
   for (int h = 0; h < static_cast<int>(probs.size()); ++h) {
     obs->Observe({Site::kAttnProbs, l, h}, probs[h]);
   }
+  if (lin.attn_out) lin.attn_out->ApplyTransposed(Heads(out, hd));
   if (c.attn_output_gate) {
     gate = gate.unaryExpr([](float z) { return Sigmoid(z); });
     Notify(obs, {Site::kAttnGate, l}, gate);

@@ -14,6 +14,10 @@ namespace sq {
 
 struct LayerLinears {
   std::shared_ptr<const Linear> q, k, v, o, gate, up, down;
+  std::shared_ptr<const HeadRotation> qk;  // null: queries and keys stay as RoPE left them
+  // Null, or Q: the values were rotated by Q (in W_v) for the KV quantizer, and a gate before
+  // o_proj keeps Q from folding into W_o, so every head of the attention output gets x Q^T.
+  std::shared_ptr<const HeadRotation> attn_out;
 };
 
 struct Model {

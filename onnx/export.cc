@@ -328,6 +328,11 @@ class GraphWriter {
       q4 = Rope(q4, H, p + "q_rope");
       k4 = Rope(k4, Hkv, p + "k_rope");
     }
+    if (lin.qk) {  // kv-rotate: [B, T, n, hd] x [hd, hd], so the cache holds rotated keys
+      const Rotation& r = HeadRotationOf(*lin.qk);
+      q4 = Rotate(q4, r, p + "q_rotate");
+      k4 = Rotate(k4, r, p + "k_rotate");
+    }
     if (m_.kv_quant) {
       k4 = KvQuant(k4, p + "k_quant");
       v4 = KvQuant(v4, p + "v_quant");
@@ -352,10 +357,20 @@ class GraphWriter {
     const std::string pr = Op("Softmax", {s}, p + "probs", {{"axis", int64_t{-1}}});  // [B,H,T,S]
     std::string o = Op("MatMul", {pr, vt}, p + "attn");                               // [B,H,T,hd]
     o = Op("Transpose", {o}, p + "attn_t", {{"perm", Ints{0, 2, 1, 3}}});             // [B,T,H,hd]
+    if (lin.attn_out) o = RotateBack(o, HeadRotationOf(*lin.attn_out), p + "v_unrotate");
     if (c_.attn_output_gate) {
       o = Op("Mul", {o, Op("Sigmoid", {gate4}, p + "gate_sigmoid")}, p + "attn_gated");
     }
     return Op("Reshape", {o, I({0, 0, H * hd})}, p + "attn_out");
+  }
+
+  static const Rotation& HeadRotationOf(const HeadRotation& h) {
+    const auto* r = dynamic_cast<const Rotation*>(&h);
+    if (!r) {
+      throw Error(std::string("ONNX export: unknown head rotation ") + typeid(h).name() +
+                  " (only Rotation is exported)");
+    }
+    return *r;
   }
 
   // Rotates x [B, T, n, hd] with the pairing of the config. Partial rotary (Phi-3): only the
@@ -499,8 +514,8 @@ class GraphWriter {
                 "something else");
   }
 
-  // x Q as a constant MatMul (the same product Rotation::ApplyRef computes). q/k/v and gate/up
-  // share one rotated input, computed once.
+  // x Q as a constant MatMul over the last axis (the same product Rotation::ApplyRef computes).
+  // q/k/v and gate/up share one rotated input, computed once.
   std::string Rotate(const std::string& x, const Rotation& q, const std::string& p) {
     auto [it, fresh] = rotated_.try_emplace({x, &q});
     if (!fresh) return it->second;
@@ -511,6 +526,16 @@ class GraphWriter {
     }
     it->second = Op("MatMul", {x, qit->second}, p + "/rotate");
     return it->second;
+  }
+
+  // x Q^T as a constant MatMul over the last axis (Rotation::ApplyTransposed).
+  std::string RotateBack(const std::string& x, const Rotation& q, const std::string& p) {
+    auto [it, fresh] = inverse_rotations_.try_emplace(&q);
+    if (fresh) {
+      const Mat m = q.matrix().transpose();
+      it->second = b_.Float(b_.Unique(p + ".rotation_t"), {m.rows(), m.cols()}, Flat(m));
+    }
+    return Op("MatMul", {x, it->second}, p);
   }
 
   std::string Dense(const DenseLinear& d, const std::string& x, const std::string& p) {
@@ -590,6 +615,7 @@ class GraphWriter {
   std::map<uint32_t, std::string> floats_;
   std::map<std::pair<std::string, const Rotation*>, std::string> rotated_;
   std::map<const Rotation*, std::string> rotations_;
+  std::map<const Rotation*, std::string> inverse_rotations_;  // Q^T constants
   std::string embed_, cos_, sin_;
   std::string blocked_, fill_;  // attention mask (true = masked out) and the score it gets
   std::string query_pos_, key_pos_;      // cache positions [T, 1] and [1, S] the masks compare

@@ -187,6 +187,13 @@ void Rotation::ApplyRef(Eigen::Ref<Mat> x) const {
   x = x * q_;
 }
 
+void Rotation::ApplyTransposed(Eigen::Ref<Mat> x) const {
+  Check(x.cols() == n_, [&] {
+    return "Rotation: input width " + std::to_string(x.cols()) + ", expected " + std::to_string(n_);
+  });
+  x = x * q_.transpose();
+}
+
 void Rotation::Apply(Eigen::Ref<Mat> x) const {
   if (base_ == 0) return ApplyRef(x);
   Check(x.cols() == n_, [&] {

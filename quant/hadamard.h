@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "model/linear.h"
 
 namespace sq {
 
@@ -25,11 +26,12 @@ int HadamardBase(int n);
 
 // Q = diag(signs) H / sqrt(n) with random signs (QuaRot's randomized Hadamard), or a Haar-random
 // orthogonal matrix when no Hadamard of order n is constructible. Deterministic per seed.
-class Rotation {
+// A HeadRotation too, so the engine can rotate queries and keys with it (kv-rotate).
+class Rotation : public HeadRotation {
  public:
   Rotation(int n, uint64_t seed);
 
-  int size() const { return n_; }
+  int size() const override { return n_; }
   bool is_hadamard() const { return base_ > 0; }
   // "hadamard 192 = 16 x paley 12", "hadamard 512 (sylvester)", "random-orthogonal 172 (QR)".
   std::string Describe() const;
@@ -38,7 +40,9 @@ class Rotation {
   // x [T, n] -> x Q. Fast path: signs, the m x m Paley block, then a fast Walsh-Hadamard
   // transform across the 2^k blocks: O(n log n + n m) per row instead of O(n^2). Rows are
   // independent, so blocks of them run in parallel with the same result.
-  void Apply(Eigen::Ref<Mat> x) const;
+  void Apply(Eigen::Ref<Mat> x) const override;
+  // x Q^T as a dense product (used on one head's width only).
+  void ApplyTransposed(Eigen::Ref<Mat> x) const override;
   // The plain reference: x Q as a dense product.
   void ApplyRef(Eigen::Ref<Mat> x) const;
 

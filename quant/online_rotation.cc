@@ -55,6 +55,8 @@ OnlineRotations FindOnlineRotations(const Model& m) {
     for (Site site : kLayerInputSites) {
       r.layers[l].At(site) = RotationOf(LinearAt(m, l, ProjsReading(site).front()));
     }
+    r.layers[l].qk = std::dynamic_pointer_cast<const Rotation>(m.linears[l].qk);
+    r.layers[l].attn_out = std::dynamic_pointer_cast<const Rotation>(m.linears[l].attn_out);
   }
   if (r.empty()) r.layers.clear();
   return r;
@@ -63,7 +65,7 @@ OnlineRotations FindOnlineRotations(const Model& m) {
 bool OnlineRotations::empty() const {
   if (head_in) return false;
   for (const auto& l : layers) {
-    if (l.attn_in || l.o_in || l.ffn_in || l.down_in) return false;
+    if (l.attn_in || l.o_in || l.ffn_in || l.down_in || l.qk || l.attn_out) return false;
   }
   return true;
 }
@@ -79,6 +81,8 @@ void WrapOnlineRotations(Model& m, const OnlineRotations& r) {
     for (Site site : kLayerInputSites) {
       for (Proj p : ProjsReading(site)) wrap(LinearAt(m, l, p), r.layers[l].At(site));
     }
+    m.linears[l].qk = r.layers[l].qk;
+    m.linears[l].attn_out = r.layers[l].attn_out;
   }
   wrap(m.lm_head, r.head_in);
 }

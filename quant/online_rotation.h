@@ -34,6 +34,9 @@ struct LayerOnlineRotations {
   std::shared_ptr<const Rotation> o_in;     // input of o_proj  [T, H*hd]
   std::shared_ptr<const Rotation> ffn_in;   // input of gate/up [T, d]
   std::shared_ptr<const Rotation> down_in;  // input of down    [T, f]
+  // Not linear inputs (kv-rotate): every head of the queries and keys after RoPE [hd], and the
+  // inverse on every head of the attention output (gated attention, values rotated in W_v).
+  std::shared_ptr<const Rotation> qk, attn_out;
   // The field of a layer's linear-input site; throws Error for any other site.
   std::shared_ptr<const Rotation>& At(Site site);
   const std::shared_ptr<const Rotation>& At(Site site) const;
@@ -48,7 +51,8 @@ struct OnlineRotations {
 // transform applied to a built Model know what is already rotated online.
 OnlineRotations FindOnlineRotations(const Model& m);
 
-// Wraps the linears of `m` whose input `r` rotates (m's linears must already hold W Q).
+// Wraps the linears of `m` whose input `r` rotates (m's linears must already hold W Q) and sets
+// each layer's head rotations (LayerLinears::qk, attn_out).
 void WrapOnlineRotations(Model& m, const OnlineRotations& r);
 
 // The rotation applied to the input of the linear(s) at an observer site, or null. Lets

@@ -22,6 +22,7 @@ constexpr StepDef kSteps[] = {
     {"fold-norms", FoldNormsStep, nullptr, nullptr},
     {"smooth", SmoothStep, nullptr, SmoothSettings},
     {"rotate", RotateStep, nullptr, nullptr},
+    {"kv-rotate", KvRotateStep, nullptr, nullptr},
     {"sink-aware", nullptr, SinkAwareStep, SinkAwareSettings},
 };
 
@@ -50,6 +51,10 @@ constexpr RecipeDef kRecipes[] = {
      Quantizer::kGptq},
     {"smooth-rotate", "SmoothQuant, fold norms, Hadamard rotation, then RTN",
      "smooth,fold-norms,rotate", Quantizer::kRtn},
+    {"kv-rotate",
+     "modifier (rotate+kv-rotate, ...): rotated KV cache, an online per-head Hadamard on queries "
+     "and keys after RoPE (QuaRot); values rotated per head in v/o",
+     "kv-rotate", Quantizer::kBase, /*modifier=*/true},
     {"sink-aware",
      "modifier (rtn+sink-aware, ...): position 0 and outlier tokens keep float activations and KV",
      "sink-aware", Quantizer::kBase, /*modifier=*/true},

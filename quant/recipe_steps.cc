@@ -39,6 +39,13 @@ Model RotateStep(const Model& m, const QuantConfig& cfg, const std::vector<Windo
   return BuildModel(t);
 }
 
+Model KvRotateStep(const Model& m, const QuantConfig& cfg, const std::vector<Window>&,
+                   std::vector<std::string>& log) {
+  const TransformedModel t = RotateKvCache(Untransformed(m), cfg.seed);
+  log.push_back(t.steps.back());
+  return BuildModel(t);
+}
+
 Model SinkAwareStep(const Model& q, const QuantConfig& cfg, std::vector<std::string>& log) {
   SinkAwareOptions opt;
   opt.ratio = cfg.sink_ratio;

@@ -2,6 +2,7 @@
 //   fold-norms  norm weights into the linears that read them
 //   smooth      SmoothQuant (alpha = QuantConfig::smooth_alpha) on the calibration text
 //   rotate      Hadamard rotation (seed = QuantConfig::seed)
+//   kv-rotate   online per-head Hadamard of queries and keys after RoPE, values folded (seed)
 //   sink-aware  after quantization: position 0 and outlier tokens (row max >
 //               QuantConfig::sink_ratio x median) keep float activations and KV
 #pragma once
@@ -20,6 +21,8 @@ Model SmoothStep(const Model& m, const QuantConfig& cfg, const std::vector<Windo
                  std::vector<std::string>& log);
 Model RotateStep(const Model& m, const QuantConfig& cfg, const std::vector<Window>& calib,
                  std::vector<std::string>& log);
+Model KvRotateStep(const Model& m, const QuantConfig& cfg, const std::vector<Window>& calib,
+                   std::vector<std::string>& log);
 Model SinkAwareStep(const Model& q, const QuantConfig& cfg, std::vector<std::string>& log);
 
 // The settings each step reads, for Recipe::Settings() ("smooth_alpha", "sink_ratio").

@@ -54,6 +54,18 @@ void RotateOutput(ModelWeights& w, TensorView& v, const Rotation& q) {
   Replace(w, v, Mat(t.transpose()));
 }
 
+// v per KV head: v_g H = x (H^T W_g)^T; bias b_g H.
+void RotateValueHeads(ModelWeights& w, LayerWeights& L, const Rotation& h) {
+  RotateOutput(w, L.wv, h);
+  if (!L.bv.empty()) RotateInput(w, L.bv, h);
+}
+
+// Values per head, and o_proj reads every head rotated: no online cost.
+void FoldValueHeads(ModelWeights& w, LayerWeights& L, const Rotation& h) {
+  RotateValueHeads(w, L, h);
+  RotateInput(w, L.wo, h);
+}
+
 }  // namespace
 
 TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions& opt) {
@@ -99,10 +111,7 @@ TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions&
       on.down_in = rf;
     }
     if (opt.heads && !c.attn_output_gate) {
-      // v per KV head: v_g H = x (H^T W_g)^T; bias b_g H. o_proj reads every head rotated.
-      RotateOutput(w, L.wv, *rh);
-      if (!L.bv.empty()) RotateInput(w, L.bv, *rh);
-      RotateInput(w, L.wo, *rh);
+      FoldValueHeads(w, L, *rh);
     } else if (opt.heads) {
       RotateInput(w, L.wo, *ro);
       on.o_in = ro;
@@ -114,6 +123,29 @@ TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions&
                                : " v/o per head " + rh->Describe();
   }
   t.steps.push_back("rotate(seed=" + std::to_string(opt.seed) + ":" + what + ")");
+  return t;
+}
+
+TransformedModel RotateKvCache(const TransformedModel& in, uint64_t seed) {
+  TransformedModel t = in;
+  const ModelConfig& c = t.config;
+  auto r = SharedRotation(c.head_dim, seed + 4);
+  t.online.layers.resize(c.n_layers);
+  for (int l = 0; l < c.n_layers; ++l) {
+    Check(!t.online.layers[l].qk, "kv-rotate: queries and keys are already rotated");
+    t.online.layers[l].qk = r;
+    if (c.attn_output_gate) {
+      RotateValueHeads(t.weights, t.weights.layers[l], *r);
+      t.online.layers[l].attn_out = r;
+    } else {
+      FoldValueHeads(t.weights, t.weights.layers[l], *r);
+    }
+  }
+  t.steps.push_back("kv-rotate(seed=" + std::to_string(seed) + ": q/k per head after RoPE online " +
+                    r->Describe() +
+                    (c.attn_output_gate ? "; values per head in v_proj, undone online before the "
+                                          "attention gate)"
+                                        : "; values per head folded into v/o)"));
   return t;
 }
 

@@ -38,4 +38,15 @@ std::shared_ptr<const Rotation> SharedRotation(int n, uint64_t seed);
 // Throws Error unless every norm weight is exactly one (run FoldNorms first).
 TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions& opt);
 
+// The rotated KV cache (QuaRot): an online per-head rotation R [hd, hd] (seed + 4) of the
+// queries and keys after RoPE, so a KV quantizer sees keys k R; exact since (q R).(k R) = q.k.
+// RoPE depends on the position, so R cannot fold into W_q/W_k. Values: R folds into v_proj's
+// rows per KV head, so the cache holds v R too; without gated attention R also folds into
+// o_proj's columns as in RotateHadamard (no online cost; on a rotated model the values then carry
+// both per-head rotations, still orthogonal). With gated attention the elementwise gate stops it
+// before o_proj: every head of the attention output is rotated back online (x R^T) before the
+// gate. Works on any model, rotated or not, norms folded or not; run it after RotateHadamard
+// (which refuses online rotations).
+TransformedModel RotateKvCache(const TransformedModel& in, uint64_t seed);
+
 }  // namespace sq

@@ -66,7 +66,7 @@ TEST_CASE("layer-major logits equal Forward for every recipe on stories260K", "[
   base.a_bits = 4;
   base.kv_bits = 4;
   for (const char* method : {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate",
-                             "rotate+sink-aware"}) {
+                             "rotate+sink-aware", "rotate+kv-rotate"}) {
     INFO(method);
     const RecipeResult rr = ApplyRecipe(lm.model, MakeRecipe(method, base), calib);
     Model integer = rr.quantized;

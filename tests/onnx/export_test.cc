@@ -26,6 +26,7 @@
 #include "quant/kv_quant.h"
 #include "quant/online_rotation.h"
 #include "quant/quantize_model.h"
+#include "quant/rotate.h"
 #include "tests/model/arch_cases.h"
 #include "tests/test_paths.h"
 #include "tests/test_util.h"
@@ -344,6 +345,38 @@ TEST_CASE("Online rotations export as a constant MatMul before the quantized lin
   // The float model with rotations: exact up to float rounding.
   const auto r = ExportAndVerify(fp, "rot_float", {}, kFloatPplRtol, kFloatLogitTol);
   CHECK(r["ppl_rel_diff"].get<double>() < kFloatPplRtol);
+}
+
+TEST_CASE("kv-rotate exports its query/key rotation before the KV4 cache", "[quant][onnx]") {
+  const ModelConfig c = FullConfig(RopePairing::kHalf);  // GQA, q/k norm, gated attention
+  const Model fp =
+      BuildModel(RotateKvCache(Untransformed(BuildDenseModel(c, RandomWeights(c, 13))), 0));
+  // Float: exact up to float rounding, decoding from the cache included.
+  const auto f = ExportAndVerify(fp, "kvrot_float", {}, kFloatPplRtol, kFloatLogitTol,
+                                 /*check_cache=*/true);
+  CHECK(f["ppl_rel_diff"].get<double>() < kFloatPplRtol);
+  CHECK(f["argmax_agreement"].get<double>() == 1.0);
+  const std::string graph = test::TempDir("onnx_kvrot_graph") + "/model.onnx";
+  ExportOnnx(fp, graph);
+  // Every layer rotates queries and keys, and (gated attention) rotates the values back.
+  int rotations = 0, back = 0;
+  const onnx::ModelProto proto = ReadModel(graph);
+  for (const auto& n : proto.graph().node()) {
+    rotations += n.name().find("_rotate/rotate") != std::string::npos;
+    back += n.name().find("v_unrotate") != std::string::npos;
+  }
+  CHECK(rotations == 2 * c.n_layers);
+  CHECK(back == c.n_layers);
+  for (OnnxFormat format : {OnnxFormat::kQdq, OnnxFormat::kMatMulNBits}) {
+    const Model m = QuantizeModel(fp, W4A4(16, true, 4), {});
+    OnnxExportOptions o;
+    o.format = format;
+    const auto r = ExportAndVerify(m, format == OnnxFormat::kQdq ? "kvrot_qdq" : "kvrot_nbits", o,
+                                   kQuantPplRtol, 1e30);
+    INFO(r.dump(2));
+    CHECK(r["ppl_rel_diff"].get<double>() < kQuantPplRtol);
+    CHECK(r["argmax_agreement"].get<double>() > 0.95);
+  }
 }
 
 TEST_CASE("The verifier fails when the ONNX model computes something else", "[quant][onnx]") {

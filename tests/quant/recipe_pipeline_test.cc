@@ -54,7 +54,7 @@ TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[q
   base.a_bits = 4;
   base.kv_bits = 4;
   for (const char* m : {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate",
-                        "rotate+sink-aware", "gptq+sink-aware"}) {
+                        "rotate+sink-aware", "gptq+sink-aware", "rotate+kv-rotate"}) {
     RequirePipelineMatches(lm, m, base, calib, eval, true);
   }
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, false);

@@ -8,6 +8,7 @@
 #include "model/loader.h"
 #include "model/random_weights.h"
 #include "quant/norm_fold.h"
+#include "quant/quantize_model.h"
 #include "quant/rotate.h"
 #include "quant/smooth.h"
 #include "tests/model/arch_cases.h"
@@ -97,6 +98,12 @@ void CheckInvariance(const Model& m, const std::vector<Window>& calib,
   const TransformedModel smooth_rotated = RotateHadamard(FoldNorms(smoothed), {.seed = 4});
   CHECK(MaxRelLogitDiff(BuildModel(smooth_rotated), m, eval) < kInvariance);
   CHECK(smooth_rotated.steps.size() == 3);
+
+  // kv-rotate alone and after rotate (the recipe order): q.k and the folded values are exact.
+  for (const TransformedModel* in : {&base, &rotated}) {
+    const TransformedModel kv = RotateKvCache(*in, 5);
+    CHECK(MaxRelLogitDiff(BuildModel(kv), m, eval) < kInvariance);
+  }
 }
 
 }  // namespace
@@ -148,6 +155,34 @@ TEST_CASE("Transforms keep logits: sliding window, Phi-3 partial rotary, SmolLM3
       CHECK(r.config.layer_window == m.config.layer_window);
       CHECK(r.config.rope_dim() == m.config.rope_dim());
     }
+  }
+}
+
+// What the KV quantizer sees after kv-rotate: keys (and, without gated attention, values) in
+// the rotated basis. Same float logits, different KV4 logits, and the rotation survives a
+// round trip through a built Model (as the layer pipeline and the exporter read it back).
+TEST_CASE("kv-rotate rotates what the KV quantizer sees, not the float model", "[quant]") {
+  for (bool gate : {false, true}) {
+    INFO("gated attention " << gate);
+    const Model m = GatedTestModel(gate, 0, 40, false);
+    const TransformedModel kv = RotateKvCache(Untransformed(m), 5);
+    const Model built = BuildModel(kv);
+    REQUIRE(built.linears[1].qk);
+    CHECK(FindOnlineRotations(built).layers[1].qk == kv.online.layers[1].qk);
+    // Values rotate in v_proj; o_proj absorbs the inverse, or with the gate it runs online.
+    const LayerWeights &a = kv.weights.layers[0], &b = m.weights.layers[0];
+    CHECK(MaxRelDiff(ToMat(a.wv), ToMat(b.wv)) > 0.1);
+    const double dout = MaxRelDiff(ToMat(a.wo), ToMat(b.wo));
+    CHECK((gate ? dout == 0.0 : dout > 0.1));
+    CHECK((built.linears[0].attn_out != nullptr) == gate);
+    QuantConfig kv4;
+    kv4.w_bits = 16;
+    kv4.kv_bits = 4;
+    const auto eval = RandomWindows(2, 32, 40, 8);
+    const double diff =
+        MaxRelLogitDiff(QuantizeModel(built, kv4, {}), QuantizeModel(m, kv4, {}), eval);
+    CHECK(diff > 1e-3);
+    CHECK_THROWS_WITH(RotateKvCache(kv, 6), Catch::Contains("already rotated"));
   }
 }
 
