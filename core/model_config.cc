@@ -8,6 +8,32 @@
 
 namespace sq {
 
+namespace {
+// longrope divides each rotary frequency by its own factor: one finite positive entry per pair
+// (checked here, once partial_rotary_factor has fixed the rotary dims).
+void ValidateLongRope(const ModelConfig& c, const std::string& source) {
+  const RopeScaling& s = c.rope_scaling;
+  if (!s.longrope) return;
+  const size_t half = static_cast<size_t>(c.rope_dim() / 2);
+  for (const auto& [list, name] :
+       {std::pair{&s.short_factor, "short_factor"}, {&s.long_factor, "long_factor"}}) {
+    Check(list->size() == half, source + ": rope_scaling " + name + " has " +
+                                    std::to_string(list->size()) + " entries, expected " +
+                                    std::to_string(half) + " (rotary dims / 2)");
+    for (float v : *list) {
+      Check(std::isfinite(v) && v > 0, source + ": rope_scaling " + name +
+                                           " entries must be finite and positive, got " +
+                                           std::to_string(v));
+    }
+  }
+  Check(s.original_max_position > 0 && std::isfinite(s.attention_factor) && s.attention_factor > 0,
+        source +
+            ": rope_scaling longrope needs original_max_position_embeddings > 0 and a "
+            "finite positive attention_factor, got " +
+            std::to_string(s.original_max_position) + " and " + std::to_string(s.attention_factor));
+}
+}  // namespace
+
 void ValidateConfig(const ModelConfig& c, const std::string& source) {
   auto positive = [&](int v, const char* name) {
     Check(v > 0, source + ": " + name + " must be positive, got " + std::to_string(v));
@@ -36,6 +62,7 @@ void ValidateConfig(const ModelConfig& c, const std::string& source) {
   Check(c.rotary_dim >= 0 && c.rotary_dim <= c.head_dim && c.rotary_dim % 2 == 0,
         source + ": rotary dims (head_dim * partial_rotary_factor) must be even and in [0, " +
             "head_dim], got " + std::to_string(c.rotary_dim));
+  ValidateLongRope(c, source);
   Check(c.layer_window.empty() || static_cast<int>(c.layer_window.size()) == c.n_layers,
         source + ": one sliding window per layer expected");
   for (int w : c.layer_window) {

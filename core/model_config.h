@@ -13,13 +13,19 @@ enum class RopePairing {
   kAdjacent,  // llama2.c / Meta original: (x[2i], x[2i+1])
 };
 
-// rope_scaling of type "llama3" (Llama 3.1/3.2): long wavelengths are stretched by `factor`.
+// rope_scaling of type "llama3" (Llama 3.1/3.2, `enabled`): long wavelengths are stretched by
+// `factor`. Or of type "longrope" (Phi-3 128k, Phi-3.5, Phi-4-mini, `longrope`): inverse
+// frequency i is divided by short_factor[i], or by long_factor[i] for a sequence longer than
+// original_max_position, and cos/sin are multiplied by attention_factor.
 struct RopeScaling {
   bool enabled = false;
   float factor = 1.0f;
   float low_freq_factor = 1.0f;
   float high_freq_factor = 4.0f;
   int original_max_position = 8192;
+  bool longrope = false;
+  std::vector<float> short_factor, long_factor;  // rope_dim/2 entries each
+  float attention_factor = 1.0f;
 };
 
 struct ModelConfig {

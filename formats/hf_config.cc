@@ -106,7 +106,49 @@ std::string Architecture(const json& j, const std::string& source) {
   return j["architectures"][0].get<std::string>();
 }
 
-RopeScaling ParseRopeScaling(const Fields& f) {
+// One longrope factor list: numbers, each a finite float (their count and sign are checked in
+// ValidateConfig, once partial_rotary_factor has fixed the rotary dims).
+std::vector<float> FactorList(const Fields& rf, const char* key) {
+  Check(rf.Present(key) && rf.Raw(key).is_array(),
+        rf.source() + " " + key + " must be a list of numbers (one per rotary pair)");
+  std::vector<float> out;
+  for (size_t i = 0; i < rf.Raw(key).size(); ++i) {
+    const std::string name = std::string(key) + "[" + std::to_string(i) + "]";
+    const json one = {{name, rf.Raw(key)[i]}};
+    out.push_back(Fields(one, rf.source()).Float(name.c_str()));
+  }
+  return out;
+}
+
+// longrope as Hugging Face computes it (_compute_longrope_parameters): a config with
+// original_max_position_embeddings (Phi3Config always has one, default 4096) takes
+// factor = max_position_embeddings / original; otherwise original = max_position_embeddings
+// and factor is rope_scaling's. attention_factor defaults to sqrt(1 + ln factor / ln original),
+// 1 when factor <= 1.
+RopeScaling ParseLongRope(const Fields& f, const json& r, bool phi3, int max_position) {
+  Fields rf(r, f.source() + ": rope_scaling");
+  RopeScaling s;
+  s.longrope = true;
+  s.short_factor = FactorList(rf, "short_factor");
+  s.long_factor = FactorList(rf, "long_factor");
+  const bool has_original = phi3 || f.Present("original_max_position_embeddings");
+  s.original_max_position =
+      has_original ? f.Int("original_max_position_embeddings", 4096) : max_position;
+  Check(s.original_max_position > 0,
+        f.source() + ": original_max_position_embeddings must be positive");
+  const double factor = has_original ? double(max_position) / s.original_max_position
+                                     : double(rf.Float("factor", 1.0f));
+  s.factor = static_cast<float>(factor);
+  s.attention_factor =
+      rf.Present("attention_factor")
+          ? rf.Float("attention_factor")
+          : static_cast<float>(
+                factor <= 1 ? 1.0
+                            : std::sqrt(1 + std::log(factor) / std::log(s.original_max_position)));
+  return s;
+}
+
+RopeScaling ParseRopeScaling(const Fields& f, bool phi3, int max_position) {
   RopeScaling s;
   if (!f.Present("rope_scaling")) return s;
   const json& r = f.Raw("rope_scaling");
@@ -120,8 +162,10 @@ RopeScaling ParseRopeScaling(const Fields& f) {
     break;
   }
   if (type == "default") return s;
+  // "su" is longrope's first name (early Phi-3 128k configs); Phi3Config renames it.
+  if (type == "longrope" || type == "su") return ParseLongRope(f, r, phi3, max_position);
   Check(type == "llama3", f.source() + ": rope_scaling type '" + type +
-                              "' is not supported (supported: llama3, or null)");
+                              "' is not supported (supported: llama3, longrope, or null)");
   Fields rf(r, f.source() + ": rope_scaling");
   s.enabled = true;
   s.factor = rf.Float("factor");
@@ -291,6 +335,22 @@ void WriteArchFields(const ModelConfig& c, Arch arch, const std::string& src,
   }
 }
 
+// longrope with every derived number explicit, so any architecture reads it back the same:
+// original_max_position_embeddings at the top level (where Phi3Config keeps it) and the
+// attention_factor as parsed.
+void WriteLongRope(const RopeScaling& s, nlohmann::ordered_json& j) {
+  auto list = [](const std::vector<float>& v) {
+    json a = json::array();
+    for (float x : v) a.push_back(JsonFloat(x));
+    return a;
+  };
+  j["original_max_position_embeddings"] = s.original_max_position;
+  j["rope_scaling"] = {{"rope_type", "longrope"},
+                       {"short_factor", list(s.short_factor)},
+                       {"long_factor", list(s.long_factor)},
+                       {"attention_factor", JsonFloat(s.attention_factor)}};
+}
+
 }  // namespace
 
 ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
@@ -319,7 +379,6 @@ ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
   c.norm_eps = f.Float("rms_norm_eps", arch == Arch::kPhi3 ? 1e-5f : 1e-6f);
   c.rope_theta = f.Float("rope_theta", arch == Arch::kSmolLM3 ? 2e6f : 10000.0f);
   c.rope_pairing = RopePairing::kHalf;  // every HF architecture here uses rotate_half
-  c.rope_scaling = ParseRopeScaling(f);
   c.tie_embeddings = f.Bool("tie_word_embeddings", arch == Arch::kSmolLM3);
   // Qwen2 always has q/k/v biases (its config has no attention_bias field); Phi-3 never has.
   c.qkv_bias = arch == Arch::kQwen2  ? true
@@ -336,6 +395,7 @@ ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
   c.eos_id = FirstTokenId(f, "eos_token_id");
   ValidateConfig(c, source);  // the sizes first: the per-layer fields are sized by n_layers
   c.rotary_dim = ParseRotaryDim(f, arch, c.head_dim);
+  c.rope_scaling = ParseRopeScaling(f, arch == Arch::kPhi3, c.max_position);  // sized by rotary_dim
   c.layer_nope = ParseNoRope(f, arch, c.n_layers);
   c.layer_window = ParseLayerWindows(f, arch, j, c.n_layers, c.layer_nope);
   ValidateConfig(c, source);
@@ -380,6 +440,8 @@ nlohmann::ordered_json HfConfigToJson(const ModelConfig& c) {
                          {"low_freq_factor", JsonFloat(c.rope_scaling.low_freq_factor)},
                          {"high_freq_factor", JsonFloat(c.rope_scaling.high_freq_factor)},
                          {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
+  } else if (c.rope_scaling.longrope) {
+    WriteLongRope(c.rope_scaling, j);
   } else {
     j["rope_scaling"] = nullptr;
   }

@@ -1,6 +1,6 @@
 // Hugging Face config.json <-> ModelConfig for LlamaForCausalLM, MistralForCausalLM,
 // Qwen2ForCausalLM, Qwen3ForCausalLM (sliding windows as each config class sets them),
-// Phi3ForCausalLM (partial_rotary_factor; rope_scaling longrope is refused) and
+// Phi3ForCausalLM (partial_rotary_factor; rope_scaling longrope, or its old name su) and
 // SmolLM3ForCausalLM (NoPE layers), plus sinkquant's extension fields `attn_output_gate` (bool)
 // and `gated_norm_rank` (int).
 #pragma once

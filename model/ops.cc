@@ -36,12 +36,21 @@ Mat NormGateValues(const Mat& y, const Mat& down, const Mat& up) {
   return g.unaryExpr([](float v) { return Sigmoid(v); });
 }
 
-std::vector<double> RopeInvFreq(const ModelConfig& c) {
+bool LongRopeIsLong(const ModelConfig& c, int seq_len) {
+  return c.rope_scaling.longrope && seq_len > c.rope_scaling.original_max_position;
+}
+
+std::vector<double> RopeInvFreq(const ModelConfig& c, int seq_len) {
   // Partial rotary (Phi-3): the frequencies span the rotated dims only, as if they were the head.
   const int dim = c.rope_dim(), half = dim / 2;
   std::vector<double> inv(half);
   for (int i = 0; i < half; ++i) inv[i] = std::pow(double(c.rope_theta), -2.0 * i / dim);
   const RopeScaling& s = c.rope_scaling;
+  if (s.longrope) {
+    const std::vector<float>& ext = LongRopeIsLong(c, seq_len) ? s.long_factor : s.short_factor;
+    for (int i = 0; i < half; ++i) inv[i] /= ext[i];
+    return inv;
+  }
   if (!s.enabled) return inv;
   // Llama 3.1 "llama3" scaling: stretch long wavelengths, keep short ones, blend between.
   const double low_wavelen = s.original_max_position / s.low_freq_factor;
@@ -59,16 +68,20 @@ std::vector<double> RopeInvFreq(const ModelConfig& c) {
   return inv;
 }
 
-RopeTable MakeRopeTable(const ModelConfig& c, int T) {
-  const std::vector<double> inv = RopeInvFreq(c);
+RopeTable MakeRopeTable(const ModelConfig& c, int T) { return MakeRopeTable(c, T, T); }
+
+RopeTable MakeRopeTable(const ModelConfig& c, int rows, int seq_len) {
+  const std::vector<double> inv = RopeInvFreq(c, seq_len);
   const int half = static_cast<int>(inv.size());
-  RopeTable t{Mat(T, half), Mat(T, half)};
-  for (int p = 0; p < T; ++p) {
+  // longrope's attention scaling multiplies cos and sin (HF: cos = emb.cos() * scaling).
+  const float scale = c.rope_scaling.longrope ? c.rope_scaling.attention_factor : 1.0f;
+  RopeTable t{Mat(rows, half), Mat(rows, half)};
+  for (int p = 0; p < rows; ++p) {
     for (int i = 0; i < half; ++i) {
       // HF computes the angle in float32; so do we, so long contexts agree bit for bit-ish.
       const float angle = static_cast<float>(p) * static_cast<float>(inv[i]);
-      t.cos(p, i) = std::cos(angle);
-      t.sin(p, i) = std::sin(angle);
+      t.cos(p, i) = std::cos(angle) * scale;
+      t.sin(p, i) = std::sin(angle) * scale;
     }
   }
   return t;

@@ -18,13 +18,20 @@ Mat RmsNormRef(const Mat& x, const Vec& w, float eps);
 // GatedNorm's gate: sigmoid(up @ silu(down @ y)) elementwise.  y [T, d], down [r, d], up [d, r].
 Mat NormGateValues(const Mat& y, const Mat& down, const Mat& up);
 
-// cos/sin per position and rotary pair: [T, rope_dim/2], with llama3 rope_scaling applied.
+// cos/sin per position and rotary pair: [T, rope_dim/2], with rope_scaling applied for a
+// sequence of T tokens (longrope's factors depend on the length); the second form gives the
+// first `rows` rows of the table of a sequence of `seq_len` tokens.
 struct RopeTable {
   Mat cos, sin;
 };
 RopeTable MakeRopeTable(const ModelConfig& c, int T);
-// The inverse frequency of each rotary pair i in [0, rope_dim/2) (after rope_scaling).
-std::vector<double> RopeInvFreq(const ModelConfig& c);
+RopeTable MakeRopeTable(const ModelConfig& c, int rows, int seq_len);
+// The inverse frequency of each rotary pair i in [0, rope_dim/2) (after rope_scaling) for a
+// sequence of seq_len tokens (0: unknown, which longrope treats as short, as HF does).
+std::vector<double> RopeInvFreq(const ModelConfig& c, int seq_len = 0);
+// Whether longrope uses long_factor for a sequence of seq_len tokens: Hugging Face decides
+// per forward call, by max(position_ids) + 1 > original_max_position_embeddings.
+bool LongRopeIsLong(const ModelConfig& c, int seq_len);
 
 // Rotates every head of x in place.  x [T, n*hd] with n heads of width hd; the table's width
 // says how many leading dims of each head rotate (2 * its columns), the rest pass through.

@@ -173,12 +173,45 @@ class GraphWriter {
   }
 
   // The same table values sinkquant uses (MakeRopeTable is per position, so a longer table
-  // has identical rows): [max_position, hd/2] each.
+  // has identical rows): [max_position, hd/2] each. With longrope the short_factor table of
+  // a sequence of original_max_position tokens comes first, then the long_factor table of
+  // max_position rows, and RopeOffset picks the rows of the half HF would use.
+  RopeTable ExportedRopeTable() const {
+    if (!c_.rope_scaling.longrope) return MakeRopeTable(c_, c_.max_position);
+    const int orig = c_.rope_scaling.original_max_position, rows = orig + c_.max_position;
+    const RopeTable s = MakeRopeTable(c_, orig, orig),
+                    l = MakeRopeTable(c_, c_.max_position, orig + 1);
+    RopeTable both{Mat(rows, s.cos.cols()), Mat(rows, s.cos.cols())};
+    both.cos << s.cos, l.cos;
+    both.sin << s.sin, l.sin;
+    return both;
+  }
   std::pair<std::string, std::string> RopeTables() {
-    const RopeTable rope = MakeRopeTable(c_, c_.max_position);
-    const int64_t half = c_.rope_dim() / 2;
-    return {b_.Float("rope/cos_table", {c_.max_position, half}, Flat(rope.cos)),
-            b_.Float("rope/sin_table", {c_.max_position, half}, Flat(rope.sin))};
+    const RopeTable rope = ExportedRopeTable();
+    const int64_t rows = rope.cos.rows(), half = c_.rope_dim() / 2;
+    return {b_.Float("rope/cos_table", {rows, half}, Flat(rope.cos)),
+            b_.Float("rope/sin_table", {rows, half}, Flat(rope.sin))};
+  }
+
+  // The first table row for a forward call whose sequence is `len` tokens long (a rank-0
+  // int64): 0, or with longrope past original_max_position the start of the long_factor
+  // half, as HF's longrope_frequency_update switches per call.
+  std::string RopeOffset(const std::string& len) {
+    const int64_t orig = c_.rope_scaling.original_max_position;
+    const std::string is_long = Op("Greater", {len, IScalar(orig)}, "rope/is_long");
+    return Op("Mul",
+              {Op("Cast", {is_long}, "rope/is_long_i64", {{"to", int64_t{7}}}), IScalar(orig)},
+              "rope/offset");
+  }
+
+  // The table rows of the decoder's positions: position_ids, shifted into the long_factor half
+  // when longrope's sequence, max(position_ids) + 1 as HF counts it, is long.
+  std::string DecoderRopeRows() {
+    if (!c_.rope_scaling.longrope) return "position_ids";
+    const std::string max_pos =
+        Op("ReduceMax", {"position_ids"}, "rope/max_pos", {{"keepdims", int64_t{0}}});
+    const std::string len = Op("Add", {max_pos, IScalar(1)}, "rope/seq_len");
+    return Op("Add", {"position_ids", RopeOffset(len)}, "rope/rows");
   }
 
   // Decoder: RoPE rows gathered at position_ids, and the mask "key after the query in the
@@ -186,10 +219,11 @@ class GraphWriter {
   // P + i, with P = S - T read off the mask's shape.
   void DecoderPrologue() {
     auto [cos_table, sin_table] = RopeTables();
+    const std::string rows = DecoderRopeRows();
     auto table = [&](const std::string& full, const std::string& name) {
-      const std::string g = Op("Gather", {full, "position_ids"}, name + "/gather",
-                               {{"axis", int64_t{0}}});       // [B, T, hd/2]
-      return Op("Unsqueeze", {g, I({2})}, name);              // [B, T, 1, hd/2]
+      const std::string g =
+          Op("Gather", {full, rows}, name + "/gather", {{"axis", int64_t{0}}});  // [B, T, hd/2]
+      return Op("Unsqueeze", {g, I({2})}, name);                                 // [B, T, 1, hd/2]
     };
     cos_ = table(cos_table, "rope/cos");
     sin_ = table(sin_table, "rope/sin");
@@ -226,8 +260,13 @@ class GraphWriter {
     const std::string t1 = Op("Slice", {shape, I({1}), I({2}), I({0})}, "seq/len");     // [1]
     const std::string t0 = Op("Gather", {shape, IScalar(1)}, "seq/len_scalar");         // []
     auto [cos_table, sin_table] = RopeTables();
+    std::string first = I({0}), last = t1;  // [1] each: the rows [first, last) of the tables
+    if (c_.rope_scaling.longrope) {
+      first = Op("Unsqueeze", {RopeOffset(t0), I({0})}, "rope/first");
+      last = Op("Add", {first, t1}, "rope/last");
+    }
     auto table = [&](const std::string& full, const std::string& name) {
-      const std::string s = Op("Slice", {full, I({0}), t1, I({0})}, name + "/slice");  // [T, hd/2]
+      const std::string s = Op("Slice", {full, first, last, I({0})}, name + "/slice");  // [T, hd/2]
       return Op("Unsqueeze", {s, I({1})}, name);  // [T, 1, hd/2]: broadcasts over B and heads
     };
     cos_ = table(cos_table, "rope/cos");

@@ -244,6 +244,8 @@ d=$(hf ropetype); cfgset rope_scaling '{"rope_type": "dynamic", "type": "llama3"
 row "config.json rope_scaling rope_type dynamic, type llama3 (rope_type wins)" generate --model "$d" --steps 1
 d=$(hf ropefac); cfgset rope_scaling '{"rope_type": "llama3", "factor": 1e40, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}' >"$d/config.json"
 row "config.json rope_scaling factor 1e40" generate --model "$d" --steps 1
+d=$(hf longrope); cfgset rope_scaling '{"rope_type": "longrope", "short_factor": [1.0], "long_factor": [1.0]}' >"$d/config.json"
+row "config.json rope_scaling longrope with one factor per list" generate --model "$d" --steps 1
 d=$(hf bos); cfgset bos_token_id 100000 >"$d/config.json"
 row "config.json bos_token_id 100000 (vocab 512)" generate --model "$d" --steps 1
 # The converted stories260K is tied and stores no lm_head.weight: append a zero one.

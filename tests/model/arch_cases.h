@@ -20,6 +20,11 @@ struct ArchCase {
   bool fused;               // Phi-3: qkv_proj and gate_up_proj
   bool qkv_bias;
   bool tied;
+  // longrope (empty lists: none): HF divides inverse frequency i by short_factor[i], or by
+  // long_factor[i] when the sequence is longer than original_max, and scales cos/sin.
+  std::vector<double> short_factor = {}, long_factor = {};
+  int original_max = 0;
+  double attention = 1.0;  // sqrt(1 + ln(max_position / original_max) / ln(original_max))
 };
 
 // hidden 64, 4 heads of 16 over 2 KV heads, FFN 96, 3 layers, vocab 101 (the ONNX decoding
@@ -61,6 +66,29 @@ inline std::vector<ArchCase> ArchCases() {
   add("phi4mini_partial", "Phi3ForCausalLM",
       {{"partial_rotary_factor", 0.75}, {"sliding_window", nullptr}, {"tie_word_embeddings", true}},
       {{}, {}, 12, {0, 0, 0}, all_rope, true, false, true});
+  // Phi-4-mini's longrope: original_max_position_embeddings 20 sits between the reference's
+  // 12 and 24 tokens and the ONNX test's 18 and 21-24 token windows, so both factor lists run
+  // (its cached decodes, at most 17 tokens, stay short: HF switches lists per call, so a decode
+  // crossing 20 would not match a full window, in HF either). factor = 64 / 20 = 3.2.
+  const std::vector<double> short_f = {1.0, 1.1, 1.3, 1.6, 2.0, 2.5};
+  const std::vector<double> long_f = {1.0, 1.5, 2.5, 4.0, 6.5, 9.0};
+  add("phi4mini_longrope", "Phi3ForCausalLM",
+      {{"partial_rotary_factor", 0.75},
+       {"original_max_position_embeddings", 20},
+       {"rope_scaling", {{"type", "longrope"}, {"short_factor", short_f}, {"long_factor", long_f}}},
+       {"tie_word_embeddings", true}},
+      {{},
+       {},
+       12,
+       {0, 0, 0},
+       all_rope,
+       true,
+       false,
+       true,
+       short_f,
+       long_f,
+       20,
+       1.1782483944222266});
   // SmolLM3: no_rope_layers lists 1 for RoPE, 0 for NoPE.
   add("smollm3_nope", "SmolLM3ForCausalLM",
       {{"no_rope_layers", {1, 0, 1}}, {"tie_word_embeddings", true}},

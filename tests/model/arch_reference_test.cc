@@ -108,16 +108,24 @@ MatD RmsNormD(const MatD& x, const MatD& w, double eps) {
 }
 
 // q_embed = q_rot * cos + rotate_half(q_rot) * sin on dims [0, rot); dims [rot, hd) pass.
-void RopeD(MatD& x, int n, int hd, int rot, double theta) {
-  const int half = rot / 2;
+// longrope: inv_freq = 1 / (ext_factors * theta^(2i/rot)), the long list when the sequence (all
+// of x) is longer than original_max, and cos, sin multiplied by the attention factor.
+void RopeD(MatD& x, int n, int hd, const ArchCase& c) {
+  const int rot = c.rotary_dim, half = rot / 2;
+  const double theta = c.config["rope_theta"];
+  const bool is_long = x.rows() > c.original_max;
+  auto ext = [&](int i) {
+    return c.short_factor.empty() ? 1.0 : (is_long ? c.long_factor : c.short_factor)[i];
+  };
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     for (int h = 0; h < n; ++h) {
       double* v = x.row(t).data() + h * hd;
       for (int i = 0; i < half; ++i) {
-        const double inv = 1.0 / std::pow(theta, 2.0 * i / rot), a = t * inv;
+        const double inv = 1.0 / (ext(i) * std::pow(theta, 2.0 * i / rot)), a = t * inv;
+        const double cs = std::cos(a) * c.attention, sn = std::sin(a) * c.attention;
         const double x1 = v[i], x2 = v[i + half];
-        v[i] = x1 * std::cos(a) - x2 * std::sin(a);
-        v[i + half] = x2 * std::cos(a) + x1 * std::sin(a);
+        v[i] = x1 * cs - x2 * sn;
+        v[i + half] = x2 * cs + x1 * sn;
       }
     }
   }
@@ -142,8 +150,8 @@ MatD AttentionD(const ArchCase& a, const HfTensors& w, int l, const MatD& x) {
     v = Linear(x, w, p + "v_proj", a.qkv_bias);
   }
   if (a.rope[l]) {
-    RopeD(q, s.H, s.hd, a.rotary_dim, a.config["rope_theta"]);
-    RopeD(k, s.Hkv, s.hd, a.rotary_dim, a.config["rope_theta"]);
+    RopeD(q, s.H, s.hd, a);
+    RopeD(k, s.Hkv, s.hd, a);
   }
   MatD out = MatD::Zero(T, q_dim);
   for (int h = 0; h < s.H; ++h) {
@@ -212,19 +220,37 @@ TEST_CASE("Sliding window, Phi-3 and NoPE checkpoints match HF's formulas", "[mo
       }
       const Model m = BuildDenseModel(c, ck.weights);
       const std::vector<int> tokens = test::RandomWindows(1, 24, c.vocab, 3)[0].tokens;
-      const Mat got = Forward(m, tokens);
-      const MatD ref = ReferenceLogits(a, w, tokens);
-      const double rel =
-          (got.cast<double>() - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff();
-      INFO(a.name << ": max |logit diff| / max |logit| = " << rel);
-      CHECK(rel < 1e-4);
-      // The feature matters: the same weights under full causal attention and full RoPE differ.
-      ArchCase plain = a;
-      plain.window.assign(plain.window.size(), 0);
-      plain.rope.assign(plain.rope.size(), true);
-      plain.rotary_dim = c.head_dim;
-      const MatD other = ReferenceLogits(plain, w, tokens);
-      CHECK((other - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff() > 1e-3);
+      // 24 tokens, and for longrope also 12 (below original_max: the short factors).
+      std::vector<size_t> lengths = {tokens.size()};
+      if (a.original_max > 0) lengths.push_back(12);
+      for (size_t n : lengths) {
+        const std::vector<int> window(tokens.begin(), tokens.begin() + n);
+        const Mat got = Forward(m, window);
+        const MatD ref = ReferenceLogits(a, w, window);
+        const double rel =
+            (got.cast<double>() - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff();
+        INFO(a.name << " at " << n << " tokens: max |logit diff| / max |logit| = " << rel);
+        CHECK(rel < 1e-4);
+        // The feature matters: the same weights under full attention and plain RoPE differ.
+        ArchCase plain = a;
+        plain.window.assign(plain.window.size(), 0);
+        plain.rope.assign(plain.rope.size(), true);
+        plain.rotary_dim = c.head_dim;
+        plain.short_factor.clear();
+        plain.attention = 1.0;
+        const MatD other = ReferenceLogits(plain, w, window);
+        CHECK((other - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff() > 1e-3);
+        if (a.original_max == 0) continue;
+        ArchCase unscaled = a;  // longrope itself matters too
+        unscaled.short_factor.clear();
+        unscaled.attention = 1.0;
+        const MatD mine = ReferenceLogits(unscaled, w, window);
+        CHECK((mine - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff() > 1e-3);
+        ArchCase swapped = a;  // and so does which list the length picks
+        std::swap(swapped.short_factor, swapped.long_factor);
+        const MatD picked = ReferenceLogits(swapped, w, window);
+        CHECK((picked - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff() > 1e-3);
+      }
     }
   }
 }
@@ -251,10 +277,6 @@ TEST_CASE("A Phi-3 checkpoint written by sinkquant stores fused tensors and read
 
 TEST_CASE("Unsupported Phi-3 and window settings are clear errors", "[model][arch][formats]") {
   auto parse = [](nlohmann::json j) { return HfConfigFromJson(j, "cfg.json"); };
-  nlohmann::json phi = test::TinyShape("Phi3ForCausalLM");
-  phi["rope_scaling"] = {{"type", "longrope"}, {"short_factor", {1.0}}, {"long_factor", {1.0}}};
-  CHECK_THROWS_WITH(parse(phi),
-                    Catch::Contains("cfg.json") && Catch::Contains("rope_scaling type 'longrope'"));
   nlohmann::json llama = test::TinyShape("LlamaForCausalLM");
   llama["partial_rotary_factor"] = 0.5;
   CHECK_THROWS_WITH(parse(llama), Catch::Contains("partial_rotary_factor") &&
@@ -273,6 +295,45 @@ TEST_CASE("Unsupported Phi-3 and window settings are clear errors", "[model][arc
   CHECK(parse(smol4).layer_nope == std::vector<bool>{false, false, false, true});
 }
 
+TEST_CASE("Malformed longrope configs are clear errors naming the key", "[model][arch][formats]") {
+  // Tiny Phi-3: head_dim 16, whole-head RoPE, so 8 factors per list.
+  auto parse = [](const nlohmann::json& rope, nlohmann::json extra = nlohmann::json::object()) {
+    nlohmann::json j = test::TinyShape("Phi3ForCausalLM");
+    j["rope_scaling"] = rope;
+    j.update(extra);
+    return HfConfigFromJson(j, "cfg.json");
+  };
+  const std::vector<double> ok(8, 1.5);
+  auto rope = [&](const char* key, nlohmann::json v) {
+    nlohmann::json r = {{"type", "longrope"}, {"short_factor", ok}, {"long_factor", ok}};
+    r[key] = v;
+    return r;
+  };
+  using Catch::Contains;
+  CHECK_THROWS_WITH(parse(rope("short_factor", {1.0})),
+                    Contains("cfg.json: rope_scaling short_factor has 1 entries, expected 8"));
+  CHECK_THROWS_WITH(parse(rope("long_factor", nullptr)),
+                    Contains("cfg.json: rope_scaling long_factor must be a list of numbers"));
+  CHECK_THROWS_WITH(parse(rope("long_factor", "1.0")), Contains("long_factor must be a list"));
+  CHECK_THROWS_WITH(parse(rope("short_factor", {1, 1, 1, "x", 1, 1, 1, 1})),
+                    Contains("short_factor[3] must be a number"));
+  CHECK_THROWS_WITH(parse(rope("long_factor", {1, 1, 1, 1, 1, 1, 1, 1e40})),
+                    Contains("long_factor[7] 1e+40 is not a finite float"));
+  CHECK_THROWS_WITH(parse(rope("long_factor", {1, 1, 1, 1, 1, 1, 0, 1})),
+                    Contains("rope_scaling long_factor entries must be finite and positive"));
+  CHECK_THROWS_WITH(parse(rope("attention_factor", -1.0)),
+                    Contains("finite positive attention_factor"));
+  CHECK_THROWS_WITH(parse(rope("type", "longrope"), {{"original_max_position_embeddings", 0}}),
+                    Contains("cfg.json: original_max_position_embeddings must be positive"));
+  // Phi3Config's defaults: original 4096 against max_position_embeddings 64, so factor < 1 and
+  // attention 1; "su" is longrope's old name.
+  const ModelConfig su = parse(rope("type", "su"));
+  CHECK(su.rope_scaling.longrope);
+  CHECK(su.rope_scaling.original_max_position == 4096);
+  CHECK(su.rope_scaling.attention_factor == 1.0f);
+  CHECK_FALSE(su.rope_scaling.enabled);
+}
+
 TEST_CASE("config.json of windowed, Phi-3 and SmolLM3 models round-trips", "[model][arch]") {
   for (const ArchCase& a : test::ArchCases()) {
     INFO(a.name);
@@ -284,5 +345,14 @@ TEST_CASE("config.json of windowed, Phi-3 and SmolLM3 models round-trips", "[mod
     CHECK(b.layer_nope == c.layer_nope);
     CHECK(b.tie_embeddings == c.tie_embeddings);
     CHECK(b.qkv_bias == c.qkv_bias);
+    CHECK(b.rope_scaling.longrope == c.rope_scaling.longrope);
+    CHECK(b.rope_scaling.short_factor == c.rope_scaling.short_factor);
+    CHECK(b.rope_scaling.long_factor == c.rope_scaling.long_factor);
+    CHECK(b.rope_scaling.original_max_position == c.rope_scaling.original_max_position);
+    CHECK(b.rope_scaling.attention_factor == c.rope_scaling.attention_factor);
+    if (a.original_max > 0) {
+      CHECK(c.rope_scaling.original_max_position == a.original_max);
+      CHECK(c.rope_scaling.attention_factor == Approx(a.attention).epsilon(1e-6));
+    }
   }
 }
