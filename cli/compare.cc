@@ -1,8 +1,10 @@
 // sinkquant compare: every recipe against the float model on the same text, one table.
 #include <cstdio>
-#include <map>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <tuple>
 
 #include "calib/dataset.h"
 #include "cli/command.h"
@@ -19,6 +21,8 @@ namespace sq {
 namespace {
 
 constexpr const char* kDefaultMethods = "fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate";
+constexpr const char* kParetoMethods = "rtn,rotate,rotate-gptq";
+constexpr const char* kParetoBits = "W8A8,W4A16,W4A8,W4A4";
 
 struct CompareCliOptions {
   std::string model, tokenizer, calib, data, json;
@@ -26,7 +30,37 @@ struct CompareCliOptions {
   long calib_tokens = 0;
   int threads = 0;
   CompareRecipesOptions run;
+  std::vector<BitSetting> pareto;  // --pareto: the bit settings swept (empty: no sweep)
 };
+
+// "W4A8" or "W4A4KV4" (any case); the KV width defaults to --kv-bits.
+BitSetting ParseBitSetting(const std::string& item, int kv_bits) {
+  static const std::regex kForm("W(\\d{1,2})A(\\d{1,2})(KV(\\d{1,2}))?", std::regex::icase);
+  const auto bits_ok = [](int v) {
+    return std::find(kBitsChoices.begin(), kBitsChoices.end(), v) != kBitsChoices.end();
+  };
+  std::smatch m;
+  BitSetting b{0, 0, kv_bits};
+  if (std::regex_match(item, m, kForm)) {
+    b = {std::stoi(m[1]), std::stoi(m[2]), m[4].matched ? std::stoi(m[4]) : kv_bits};
+  }
+  Check(bits_ok(b.w_bits) && bits_ok(b.a_bits) && bits_ok(b.kv_bits),
+        "--pareto-bits: \"" + item + "\" is not W<bits>A<bits>[KV<bits>] with bits 2-8 or 16");
+  return b;
+}
+
+std::vector<BitSetting> ParseParetoFlags(Args& a, int kv_bits) {
+  const bool on = a.Flag("pareto");
+  const std::string list = a.Str("pareto-bits", kParetoBits);
+  Check(on || list == kParetoBits, "--pareto-bits needs --pareto");
+  std::vector<BitSetting> out;
+  if (!on) return out;
+  for (const std::string& item : SplitList(list, ',')) {
+    if (!item.empty()) out.push_back(ParseBitSetting(item, kv_bits));
+  }
+  Check(!out.empty(), "--pareto-bits: no bit settings given");
+  return out;
+}
 
 // Without flags every recipe runs at W4A4 (the question `compare` answers).
 QuantConfig W4A4Defaults() {
@@ -47,11 +81,13 @@ CompareCliOptions ParseCompareOptions(Args& a) {
   o.calib_tokens = TokensFlag(a, "calib-tokens");
   o.threads = ThreadsFlag(a);
   // Empty items are skipped ("fp,,rtn" runs fp and rtn).
-  o.run.methods = SplitList(a.Str("methods", kDefaultMethods), ',');
+  const bool pareto = a.Has("pareto");
+  o.run.methods = SplitList(a.Str("methods", pareto ? kParetoMethods : kDefaultMethods), ',');
   std::erase(o.run.methods, "");
   o.run.ratio_windows = a.Int("ratio-windows", 4, 0, 1 << 20);
   o.run.integer_kernels = !a.Flag("fake-quant");
   o.run.base = ParseQuantConfig(a, W4A4Defaults());
+  o.pareto = ParseParetoFlags(a, o.run.base.kv_bits);
   a.Finish();
   return o;
 }
@@ -62,9 +98,9 @@ void PrintTable(const std::vector<RecipeRow>& rows) {
               "time s");
   for (const RecipeRow& r : rows) {
     std::printf("%-20s %-10s %8.4f %+8.4f %7.4f %6.3f %8.1f %-18s %8.1f %-18s %6.1f\n",
-                r.method.c_str(), r.bits.c_str(), r.ppl, r.delta_ppl, r.kld, r.top1,
-                r.worst_ratio, r.worst_site.c_str(), r.worst_token_ratio,
-                r.worst_token_site.c_str(), r.quantize_seconds + r.eval_seconds);
+                r.method.c_str(), r.bits.c_str(), r.ppl, r.delta_ppl, r.kld, r.top1, r.worst_ratio,
+                r.worst_site.c_str(), r.worst_token_ratio, r.worst_token_site.c_str(),
+                r.quantize_seconds + r.eval_seconds);
   }
   for (const RecipeRow& r : rows) {
     for (const std::string& line : r.log) std::printf("  %s: %s\n", r.method.c_str(), line.c_str());
@@ -72,18 +108,94 @@ void PrintTable(const std::vector<RecipeRow>& rows) {
   }
 }
 
+// Smallest first; on a tie in size, fewest activation bits, then fewest KV bits, then lowest KL.
+std::vector<RecipeRow> ByCost(std::vector<RecipeRow> rows) {
+  auto key = [](const RecipeRow& r) {
+    return std::make_tuple(r.weight_bytes, r.bit_setting.a_bits, r.bit_setting.kv_bits, r.kld);
+  };
+  std::stable_sort(rows.begin(), rows.end(),
+                   [&](const RecipeRow& a, const RecipeRow& b) { return key(a) < key(b); });
+  return rows;
+}
+
+// What frontier row `r` buys over the dearest frontier row that costs no more on any axis
+// ("" for the cheapest): "+3.49 bits/weight, +4 activation bits: KL 0.0903 -> 0.0006".
+std::string WhatItBuys(const RecipeRow& r, const std::vector<RecipeRow>& frontier) {
+  const RecipeRow* base = nullptr;
+  auto cost = [](const RecipeRow& x) {
+    return x.bits_per_weight + x.bit_setting.a_bits + x.bit_setting.kv_bits;
+  };
+  for (const RecipeRow& o : frontier) {
+    if (&o != &r && CostsAtMost(o, r) && (!base || cost(o) > cost(*base))) base = &o;
+  }
+  if (!base) return "";
+  char b[256];
+  std::string s = base->method + " " + base->bits + " -> " + r.method + " " + r.bits + ":";
+  auto add = [&](double d, const char* what, const char* fmt) {
+    if (d == 0) return;
+    std::snprintf(b, sizeof b, fmt, d, what);
+    s += b;
+  };
+  add(r.bits_per_weight - base->bits_per_weight, "bits/weight", " %+.2f %s");
+  add(r.bit_setting.a_bits - base->bit_setting.a_bits, "activation bits", " %+.0f %s");
+  add(r.bit_setting.kv_bits - base->bit_setting.kv_bits, "KV bits", " %+.0f %s");
+  std::snprintf(b, sizeof b, ", KL %.4f -> %.4f", base->kld, r.kld);
+  return s + b;
+}
+
+// The size / quality table of a --pareto sweep, then what each frontier row buys over the
+// frontier row below it. `md`: a markdown table (the --json file's .md) instead of aligned text.
+std::string ParetoTable(const std::vector<RecipeRow>& rows, bool md) {
+  std::string s =
+      md ? "| method | bits | weights MiB | bits/weight | ppl | KL | top-1 | frontier |\n"
+           "|---|---|---|---|---|---|---|---|\n"
+         : "method               bits       weights MiB  bits/w      ppl      KL  top-1 "
+           " frontier\n";
+  const char* fmt = md ? "| %s | %s | %.2f | %.2f | %.4f | %.4f | %.3f | %s |\n"
+                       : "%-20s %-10s %11.2f %7.2f %8.4f %7.4f %6.3f  %s\n";
+  char b[512];
+  std::vector<RecipeRow> frontier;
+  for (const RecipeRow& r : ByCost(rows)) {
+    std::snprintf(b, sizeof b, fmt, r.method.c_str(), r.bits.c_str(), r.weight_bytes / 1048576.0,
+                  r.bits_per_weight, r.ppl, r.kld, r.top1, r.pareto ? "*" : "");
+    s += b;
+    if (r.pareto) frontier.push_back(r);
+  }
+  s += md ? "\n" : "";
+  s += "*: on the frontier (no row costing at most as much in weight bytes, activation bits and "
+       "KV bits has a lower KL); what each frontier row buys over the one below it:\n";
+  s += md ? "\n" : "";
+  for (const RecipeRow& r : frontier) {
+    const std::string line = WhatItBuys(r, frontier);
+    if (!line.empty()) s += (md ? "- " : "  ") + line + "\n";
+  }
+  return s;
+}
+
 nlohmann::json RowJson(const RecipeRow& r) {
   nlohmann::json settings = nlohmann::json::object();
   for (const auto& [k, v] : r.settings) settings[k] = v;
-  return {{"method", r.method},           {"bits", r.bits},
-          {"ppl", r.ppl},                 {"ppl_stderr", r.ppl_stderr},
-          {"delta_ppl", r.delta_ppl},     {"kld", r.kld},
-          {"kld_p99", r.kld_p99},         {"top1", r.top1},
-          {"tokens", r.tokens},           {"worst_input_ratio", r.worst_ratio},
-          {"worst_input", r.worst_site},  {"worst_token_ratio", r.worst_token_ratio},
-          {"worst_token_input", r.worst_token_site},  {"quantize_seconds", r.quantize_seconds},
-          {"eval_seconds", r.eval_seconds}, {"sink_aware", r.sink},
-          {"settings", settings},         {"transforms", r.log}};
+  return {{"method", r.method},
+          {"bits", r.bits},
+          {"ppl", r.ppl},
+          {"ppl_stderr", r.ppl_stderr},
+          {"delta_ppl", r.delta_ppl},
+          {"kld", r.kld},
+          {"kld_p99", r.kld_p99},
+          {"top1", r.top1},
+          {"tokens", r.tokens},
+          {"worst_input_ratio", r.worst_ratio},
+          {"worst_input", r.worst_site},
+          {"worst_token_ratio", r.worst_token_ratio},
+          {"worst_token_input", r.worst_token_site},
+          {"quantize_seconds", r.quantize_seconds},
+          {"eval_seconds", r.eval_seconds},
+          {"sink_aware", r.sink},
+          {"weight_bytes", r.weight_bytes},
+          {"bits_per_weight", r.bits_per_weight},
+          {"pareto", r.pareto},
+          {"settings", settings},
+          {"transforms", r.log}};
 }
 
 int RunCompare(Args& a) {
@@ -106,7 +218,9 @@ int RunCompare(Args& a) {
     }
     if (it->second) it->second(done, total);
   };
-  const std::vector<RecipeRow> rows = CompareRecipes(lm.model, calib, eval, o.run);
+  const std::vector<RecipeRow> rows =
+      o.pareto.empty() ? CompareRecipes(lm.model, calib, eval, o.run)
+                       : CompareBitSettings(lm.model, calib, eval, o.run, o.pareto);
 
   long calib_tokens = 0;
   for (const Window& w : calib) calib_tokens += static_cast<long>(w.tokens.size());
@@ -114,19 +228,29 @@ int RunCompare(Args& a) {
   std::printf("data:  %s (%zu windows, ctx %d, %ld tokens scored)\n", o.data.c_str(), eval.size(),
               o.windows.ctx, rows.front().tokens);
   std::printf("calib: %s (%zu windows, %ld tokens)\n", o.calib.c_str(), calib.size(), calib_tokens);
-  std::printf("max/med: max |x| / median |x| at the worst linear input (after online rotations); "
-              "tok m/m: the same within one token (what a per-token int4 scale sees); first %d "
-              "windows\n", o.run.ratio_windows);
-  PrintTable(rows);
+  std::printf(
+      "max/med: max |x| / median |x| at the worst linear input (after online rotations); "
+      "tok m/m: the same within one token (what a per-token int4 scale sees); first %d "
+      "windows\n",
+      o.run.ratio_windows);
+  if (o.pareto.empty()) {
+    PrintTable(rows);
+  } else {
+    std::printf("%s", ParetoTable(rows, false).c_str());
+  }
   if (!o.json.empty()) {
-    nlohmann::json j = {{"model", o.model}, {"data", o.data}, {"calib", o.calib},
-                        {"ctx", o.windows.ctx}, {"calib_tokens", calib_tokens},
+    nlohmann::json j = {{"model", o.model},
+                        {"data", o.data},
+                        {"calib", o.calib},
+                        {"ctx", o.windows.ctx},
+                        {"calib_tokens", calib_tokens},
                         {"rows", nlohmann::json::array()}};
     for (const RecipeRow& r : rows) j["rows"].push_back(RowJson(r));
     const std::string md = std::filesystem::path(o.json).replace_extension(".md").string();
-    WriteFilesAtomic({{o.json, ReportJson(j)},
-                      {md, "Model `" + o.model + "`, eval `" + o.data + "`, calib `" + o.calib +
-                               "`\n\n" + RecipeTableMarkdown(rows)}});
+    WriteFilesAtomic(
+        {{o.json, ReportJson(j)},
+         {md, "Model `" + o.model + "`, eval `" + o.data + "`, calib `" + o.calib + "`\n\n" +
+                  (o.pareto.empty() ? RecipeTableMarkdown(rows) : ParetoTable(rows, true))}});
   }
   return 0;
 }
@@ -134,11 +258,17 @@ int RunCompare(Args& a) {
 const bool kRegistered = RegisterCommand(
     {"compare", "every quantization recipe against the float model, one table",
      std::string("--model PATH [--tokenizer PATH] --calib FILE --data FILE\n"
-                 "  [--methods ") + kDefaultMethods + ",rotate+kv-rotate,rotate+sink-aware,...]\n" +
+                 "  [--methods ") +
+         kDefaultMethods + ",rotate+kv-rotate,rotate+sink-aware,...]\n" +
          "  (every method at --w-bits 4 --a-bits 4 unless the flags below say otherwise)\n" +
          kQuantFlagsUsage +
          "  [--ctx N] [--max-tokens N] [--calib-tokens N] [--ratio-windows 4] [--json FILE]\n"
-         "  [--threads N] [--fake-quant (W4A4 linears in float instead of the integer kernels)]",
+         "  [--threads N] [--fake-quant (W4A4 linears in float instead of the integer kernels)]\n"
+         "  [--pareto [--pareto-bits " +
+         kParetoBits +
+         "]] (every method at every bit setting: "
+         "size against quality,\n   methods " +
+         kParetoMethods + " unless --methods says)",
      RunCompare});
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "calib/quant_error.h"
 #include "core/error.h"
+#include "model/proj.h"
 #include "quant/input_ratio.h"
 #include "quant/integer_linear.h"
 #include "quant/recipe.h"
@@ -20,9 +21,32 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string Bits(const QuantConfig& c) {
-  return "W" + std::to_string(c.w_bits) + "A" + std::to_string(c.a_bits) + "KV" +
-         std::to_string(c.kv_bits);
+// Weights of the linears `c` leaves in float (all of them for the float model, c == null).
+double FloatLinearWeights(const Model& fp, const QuantConfig* c) {
+  double n = 0;
+  for (Proj p : kAllProjs) {
+    if (c && c->QuantizesWeight(p)) continue;
+    const int layers = p == Proj::kLmHead ? 1 : fp.config.n_layers;
+    for (int l = 0; l < layers; ++l) {
+      const Linear& lin = *LinearAt(fp, l, p);
+      n += static_cast<double>(lin.in_features()) * lin.out_features();
+    }
+  }
+  return n;
+}
+
+// Weight bytes: `quantized_bytes` plus 16 bits for each weight left in float.
+void SetSize(RecipeRow& row, const Model& fp, const QuantConfig* c, double quantized_bytes) {
+  row.weight_bytes = quantized_bytes + 2 * FloatLinearWeights(fp, c);
+  row.bits_per_weight = 8 * row.weight_bytes / FloatLinearWeights(fp, nullptr);
+}
+
+// A row is on the frontier when no row that costs at most as much has a lower KL.
+void MarkPareto(std::vector<RecipeRow>& rows) {
+  for (RecipeRow& r : rows) {
+    r.pareto = std::none_of(rows.begin(), rows.end(),
+                            [&](const RecipeRow& o) { return CostsAtMost(o, r) && o.kld < r.kld; });
+  }
 }
 
 void SetWorst(RecipeRow& row, const std::vector<InputRatio>& r) {
@@ -59,13 +83,14 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     if (m == "fp") {
       const auto t0 = std::chrono::steady_clock::now();
       const PplResult r = EvaluatePerplexity(fp, eval, nullptr, {}, progress);
-      row.bits = "W16A16KV16";
+      row.bits = row.bit_setting.Name();
       row.ppl = r.ppl;
       row.ppl_stderr = r.ppl_stderr;
       row.tokens = r.tokens;
       row.eval_seconds = Seconds(t0);
       SetWorst(row, LinearInputRatios(fp, eval, opt.ratio_windows));
       fp_ppl = r.ppl;
+      SetSize(row, fp, nullptr, 0);
       rows.push_back(row);
       continue;
     }
@@ -74,7 +99,8 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     // Layer by layer: the recipe's transformed and quantized layers exist only while every
     // stream runs through them (quant/recipe_pipeline.h).
     RecipePipeline pipe(fp, recipe, calib, opt.integer_kernels);
-    row.bits = Bits(recipe.config);
+    row.bit_setting = {recipe.config.w_bits, recipe.config.a_bits, recipe.config.kv_bits};
+    row.bits = row.bit_setting.Name();
     row.settings = recipe.Settings();
     row.log = pipe.log();
     InputRatioObserver ratios(pipe.transformed());
@@ -82,7 +108,8 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     co.sqnr_windows = 0;
     co.progress = progress;
     co.hooks = pipe.Hooks();
-    co.extra_streams = {{&pipe.transformed(), &ratios, opt.ratio_windows > 0 ? opt.ratio_windows : -1, false}};
+    co.extra_streams = {
+        {&pipe.transformed(), &ratios, opt.ratio_windows > 0 ? opt.ratio_windows : -1, false}};
     const CompareResult c = EvalQuantized(fp, pipe.quantized(), eval, co);
     SetWorst(row, ratios.Results());
     row.quantize_seconds = pipe.seconds();
@@ -95,9 +122,52 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     row.tokens = c.tokens;
     fp_ppl = c.fp.ppl;
     if (auto counts = pipe.sink_counts()) row.sink = counts->Describe();
+    SetSize(row, fp, &recipe.config, static_cast<double>(pipe.report().weight_bytes));
     rows.push_back(row);
   }
   for (RecipeRow& r : rows) r.delta_ppl = r.ppl - fp_ppl;
+  return rows;
+}
+
+bool CostsAtMost(const RecipeRow& a, const RecipeRow& b) {
+  return a.weight_bytes <= b.weight_bytes && a.bit_setting.a_bits <= b.bit_setting.a_bits &&
+         a.bit_setting.kv_bits <= b.bit_setting.kv_bits;
+}
+
+std::string BitSetting::Name() const {
+  char b[32];
+  std::snprintf(b, sizeof b, "W%dA%dKV%d", w_bits, a_bits, kv_bits);
+  return b;
+}
+
+std::vector<RecipeRow> CompareBitSettings(const Model& fp, const std::vector<Window>& calib,
+                                          const std::vector<Window>& eval,
+                                          const CompareRecipesOptions& opt,
+                                          const std::vector<BitSetting>& settings) {
+  Check(!settings.empty(), "--pareto-bits: no bit settings given");
+  CompareRecipesOptions each = opt;
+  std::erase(each.methods, "fp");
+  Check(!each.methods.empty(), "--pareto: --methods names no recipe besides fp");
+  for (const BitSetting& b : settings) {  // validate every name and setting before the runs
+    each.base.w_bits = b.w_bits, each.base.a_bits = b.a_bits, each.base.kv_bits = b.kv_bits;
+    each.base.Validate();
+    for (const std::string& m : each.methods) MakeRecipe(m, each.base);
+  }
+  std::vector<RecipeRow> rows;
+  for (size_t i = 0; i < settings.size(); ++i) {
+    const BitSetting& b = settings[i];
+    CompareRecipesOptions run = each;
+    run.base.w_bits = b.w_bits, run.base.a_bits = b.a_bits, run.base.kv_bits = b.kv_bits;
+    if (i == 0) run.methods.insert(run.methods.begin(), "fp");  // the float row once
+    if (opt.progress) {  // one progress line per method and setting
+      run.progress = [&](const std::string& m, int done, int total) {
+        opt.progress(m == "fp" ? m : m + " " + b.Name(), done, total);
+      };
+    }
+    const std::vector<RecipeRow> r = CompareRecipes(fp, calib, eval, run);
+    rows.insert(rows.end(), r.begin(), r.end());
+  }
+  MarkPareto(rows);
   return rows;
 }
 

@@ -14,18 +14,31 @@
 
 namespace sq {
 
+// A weight / activation / KV bit width setting (a row's, or one of a --pareto sweep).
+struct BitSetting {
+  int w_bits = 4, a_bits = 4, kv_bits = 16;
+  std::string Name() const;  // "W4A8KV16"
+};
+
 struct RecipeRow {
   std::string method;
-  std::string bits;           // "W4A4KV16" ("W16A16KV16" for fp)
+  BitSetting bit_setting{16, 16, 16};
+  std::string bits;  // bit_setting.Name(): "W4A4KV16" ("W16A16KV16" for fp)
   double ppl = 0, ppl_stderr = 0, delta_ppl = 0;
   double kld = 0, kld_p99 = 0, top1 = 1;
   long tokens = 0;
   // Worst linear input of the transformed float model (what the quantized linears read).
-  double worst_ratio = 0;        // max |x| / median |x| over the whole input
+  double worst_ratio = 0;  // max |x| / median |x| over the whole input
   std::string worst_site;
   double worst_token_ratio = 0;  // max over tokens of max |x_t| / median |x_t|
   std::string worst_token_site;
   double quantize_seconds = 0, eval_seconds = 0;
+  // The linears' weights (decoder layers and lm_head; embeddings excluded): quantized codes,
+  // scales and zero points, plus 16 bits for every weight left in float.
+  double weight_bytes = 0, bits_per_weight = 16;
+  // CompareBitSettings: no other row costs at most as much (weight bytes, activation bits and
+  // KV bits, each) with a lower KL.
+  bool pareto = false;
   std::string sink;  // sink-aware recipes: how many rows stayed float
   std::vector<std::pair<std::string, std::string>> settings;
   std::vector<std::string> log;  // what each transform did
@@ -44,6 +57,17 @@ struct CompareRecipesOptions {
 std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>& calib,
                                       const std::vector<Window>& eval,
                                       const CompareRecipesOptions& opt);
+
+// Every method of `opt.methods` at every bit setting (the float row once, first), each row's
+// `pareto` set as RecipeRow says. Throws Error naming an
+// unknown method before anything runs.
+std::vector<RecipeRow> CompareBitSettings(const Model& fp, const std::vector<Window>& calib,
+                                          const std::vector<Window>& eval,
+                                          const CompareRecipesOptions& opt,
+                                          const std::vector<BitSetting>& settings);
+
+// Whether `a` needs no more weight bytes, activation bits and KV bits than `b`.
+bool CostsAtMost(const RecipeRow& a, const RecipeRow& b);
 
 // A markdown table of the rows (the same columns as the printed table).
 std::string RecipeTableMarkdown(const std::vector<RecipeRow>& rows);

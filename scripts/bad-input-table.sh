@@ -284,6 +284,9 @@ row "--kv-bits 1" eval --model "$model" --data "$valid" --kv-bits 1
 row "--a-clip nan" quantize --model "$model" --out "$T/q.onnx" --w-bits 4 --a-clip nan
 row "--gptq-damp 0" quantize --model "$model" --out "$T/q.onnx" --w-bits 4 --gptq-damp 0
 row "--alpha inf" compare --model "$model" --calib "$valid" --data "$valid" --alpha inf
+row "--pareto-bits W4 (no activation width)" compare --model "$model" --calib "$valid" --data "$valid" --pareto --pareto-bits W4
+row "--pareto-bits W4A4KV99" compare --model "$model" --calib "$valid" --data "$valid" --pareto --pareto-bits W4A4KV99
+row "--pareto-bits without --pareto" compare --model "$model" --calib "$valid" --data "$valid" --pareto-bits W4A8
 row "--sink-mass 7 (profile threshold)" profile --model "$model" --data "$valid" --out "$T/prof" --sink-mass 7
 row "--outlier-ratio -1 (profile threshold)" profile --model "$model" --data "$valid" --out "$T/prof" --outlier-ratio -1
 

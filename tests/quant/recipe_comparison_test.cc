@@ -1,0 +1,59 @@
+// compare --pareto: every method at every bit setting, with the weights' size and the frontier.
+#include "quant/recipe_comparison.h"
+
+#include <catch2/catch.hpp>
+
+#include "model/random_weights.h"
+#include "tests/test_util.h"
+
+using namespace sq;
+
+TEST_CASE("a bit-setting sweep sizes every row and marks the size/quality frontier",
+          "[quant][pareto]") {
+  test::SmallShape shape;
+  shape.hidden = 64;  // per-channel scales: 4 bytes a row next to hidden / 2 bytes of int4 codes
+  const ModelConfig c = test::SmallConfig(shape);
+  const Model fp = BuildDenseModel(c, RandomWeights(c, 5));
+  CompareRecipesOptions opt;
+  opt.methods = {"rtn"};
+  opt.base.a_bits = 4;
+  opt.ratio_windows = 0;
+  const std::vector<BitSetting> settings = {{8, 8, 16}, {4, 16, 16}, {4, 4, 16}, {4, 4, 4}};
+  const std::vector<RecipeRow> rows =
+      CompareBitSettings(fp, test::RandomWindows(2, 16, c.vocab, 1),
+                         test::RandomWindows(2, 16, c.vocab, 2), opt, settings);
+  REQUIRE(rows.size() == 1 + settings.size());
+  CHECK(rows[0].method == "fp");
+  for (size_t i = 0; i < settings.size(); ++i) CHECK(rows[i + 1].bits == settings[i].Name());
+
+  // Linears' weights: the layers' quantized (int4 two a byte or int8, a float scale per output
+  // row), the lm_head kept float at 16 bits.
+  const double kv = c.n_kv_heads * c.head_dim, q = c.n_heads * c.head_dim;
+  const double layer = c.hidden * (q + 2 * kv) + q * c.hidden + 3.0 * c.hidden * c.intermediate;
+  const double rows_out = q + 2 * kv + c.hidden + 2.0 * c.intermediate + c.hidden;
+  const double quantized = c.n_layers * layer, head = double(c.vocab) * c.hidden;
+  const double scales = 4 * c.n_layers * rows_out;
+  CHECK(rows[0].weight_bytes == 2 * (quantized + head));
+  CHECK(rows[0].bits_per_weight == 16);
+  CHECK(rows[1].weight_bytes == quantized + scales + 2 * head);
+  for (size_t i = 2; i < rows.size(); ++i) {
+    CHECK(rows[i].weight_bytes == quantized / 2 + scales + 2 * head);
+    CHECK(rows[i].bits_per_weight == Approx(8 * rows[i].weight_bytes / (quantized + head)));
+  }
+
+  // The frontier as its definition says, and what it must hold whatever the KLs: the float row
+  // (KL 0) and the only row with a 4-bit KV cache.
+  for (const RecipeRow& r : rows) {
+    bool dominated = false;
+    for (const RecipeRow& o : rows) {
+      dominated |= o.weight_bytes <= r.weight_bytes &&
+                   o.bit_setting.a_bits <= r.bit_setting.a_bits &&
+                   o.bit_setting.kv_bits <= r.bit_setting.kv_bits && o.kld < r.kld;
+    }
+    INFO(r.bits);
+    CHECK(r.pareto == !dominated);
+  }
+  CHECK(rows[0].pareto);
+  CHECK(rows.back().pareto);
+  CHECK(rows[1].kld < rows[3].kld);      // W8A8 beats W4A4
+}
