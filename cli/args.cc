@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace sq {
 
@@ -46,8 +47,8 @@ bool Args::Has(const std::string& name) {
 
 bool Args::Flag(const std::string& name) {
   if (!Has(name)) return false;
-  Check(values_[name].empty(), command_ + ": flag --" + name + " takes no value, got '" +
-                                   values_[name] + "'");
+  Check(values_[name].empty(),
+        command_ + ": flag --" + name + " takes no value, got '" + values_[name] + "'");
   return true;
 }
 
@@ -62,19 +63,37 @@ std::string Args::Required(const std::string& name) {
   return Str(name, "");
 }
 
-int Args::Int(const std::string& name, int def, long min, long max) {
-  if (!Has(name)) return def;
-  const std::string& v = values_[name];
+namespace {
+
+// One decimal integer `v` of flag --name (a value or a list item), within [min, max].
+int ParseIntValue(const std::string& command, const std::string& name, const std::string& v,
+                  long min, long max) {
   char* end = nullptr;
   errno = 0;
   const long x = std::strtol(v.c_str(), &end, 10);
   const bool syntax = !v.empty() && (std::isdigit(static_cast<unsigned char>(v[0])) || v[0] == '-');
   Check(syntax && *end == '\0' && errno != ERANGE,
-        command_ + ": flag --" + name + " expects an integer, got '" + v + "'");
-  Check(x >= min && x <= max, command_ + ": flag --" + name + " must be between " +
-                                  std::to_string(min) + " and " + std::to_string(max) +
-                                  ", got " + v);
+        command + ": flag --" + name + " expects an integer, got '" + v + "'");
+  Check(x >= min && x <= max, command + ": flag --" + name + " must be between " +
+                                  std::to_string(min) + " and " + std::to_string(max) + ", got " +
+                                  v);
   return static_cast<int>(x);
+}
+
+}  // namespace
+
+int Args::Int(const std::string& name, int def, long min, long max) {
+  if (!Has(name)) return def;
+  return ParseIntValue(command_, name, values_[name], min, max);
+}
+
+std::vector<int> Args::IntList(const std::string& name, long min, long max) {
+  std::vector<int> out;
+  if (!Has(name)) return out;
+  for (const std::string& item : SplitList(values_[name], ',')) {
+    out.push_back(ParseIntValue(command_, name, item, min, max));
+  }
+  return out;
 }
 
 int Args::IntOneOf(const std::string& name, int def, const std::vector<int>& allowed) {

@@ -26,6 +26,8 @@ class Args {
   // with an Error naming the flag. The default is returned as given when the flag is absent.
   int Int(const std::string& name, int def, long min, long max);
   int IntOneOf(const std::string& name, int def, const std::vector<int>& allowed);
+  // A comma-separated list of integers ("0,3"), each as Int checks it; empty when absent.
+  std::vector<int> IntList(const std::string& name, long min, long max);
   double Float(const std::string& name, double def, double min, double max);
   void Finish() const;                               // throws on unused flags
 

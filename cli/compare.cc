@@ -22,7 +22,7 @@ namespace {
 
 constexpr const char* kDefaultMethods = "fp,rtn,gptq,smooth,rotate,rotate-gptq,smooth-rotate";
 constexpr const char* kParetoMethods = "rtn,rotate,rotate-gptq";
-constexpr const char* kParetoBits = "W8A8,W4A16,W4A8,W4A4";
+constexpr const char* kParetoBits = "W8A8,W4A16,W4A8,W4A4+2L,W4A4";
 
 struct CompareCliOptions {
   std::string model, tokenizer, calib, data, json;
@@ -33,22 +33,6 @@ struct CompareCliOptions {
   std::vector<BitSetting> pareto;  // --pareto: the bit settings swept (empty: no sweep)
 };
 
-// "W4A8" or "W4A4KV4" (any case); the KV width defaults to --kv-bits.
-BitSetting ParseBitSetting(const std::string& item, int kv_bits) {
-  static const std::regex kForm("W(\\d{1,2})A(\\d{1,2})(KV(\\d{1,2}))?", std::regex::icase);
-  const auto bits_ok = [](int v) {
-    return std::find(kBitsChoices.begin(), kBitsChoices.end(), v) != kBitsChoices.end();
-  };
-  std::smatch m;
-  BitSetting b{0, 0, kv_bits};
-  if (std::regex_match(item, m, kForm)) {
-    b = {std::stoi(m[1]), std::stoi(m[2]), m[4].matched ? std::stoi(m[4]) : kv_bits};
-  }
-  Check(bits_ok(b.w_bits) && bits_ok(b.a_bits) && bits_ok(b.kv_bits),
-        "--pareto-bits: \"" + item + "\" is not W<bits>A<bits>[KV<bits>] with bits 2-8 or 16");
-  return b;
-}
-
 std::vector<BitSetting> ParseParetoFlags(Args& a, int kv_bits) {
   const bool on = a.Flag("pareto");
   const std::string list = a.Str("pareto-bits", kParetoBits);
@@ -56,7 +40,7 @@ std::vector<BitSetting> ParseParetoFlags(Args& a, int kv_bits) {
   std::vector<BitSetting> out;
   if (!on) return out;
   for (const std::string& item : SplitList(list, ',')) {
-    if (!item.empty()) out.push_back(ParseBitSetting(item, kv_bits));
+    if (!item.empty()) out.push_back(ParseBitSetting("pareto-bits", item, kv_bits, true));
   }
   Check(!out.empty(), "--pareto-bits: no bit settings given");
   return out;
@@ -137,7 +121,7 @@ std::string WhatItBuys(const RecipeRow& r, const std::vector<RecipeRow>& frontie
     s += b;
   };
   add(r.bits_per_weight - base->bits_per_weight, "bits/weight", " %+.2f %s");
-  add(r.bit_setting.a_bits - base->bit_setting.a_bits, "activation bits", " %+.0f %s");
+  add(r.act_bits - base->act_bits, "activation bits", " %+.3g %s");
   add(r.bit_setting.kv_bits - base->bit_setting.kv_bits, "KV bits", " %+.0f %s");
   std::snprintf(b, sizeof b, ", KL %.4f -> %.4f", base->kld, r.kld);
   return s + b;
@@ -169,6 +153,9 @@ std::string ParetoTable(const std::vector<RecipeRow>& rows, bool md) {
     const std::string line = WhatItBuys(r, frontier);
     if (!line.empty()) s += (md ? "- " : "  ") + line + "\n";
   }
+  for (const RecipeRow& r : rows) {  // mixed precision: which layers, and why those
+    if (!r.mixed.empty()) s += (md ? "- " : "  ") + r.method + " " + r.bits + ": " + r.mixed + "\n";
+  }
   return s;
 }
 
@@ -193,7 +180,8 @@ nlohmann::json RowJson(const RecipeRow& r) {
           {"sink_aware", r.sink},
           {"weight_bytes", r.weight_bytes},
           {"bits_per_weight", r.bits_per_weight},
-          {"pareto", r.pareto},
+          {"pareto", r.pareto},           {"act_bits", r.act_bits},
+          {"mixed_precision", r.mixed},
           {"settings", settings},
           {"transforms", r.log}};
 }

@@ -1,6 +1,7 @@
 #include "cli/quant_flags.h"
 
 #include <algorithm>
+#include <regex>
 #include <string>
 
 #include "core/error.h"
@@ -11,6 +12,25 @@ QuantConfig FloatDefaults() {
   QuantConfig c;
   c.w_bits = c.a_bits = c.kv_bits = 16;
   return c;
+}
+
+BitSetting ParseBitSetting(const std::string& flag, const std::string& item, int kv_bits,
+                           bool sweep) {
+  static const std::regex kForm("W(\\d{1,2})A(\\d{1,2})(KV(\\d{1,2}))?(\\+(\\d{1,4})L)?",
+                                std::regex::icase);
+  const auto bits_ok = [](int v) {
+    return std::find(kBitsChoices.begin(), kBitsChoices.end(), v) != kBitsChoices.end();
+  };
+  std::smatch m;
+  BitSetting b{0, 0, kv_bits};
+  if (std::regex_match(item, m, kForm) && (sweep || (!m[3].matched && !m[5].matched))) {
+    b = {std::stoi(m[1]), std::stoi(m[2]), m[4].matched ? std::stoi(m[4]) : kv_bits,
+         m[6].matched ? std::stoi(m[6]) : 0};
+  }
+  const std::string form = sweep ? "W<bits>A<bits>[KV<bits>][+<n>L]" : "W<bits>A<bits>";
+  Check(bits_ok(b.w_bits) && bits_ok(b.a_bits) && bits_ok(b.kv_bits),
+        "--" + flag + ": \"" + item + "\" is not " + form + " with bits 2-8 or 16");
+  return b;
 }
 
 QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults) {
@@ -27,6 +47,11 @@ QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults) {
   c.gptq_block = a.Int("gptq-block", defaults.gptq_block, 1, 1 << 16);
   c.gptq_damp = a.Float("gptq-damp", defaults.gptq_damp, 1e-9, 1e3);
   if (a.Has("keep-float")) c.keep_float = ParseProjList(a.Str("keep-float", ""));
+  c.alt_layers = a.IntList("mixed-layers", 0, kIntMax);
+  Check(!a.Has("mixed-bits") || !c.alt_layers.empty(), "--mixed-bits needs --mixed-layers");
+  const BitSetting alt = ParseBitSetting("mixed-bits", a.Str("mixed-bits", "W8A8"), 16, false);
+  c.alt_w_bits = alt.w_bits;
+  c.alt_a_bits = alt.a_bits;
   c.smooth_alpha = static_cast<float>(a.Float("alpha", defaults.smooth_alpha, 0.0, 1.0));
   c.sink_ratio = static_cast<float>(a.Float("sink-ratio", defaults.sink_ratio, 1.0, 1e9));
   if (a.Has("seed")) c.seed = static_cast<uint64_t>(SeedFlag(a));

@@ -9,6 +9,7 @@
 #include "cli/args.h"
 #include "core/model_config.h"
 #include "quant/quantize_model.h"
+#include "quant/recipe_comparison.h"
 
 namespace sq {
 
@@ -20,16 +21,24 @@ inline const std::vector<int> kBitsChoices = {2, 3, 4, 5, 6, 7, 8, 16};
 QuantConfig FloatDefaults();
 
 // --w-bits --a-bits --kv-bits --w-group --kv-group --a-clip --w-asym --no-clip-search
-// --act-order --gptq-block --gptq-damp --keep-float --alpha --sink-ratio --seed. An absent
+// --act-order --gptq-block --gptq-damp --keep-float --mixed-layers --mixed-bits --alpha
+// --sink-ratio --seed. An absent
 // flag keeps its value in `defaults` (`compare` defaults to W4A4, `eval` and `quantize` to
 // float).
 QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults);
+
+// "W4A8", and where `sweep` (--pareto-bits) also "W4A4KV4" (the KV width defaults to
+// `kv_bits`) and "W4A4+2L" (the 2 layers most sensitive to those bits at W8A8); any case.
+// Throws Error naming --`flag` for anything else or a width not in kBitsChoices.
+BitSetting ParseBitSetting(const std::string& flag, const std::string& item, int kv_bits,
+                           bool sweep);
 
 // The usage lines of the flags above, for each command's --help.
 inline constexpr const char* kQuantFlagsUsage =
     "  [--w-bits 2..8|16] [--w-group G (0 = per channel)] [--w-asym] [--no-clip-search]\n"
     "  [--act-order] [--gptq-block N] [--gptq-damp F] [--a-bits 2..8|16] [--a-clip R]\n"
     "  [--kv-bits 2..8|16] [--kv-group G] [--keep-float LIST (default lm_head; 'none')]\n"
+    "  [--mixed-layers LIST (layers at --mixed-bits, default W8A8)]\n"
     "  [--alpha 0.5 (smooth)] [--sink-ratio 64 (+sink-aware)] [--seed N]\n";
 
 // --method NAME (one recipe, with +modifiers; --gptq is short for --method gptq), --calib FILE

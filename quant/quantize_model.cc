@@ -21,6 +21,16 @@ bool QuantConfig::KeepsFloat(Proj p) const {
   return std::find(keep_float.begin(), keep_float.end(), p) != keep_float.end();
 }
 
+QuantConfig QuantConfig::ForLayer(int layer) const {
+  QuantConfig c = *this;
+  if (std::find(alt_layers.begin(), alt_layers.end(), layer) != alt_layers.end()) {
+    c.w_bits = alt_w_bits;
+    c.a_bits = alt_a_bits;
+  }
+  c.alt_layers.clear();
+  return c;
+}
+
 bool QuantConfig::QuantizesWeight(Proj p) const { return w_bits < 16 && !KeepsFloat(p); }
 
 std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
@@ -35,7 +45,8 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
     if (!kept.empty()) kept += ',';
     kept += RoleName(WeightRole(p));
   }
-  return {{"w_bits", std::to_string(w_bits)},
+  std::vector<std::pair<std::string, std::string>> out = {
+      {"w_bits", std::to_string(w_bits)},
           {"w_group", std::to_string(w_group)},
           {"w_sym", b(w_sym)},
           {"clip_search", b(clip_search)},
@@ -49,6 +60,14 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
           {"kv_group", std::to_string(kv_group)},
           {"keep_float", kept.empty() ? "none" : kept},
           {"seed", std::to_string(seed)}};
+  if (!alt_layers.empty()) {  // only when set: the settings of uniform configs stay as they were
+    std::string layers;
+    for (int l : alt_layers) layers += (layers.empty() ? "" : ",") + std::to_string(l);
+    out.push_back({"alt_layers", layers});
+    out.push_back(
+        {"alt_bits", "W" + std::to_string(alt_w_bits) + "A" + std::to_string(alt_a_bits)});
+  }
+  return out;
 }
 
 void QuantConfig::Validate() const {
@@ -59,8 +78,24 @@ void QuantConfig::Validate() const {
   Check(w_group >= 0, "--w-group must be >= 0, got " + std::to_string(w_group));
   Check(kv_group >= 0, "--kv-group must be >= 0, got " + std::to_string(kv_group));
   Check(a_clip > 0 && a_clip <= 1, "--a-clip must be in (0, 1], got " + std::to_string(a_clip));
+  // Mixed precision keeps every layer quantized (a 16-bit alt weight would skip the layer in
+  // the checks and passes that ask w_bits < 16 of the whole model).
+  Check(alt_layers.empty() || (w_bits < 16 && alt_w_bits >= 2 && alt_w_bits <= 8),
+        "--mixed-layers needs quantized weights in every layer: --w-bits " +
+            std::to_string(w_bits) + ", --mixed-bits W" + std::to_string(alt_w_bits) +
+            " (both 2-8)");
+  Check(bits_ok(alt_a_bits),
+        "--mixed-bits: activation bits must be 16 or in [2, 8], got " + std::to_string(alt_a_bits));
   Check(gptq_block > 0, "GPTQ block must be positive");
   Check(gptq_damp > 0, "GPTQ dampening must be positive");
+}
+
+void QuantConfig::CheckLayers(int n_layers) const {
+  for (int l : alt_layers) {
+    Check(l >= 0 && l < n_layers, "--mixed-layers: layer " + std::to_string(l) +
+                                      ", but the model has " + std::to_string(n_layers) +
+                                      " layers (0-" + std::to_string(n_layers - 1) + ")");
+  }
 }
 
 // ---- building quantized linears -----------------------------------------------------------
@@ -110,9 +145,9 @@ void CheckFiniteWeights(const Model& m, const std::vector<Key>& keys) {
         if (std::isfinite(w(r, c))) continue;
         const std::string role = RoleName(WeightRole(k.proj));
         throw Error((k.layer < 0 ? role : "layer " + std::to_string(k.layer) + " " + role) +
-                    " weight [" + std::to_string(w.rows()) + ", " +
-                    std::to_string(w.cols()) + "] has " + std::to_string(w(r, c)) + " at [" +
-                    std::to_string(r) + ", " + std::to_string(c) + "]: refusing to quantize");
+                    " weight [" + std::to_string(w.rows()) + ", " + std::to_string(w.cols()) +
+                    "] has " + std::to_string(w(r, c)) + " at [" + std::to_string(r) + ", " +
+                    std::to_string(c) + "]: refusing to quantize");
       }
     }
   }
@@ -139,8 +174,7 @@ class HessianObserver : public ForwardObserver {
  public:
   // `split`: the windows are this rank's block (core/dist.h); the inputs are kept until
   // CombineRanks adds them to the Hessians in rank order.
-  HessianObserver(Site site, int layer, bool split)
-      : site_(site), layer_(layer), split_(split) {}
+  HessianObserver(Site site, int layer, bool split) : site_(site), layer_(layer), split_(split) {}
   // Returns the slot of `lin`'s Hessian.
   int Track(const Linear& lin) {
     const auto* t = dynamic_cast<const InputTransformLinear*>(&lin);
@@ -192,7 +226,11 @@ class GptqRunner {
   // in place), or null to start from the embeddings of `calib`.
   GptqRunner(Model& work, const QuantConfig& cfg, const std::vector<Window>& calib,
              WeightMap& weights, QuantizeReport& rep, std::vector<Mat>* states)
-      : work_(work), cfg_(cfg), weights_(weights), rep_(rep), hs_(states ? *states : own_hs_),
+      : work_(work),
+        cfg_(cfg),
+        weights_(weights),
+        rep_(rep),
+        hs_(states ? *states : own_hs_),
         split_(states != nullptr && dist::Size() > 1) {
     if (!states) {
       for (const Window& w : calib) hs_.push_back(Embed(work_, w.tokens));
@@ -251,7 +289,7 @@ class GptqRunner {
     std::shared_ptr<const Linear>& lin = LinearAt(work_, l, p);
     GptqStats stats;
     auto qw = std::make_shared<const QuantizedWeight>(
-        GptqQuantize(FloatWeightOf(*lin).w, f, cfg_.weight_spec(), Options(), &stats));
+        GptqQuantize(FloatWeightOf(*lin).w, f, cfg_.ForLayer(l).weight_spec(), Options(), &stats));
     weights_[{l, p}] = qw;
     gptq_stats_[{l, p}] = stats;
     lin = MakeQuantLinear(lin, qw, ActQuantSpec{});  // weight-only while calibrating
@@ -277,6 +315,7 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
                     std::vector<Mat>* calib_states) {
   const auto start = std::chrono::steady_clock::now();
   cfg.Validate();
+  cfg.CheckLayers(fp.config.n_layers);
   QuantizeReport rep;
   const std::vector<Key> keys = QuantizedKeys(fp, cfg);
   if (cfg.w_bits < 16) CheckFiniteWeights(fp, keys);
@@ -298,18 +337,20 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
   } else if (cfg.w_bits < 16) {
     for (size_t i = 0; i < keys.size(); ++i) {
       const Key& k = keys[i];
-      weights[k] = std::make_shared<const QuantizedWeight>(
-          QuantizeRtn(FloatWeightOf(*LinearAt(fp, k.layer, k.proj)).w, cfg.weight_spec()));
+      weights[k] = std::make_shared<const QuantizedWeight>(QuantizeRtn(
+          FloatWeightOf(*LinearAt(fp, k.layer, k.proj)).w, cfg.ForLayer(k.layer).weight_spec()));
       if (progress && k.proj == Proj::kDown) progress(k.layer + 1, L);
     }
   }
 
   Model q = fp;
-  const ActQuantSpec act = cfg.act_spec();
-  const std::string wfmt = cfg.w_bits < 16
-      ? cfg.weight_spec().Describe() + (cfg.gptq ? " gptq" : " rtn") + (cfg.act_order ? " act-order" : "")
-      : std::string("w16");
   for (const Key& k : keys) {
+    const QuantConfig lc = cfg.ForLayer(k.layer);
+    const ActQuantSpec act = lc.act_spec();
+    const std::string wfmt = lc.w_bits < 16
+                                 ? lc.weight_spec().Describe() + (lc.gptq ? " gptq" : " rtn") +
+                                       (lc.act_order ? " act-order" : "")
+                                 : std::string("w16");
     LinearReport lr{k.layer, k.proj, wfmt + ", " + act.Describe()};
     if (auto it = gptq_stats.find(k); it != gptq_stats.end()) {
       lr.dead_columns = it->second.dead_columns;
@@ -343,8 +384,7 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
   } else {
     rep.kv = "float";
   }
-  rep.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (report) *report = std::move(rep);
   return q;
 }

@@ -31,17 +31,25 @@ struct QuantConfig {
   // Linears left entirely in float (weights and input). Embeddings are a table lookup and are
   // never quantized. Default as in QuaRot: the lm_head.
   std::vector<Proj> keep_float = {Proj::kLmHead};
+  // Mixed precision: the linears of these layers use alt_w_bits / alt_a_bits instead (e.g. the
+  // layers most sensitive to 4 bits kept at W8A8). Empty: every layer alike.
+  std::vector<int> alt_layers;
+  int alt_w_bits = 8, alt_a_bits = 8;
   uint64_t seed = 0;         // for transforms that draw random numbers
   float smooth_alpha = 0.5f;  // SmoothQuant migration strength (recipes with `smooth`)
   float sink_ratio = 64.0f;   // sink-aware: outlier token when row max > ratio x median
 
   WeightQuantSpec weight_spec() const { return {w_bits, w_group, w_sym, clip_search}; }
   ActQuantSpec act_spec() const { return {a_bits, a_clip}; }
+  // This config as layer `layer` (-1: the lm_head) uses it: alt bits for an alt layer, and
+  // alt_layers cleared (a one-layer slice of the model is quantized with its layer's config).
+  QuantConfig ForLayer(int layer) const;
   bool KeepsFloat(Proj p) const;           // named in keep_float
   bool QuantizesWeight(Proj p) const;      // w_bits < 16 and not kept float
   // Every setting as (key, value) text, in a fixed order, for printing and JSON.
   std::vector<std::pair<std::string, std::string>> Settings() const;
   void Validate() const;  // throws Error naming the flag
+  void CheckLayers(int n_layers) const;  // alt_layers name layers of the model (Error naming it)
 };
 
 struct LinearReport {

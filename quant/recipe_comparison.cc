@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 
 #include "calib/quant_error.h"
 #include "core/error.h"
@@ -99,7 +100,11 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     // Layer by layer: the recipe's transformed and quantized layers exist only while every
     // stream runs through them (quant/recipe_pipeline.h).
     RecipePipeline pipe(fp, recipe, calib, opt.integer_kernels);
-    row.bit_setting = {recipe.config.w_bits, recipe.config.a_bits, recipe.config.kv_bits};
+    const QuantConfig& rc = recipe.config;
+    row.bit_setting = {rc.w_bits, rc.a_bits, rc.kv_bits, static_cast<int>(rc.alt_layers.size())};
+    row.act_bits = 0;
+    for (int l = 0; l < fp.config.n_layers; ++l) row.act_bits += rc.ForLayer(l).a_bits;
+    row.act_bits /= fp.config.n_layers;
     row.bits = row.bit_setting.Name();
     row.settings = recipe.Settings();
     row.log = pipe.log();
@@ -130,15 +135,55 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
 }
 
 bool CostsAtMost(const RecipeRow& a, const RecipeRow& b) {
-  return a.weight_bytes <= b.weight_bytes && a.bit_setting.a_bits <= b.bit_setting.a_bits &&
+  return a.weight_bytes <= b.weight_bytes && a.act_bits <= b.act_bits &&
          a.bit_setting.kv_bits <= b.bit_setting.kv_bits;
 }
 
 std::string BitSetting::Name() const {
   char b[32];
   std::snprintf(b, sizeof b, "W%dA%dKV%d", w_bits, a_bits, kv_bits);
-  return b;
+  return b + (sensitive_layers > 0 ? "+" + std::to_string(sensitive_layers) + "L" : "");
 }
+
+namespace {
+
+void SetBits(QuantConfig& c, const BitSetting& b) {
+  c.w_bits = b.w_bits, c.a_bits = b.a_bits, c.kv_bits = b.kv_bits;
+}
+
+// Layers by decreasing sensitivity to `b`'s bits (CompareBitSettings says how it is measured),
+// and a line that says so: "L2 0.3100, L0 0.1200, ...".
+std::vector<int> BySensitivity(const Model& fp, const std::vector<Window>& calib,
+                               const CompareRecipesOptions& opt, const BitSetting& b,
+                               std::string& why) {
+  CompareRecipesOptions probe = opt;
+  probe.methods = {"rtn"};
+  probe.ratio_windows = 0;
+  SetBits(probe.base, {8, 8, b.kv_bits});
+  probe.base.alt_w_bits = b.w_bits, probe.base.alt_a_bits = b.a_bits;
+  const int L = fp.config.n_layers;
+  std::vector<double> kl(L);
+  for (int l = 0; l < L; ++l) {
+    probe.base.alt_layers = {l};
+    if (opt.progress) {
+      probe.progress = [&](const std::string&, int done, int total) {
+        opt.progress("sensitivity of layer " + std::to_string(l) + " to " + b.Name(), done, total);
+      };
+    }
+    kl[l] = CompareRecipes(fp, calib, calib, probe)[0].kld;
+  }
+  std::vector<int> order(L);
+  for (int l = 0; l < L; ++l) order[l] = l;
+  std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return kl[x] > kl[y]; });
+  char buf[64];
+  for (int l : order) {
+    std::snprintf(buf, sizeof buf, "%sL%d %.4f", why.empty() ? "" : ", ", l, kl[l]);
+    why += buf;
+  }
+  return order;
+}
+
+}  // namespace
 
 std::vector<RecipeRow> CompareBitSettings(const Model& fp, const std::vector<Window>& calib,
                                           const std::vector<Window>& eval,
@@ -148,23 +193,52 @@ std::vector<RecipeRow> CompareBitSettings(const Model& fp, const std::vector<Win
   CompareRecipesOptions each = opt;
   std::erase(each.methods, "fp");
   Check(!each.methods.empty(), "--pareto: --methods names no recipe besides fp");
+  const int L = fp.config.n_layers;
   for (const BitSetting& b : settings) {  // validate every name and setting before the runs
-    each.base.w_bits = b.w_bits, each.base.a_bits = b.a_bits, each.base.kv_bits = b.kv_bits;
+    SetBits(each.base, b);
     each.base.Validate();
     for (const std::string& m : each.methods) MakeRecipe(m, each.base);
+    Check(b.sensitive_layers <= L, "--pareto-bits: " + b.Name() + " keeps " +
+                                       std::to_string(b.sensitive_layers) +
+                                       " layers at W8A8, but the model has " + std::to_string(L));
+    Check(b.sensitive_layers == 0 || !calib.empty(),
+          "--pareto-bits: " + b.Name() + " needs calibration windows to rank the layers");
   }
+  std::map<std::string, std::pair<std::vector<int>, std::string>> ranked;  // by uniform Name()
   std::vector<RecipeRow> rows;
   for (size_t i = 0; i < settings.size(); ++i) {
     const BitSetting& b = settings[i];
     CompareRecipesOptions run = each;
-    run.base.w_bits = b.w_bits, run.base.a_bits = b.a_bits, run.base.kv_bits = b.kv_bits;
+    SetBits(run.base, b);
+    std::string mixed;
+    if (b.sensitive_layers > 0) {
+      const BitSetting uniform{b.w_bits, b.a_bits, b.kv_bits};
+      auto it = ranked.find(uniform.Name());
+      if (it == ranked.end()) {
+        std::string why;
+        std::vector<int> order = BySensitivity(fp, calib, opt, uniform, why);
+        it = ranked.emplace(uniform.Name(), std::make_pair(order, why)).first;
+      }
+      const std::vector<int>& order = it->second.first;
+      run.base.alt_layers.assign(order.begin(), order.begin() + b.sensitive_layers);
+      run.base.alt_w_bits = run.base.alt_a_bits = 8;
+      mixed = "layers";
+      for (int l : run.base.alt_layers) mixed += " " + std::to_string(l);
+      mixed += " at W8A8; KL of " + uniform.Name() +
+               " on one layer alone (rtn, calibration "
+               "windows, the rest W8A8): " +
+               it->second.second;
+    }
     if (i == 0) run.methods.insert(run.methods.begin(), "fp");  // the float row once
     if (opt.progress) {  // one progress line per method and setting
       run.progress = [&](const std::string& m, int done, int total) {
         opt.progress(m == "fp" ? m : m + " " + b.Name(), done, total);
       };
     }
-    const std::vector<RecipeRow> r = CompareRecipes(fp, calib, eval, run);
+    std::vector<RecipeRow> r = CompareRecipes(fp, calib, eval, run);
+    for (RecipeRow& row : r) {
+      if (row.method != "fp") row.mixed = mixed;
+    }
     rows.insert(rows.end(), r.begin(), r.end());
   }
   MarkPareto(rows);

@@ -17,7 +17,9 @@ namespace sq {
 // A weight / activation / KV bit width setting (a row's, or one of a --pareto sweep).
 struct BitSetting {
   int w_bits = 4, a_bits = 4, kv_bits = 16;
-  std::string Name() const;  // "W4A8KV16"
+  // Mixed precision: this many layers, those most sensitive to the bits above, at W8A8.
+  int sensitive_layers = 0;
+  std::string Name() const;  // "W4A8KV16", "W4A4KV16+2L"
 };
 
 struct RecipeRow {
@@ -39,7 +41,9 @@ struct RecipeRow {
   // CompareBitSettings: no other row costs at most as much (weight bytes, activation bits and
   // KV bits, each) with a lower KL.
   bool pareto = false;
-  std::string sink;  // sink-aware recipes: how many rows stayed float
+  double act_bits = 16;  // activation bits, the mean over layers (mixed precision)
+  std::string mixed;     // mixed precision: which layers run at higher precision, and why
+  std::string sink;      // sink-aware recipes: how many rows stayed float
   std::vector<std::pair<std::string, std::string>> settings;
   std::vector<std::string> log;  // what each transform did
 };
@@ -59,14 +63,17 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
                                       const CompareRecipesOptions& opt);
 
 // Every method of `opt.methods` at every bit setting (the float row once, first), each row's
-// `pareto` set as RecipeRow says. Throws Error naming an
-// unknown method before anything runs.
+// `pareto` set as RecipeRow says. A setting with sensitive_layers = n keeps at W8A8 the n layers
+// whose quantization alone costs most: layer l's sensitivity is the KL, on the calibration
+// windows, of an RTN model with layer l at the setting's bits and every other layer at W8A8
+// (one probe per layer, shared by the methods). Throws Error naming an unknown method or a
+// setting the model cannot take before anything long runs.
 std::vector<RecipeRow> CompareBitSettings(const Model& fp, const std::vector<Window>& calib,
                                           const std::vector<Window>& eval,
                                           const CompareRecipesOptions& opt,
                                           const std::vector<BitSetting>& settings);
 
-// Whether `a` needs no more weight bytes, activation bits and KV bits than `b`.
+// Whether `a` needs no more weight bytes, (mean) activation bits and KV bits than `b`.
 bool CostsAtMost(const RecipeRow& a, const RecipeRow& b);
 
 // A markdown table of the rows (the same columns as the printed table).

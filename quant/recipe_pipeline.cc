@@ -67,6 +67,7 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
                                const std::vector<Window>& calib, bool integer_kernels)
     : fp_(fp), recipe_(recipe), calib_(calib), integer_kernels_(integer_kernels) {
   Stopwatch clock(seconds_);
+  recipe_.config.CheckLayers(fp_.config.n_layers);  // slices are quantized with ForLayer(l)
   const std::vector<std::string>& steps = recipe_.transforms;
   // Smoothing statistics come from the float model, so smoothing must come first.
   Check(!Has(steps, "smooth") || steps.front() == "smooth",
@@ -135,7 +136,7 @@ Model RecipePipeline::LayerSlice(int l) const {
 }
 
 Model RecipePipeline::QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states) {
-  QuantConfig cfg = recipe_.config;
+  QuantConfig cfg = recipe_.config.ForLayer(layer);  // the slice's one layer is its layer 0
   if (layer >= 0 && !cfg.KeepsFloat(Proj::kLmHead)) cfg.keep_float.push_back(Proj::kLmHead);
   QuantizeReport rep;
   Model q = QuantizeModel(t, cfg, calib_, &rep, {}, states);

@@ -1,6 +1,8 @@
 // compare --pareto: every method at every bit setting, with the weights' size and the frontier.
 #include "quant/recipe_comparison.h"
 
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include "model/random_weights.h"
@@ -18,7 +20,8 @@ TEST_CASE("a bit-setting sweep sizes every row and marks the size/quality fronti
   opt.methods = {"rtn"};
   opt.base.a_bits = 4;
   opt.ratio_windows = 0;
-  const std::vector<BitSetting> settings = {{8, 8, 16}, {4, 16, 16}, {4, 4, 16}, {4, 4, 4}};
+  const std::vector<BitSetting> settings = {
+      {8, 8, 16}, {4, 16, 16}, {4, 4, 16}, {4, 4, 4}, {4, 4, 16, 1}};
   const std::vector<RecipeRow> rows =
       CompareBitSettings(fp, test::RandomWindows(2, 16, c.vocab, 1),
                          test::RandomWindows(2, 16, c.vocab, 2), opt, settings);
@@ -36,7 +39,7 @@ TEST_CASE("a bit-setting sweep sizes every row and marks the size/quality fronti
   CHECK(rows[0].weight_bytes == 2 * (quantized + head));
   CHECK(rows[0].bits_per_weight == 16);
   CHECK(rows[1].weight_bytes == quantized + scales + 2 * head);
-  for (size_t i = 2; i < rows.size(); ++i) {
+  for (size_t i = 2; i + 1 < rows.size(); ++i) {
     CHECK(rows[i].weight_bytes == quantized / 2 + scales + 2 * head);
     CHECK(rows[i].bits_per_weight == Approx(8 * rows[i].weight_bytes / (quantized + head)));
   }
@@ -54,6 +57,18 @@ TEST_CASE("a bit-setting sweep sizes every row and marks the size/quality fronti
     CHECK(r.pareto == !dominated);
   }
   CHECK(rows[0].pareto);
-  CHECK(rows.back().pareto);
-  CHECK(rows[1].kld < rows[3].kld);      // W8A8 beats W4A4
+  CHECK(rows[4].pareto);  // the only row with a 4-bit KV cache
+
+  // Mixed: the layer whose W4A4 costs most alone (the other at W8A8) kept at W8A8; one layer's
+  // int4 codes become int8, and activations average 6 bits.
+  const RecipeRow& mixed = rows.back();
+  CHECK(mixed.bits == "W4A4KV16+1L");
+  CHECK(mixed.weight_bytes == rows[3].weight_bytes + layer / 2);
+  CHECK(mixed.act_bits == 6);
+  CHECK(mixed.mixed.find(" at W8A8; KL of W4A4KV16 on one layer alone") != std::string::npos);
+  CHECK(mixed.kld < rows[3].kld);
+  const auto alt = std::find(mixed.settings.begin(), mixed.settings.end(),
+                             std::pair<std::string, std::string>{"alt_bits", "W8A8"});
+  CHECK(alt != mixed.settings.end());
+  CHECK(rows[1].kld < rows[3].kld);  // W8A8 beats W4A4
 }

@@ -60,6 +60,9 @@ TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[q
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, false);
   base.keep_float = {};  // the lm_head quantized too (GPTQ on the last layer's states)
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, true);
+  base.alt_layers = {1, 3};  // mixed precision: two layers at W8A8
+  RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, true);
+  RequirePipelineMatches(lm, "rtn", base, calib, eval, false);
 }
 
 TEST_CASE("recipe pipeline equals ApplyRecipe with per-layer windows, NoPE, partial rotary",
