@@ -297,10 +297,13 @@ TEST_CASE("W4A4 RTN exports (QDQ and MatMulNBits) reproduce sinkquant's simulati
   QuantConfig w8 = W4A4(0, true, 16);
   w8.w_bits = 8;
   w8.a_bits = 8;
+  QuantConfig mixed = W4A4(16, true, 16);  // layer 1 at W8A8 (per-channel int8), the rest W4A4
+  mixed.alt_layers = {1};
   const std::vector<Case> cases = {
       {"qdq_g16_sym_kv4", W4A4(16, true, 4), OnnxFormat::kQdq},
       {"qdq_channel_asym", W4A4(0, false, 16), OnnxFormat::kQdq},
       {"qdq_w8a8", w8, OnnxFormat::kQdq},
+      {"qdq_mixed_w8a8_layer1", mixed, OnnxFormat::kQdq},
       {"nbits_g16_sym_kv4", W4A4(16, true, 4), OnnxFormat::kMatMulNBits},
       {"nbits_g32_asym", W4A4(32, false, 16), OnnxFormat::kMatMulNBits},
       {"nbits_channel_sym", W4A4(0, true, 8), OnnxFormat::kMatMulNBits},
