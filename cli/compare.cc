@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <set>
 #include <tuple>
 
 #include "calib/dataset.h"
@@ -153,8 +153,10 @@ std::string ParetoTable(const std::vector<RecipeRow>& rows, bool md) {
     const std::string line = WhatItBuys(r, frontier);
     if (!line.empty()) s += (md ? "- " : "  ") + line + "\n";
   }
-  for (const RecipeRow& r : rows) {  // mixed precision: which layers, and why those
-    if (!r.mixed.empty()) s += (md ? "- " : "  ") + r.method + " " + r.bits + ": " + r.mixed + "\n";
+  std::set<std::string> said;  // mixed precision: which layers, and why those (once a setting)
+  for (const RecipeRow& r : rows) {
+    if (r.mixed.empty() || !said.insert(r.bits).second) continue;
+    s += (md ? "- " : "  ") + r.bits + " (every method): " + r.mixed + "\n";
   }
   return s;
 }
