@@ -19,7 +19,7 @@ inline const std::vector<int> kBitsChoices = {2, 3, 4, 5, 6, 7, 8, 16};
 // What `eval` and `quantize` do without flags: nothing is quantized (every width 16).
 QuantConfig FloatDefaults();
 
-// --w-bits --a-bits --kv-bits --w-group --kv-group --a-clip --w-asym --no-clip-search
+// --w-bits --a-bits --kv-bits --w-group --kv-group --a-clip --a-clip-min --w-asym --no-clip-search
 // --act-order --gptq-block --gptq-damp --keep-float --alpha --sink-ratio --seed. An absent
 // flag keeps its value in `defaults` (`compare` defaults to W4A4, `eval` and `quantize` to
 // float).
@@ -30,7 +30,8 @@ inline constexpr const char* kQuantFlagsUsage =
     "  [--w-bits 2..8|16] [--w-group G (0 = per channel)] [--w-asym] [--no-clip-search]\n"
     "  [--act-order] [--gptq-block N] [--gptq-damp F] [--a-bits 2..8|16] [--a-clip R]\n"
     "  [--kv-bits 2..8|16] [--kv-group G] [--keep-float LIST (default lm_head; 'none')]\n"
-    "  [--alpha 0.5 (smooth)] [--sink-ratio 64 (+sink-aware)] [--seed N]\n";
+    "  [--alpha 0.5 (smooth)] [--sink-ratio 64 (+sink-aware)] [--a-clip-min 0.5 (+act-clip)]\n"
+    "  [--seed N]\n";
 
 // --method NAME (one recipe, with +modifiers; --gptq is short for --method gptq), --calib FILE
 // and --calib-tokens N, as `eval` and `quantize` take them.

@@ -9,6 +9,7 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/strings.h"
+#include "quant/act_clip.h"
 #include "quant/gptq.h"
 #include "quant/kv_quant.h"
 #include "quant/quant_linear.h"
@@ -35,7 +36,8 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
     if (!kept.empty()) kept += ',';
     kept += RoleName(WeightRole(p));
   }
-  return {{"w_bits", std::to_string(w_bits)},
+  std::vector<std::pair<std::string, std::string>> out = {
+          {"w_bits", std::to_string(w_bits)},
           {"w_group", std::to_string(w_group)},
           {"w_sym", b(w_sym)},
           {"clip_search", b(clip_search)},
@@ -49,6 +51,11 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
           {"kv_group", std::to_string(kv_group)},
           {"keep_float", kept.empty() ? "none" : kept},
           {"seed", std::to_string(seed)}};
+  if (a_clip_search) {
+    out.push_back({"a_clip_search", b(a_clip_search)});
+    out.push_back({"a_clip_min", f(a_clip_min)});
+  }
+  return out;
 }
 
 void QuantConfig::Validate() const {
@@ -59,6 +66,8 @@ void QuantConfig::Validate() const {
   Check(w_group >= 0, "--w-group must be >= 0, got " + std::to_string(w_group));
   Check(kv_group >= 0, "--kv-group must be >= 0, got " + std::to_string(kv_group));
   Check(a_clip > 0 && a_clip <= 1, "--a-clip must be in (0, 1], got " + std::to_string(a_clip));
+  Check(a_clip_min > 0 && a_clip_min <= 1,
+        "--a-clip-min must be in (0, 1], got " + std::to_string(a_clip_min));
   Check(gptq_block > 0, "GPTQ block must be positive");
   Check(gptq_damp > 0, "GPTQ dampening must be positive");
 }
@@ -118,7 +127,7 @@ void CheckFiniteWeights(const Model& m, const std::vector<Key>& keys) {
   }
 }
 
-// ---- GPTQ, layer by layer -------------------------------------------------------------------
+// ---- GPTQ and the activation clip search, layer by layer ----------------------------------
 
 // Thrown by HessianObserver once it has its site: the rest of the pass is not needed, so a
 // calibration pass stops there (the q/k/v Hessian needs only the norm, not the block).
@@ -138,16 +147,17 @@ void UntilCollected(Fn&& fn) {
 class HessianObserver : public ForwardObserver {
  public:
   // `split`: the windows are this rank's block (core/dist.h); the inputs are kept until
-  // CombineRanks adds them to the Hessians in rank order.
-  HessianObserver(Site site, int layer, bool split)
-      : site_(site), layer_(layer), split_(split) {}
+  // CombineRanks adds them to the Hessians in rank order. `hessian`: accumulate Hessians (GPTQ);
+  // `keep_inputs`: keep every window's input (the activation clip search).
+  HessianObserver(Site site, int layer, bool split, bool hessian = true, bool keep_inputs = false)
+      : site_(site), layer_(layer), split_(split), hessian_(hessian), keep_inputs_(keep_inputs) {}
   // Returns the slot of `lin`'s Hessian.
   int Track(const Linear& lin) {
     const auto* t = dynamic_cast<const InputTransformLinear*>(&lin);
     for (size_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].transform == t) return static_cast<int>(i);
     }
-    slots_.push_back({t, HessianAccumulator(lin.in_features())});
+    slots_.push_back({t, HessianAccumulator(hessian_ ? lin.in_features() : 0)});
     return static_cast<int>(slots_.size()) - 1;
   }
   bool Wants(Site site, int layer) const override { return site == site_ && layer == layer_; }
@@ -157,6 +167,8 @@ class HessianObserver : public ForwardObserver {
       Mat xt;
       if (s.transform) s.transform->TransformInput(x, xt);
       const Mat& seen = s.transform ? xt : x;
+      if (keep_inputs_) s.inputs.push_back(seen);
+      if (!hessian_) continue;
       if (split_) {
         s.kept.push_back(seen);
       } else {
@@ -167,6 +179,7 @@ class HessianObserver : public ForwardObserver {
   }
   const HessianAccumulator& Hessian(int slot) const { return slots_[slot].h; }
   Eigen::MatrixXd TakeHessian(int slot) { return slots_[slot].h.TakeH(); }
+  const std::vector<Mat>& Inputs(int slot) const { return slots_[slot].inputs; }
   void CombineRanks() override {
     for (Slot& s : slots_) {
       s.h.AddInRankOrder(s.kept);
@@ -178,14 +191,17 @@ class HessianObserver : public ForwardObserver {
   struct Slot {
     const InputTransformLinear* transform;
     HessianAccumulator h;
-    std::vector<Mat> kept = {};  // split: this rank's inputs, until CombineRanks
+    std::vector<Mat> kept = {};    // split: this rank's inputs, until CombineRanks
+    std::vector<Mat> inputs = {};  // keep_inputs: every window's input
   };
   Site site_;
   int layer_;
-  bool split_;
+  bool split_, hessian_, keep_inputs_;
   std::vector<Slot> slots_;
 };
 
+// Quantizes the weights layer by layer on the calibration states, true sequential: GPTQ (or RTN)
+// weights, then the activation clip search of each linear on the inputs it saw.
 class GptqRunner {
  public:
   // `states`: the calibration windows' hidden states entering the model's first layer (advanced
@@ -211,28 +227,48 @@ class GptqRunner {
         if (!cfg_.KeepsFloat(p)) projs.push_back(p);
       }
       if (projs.empty()) continue;
-      HessianObserver obs(site, l, split_);
+      HessianObserver obs(site, l, split_, gptq(), cfg_.SearchesActClip());
       std::vector<int> slot;
-      for (Proj p : projs) slot.push_back(obs.Track(*LinearAt(work_, l, p)));
+      std::vector<LinearPtr> float_linears;  // inside their transforms, before quantization
+      for (Proj p : projs) {
+        slot.push_back(obs.Track(*LinearAt(work_, l, p)));
+        float_linears.push_back(InsideTransforms(LinearAt(work_, l, p)));
+      }
       for (const Mat& h : hs_) {
         Mat hh = h;
         UntilCollected([&] { ForwardBlock(work_, l, hh, &obs); });
       }
       if (split_) obs.CombineRanks();  // once per stage: each stage needs the last's weights
-      QuantizeSharingFactors(l, projs, slot, obs);
+      if (gptq()) {
+        QuantizeSharingFactors(l, projs, slot, obs);
+      } else {
+        for (Proj p : projs) QuantizeRtnAt(l, p);
+      }
+      for (size_t i = 0; cfg_.SearchesActClip() && i < projs.size(); ++i) {
+        SearchActClip(l, projs[i], obs.Inputs(slot[i]), *float_linears[i]);
+      }
     }
     for (Mat& h : hs_) ForwardBlock(work_, l, h, nullptr);
   }
 
   void LmHead() {
-    HessianObserver obs(Site::kHeadInput, work_.config.n_layers, split_);
+    HessianObserver obs(Site::kHeadInput, work_.config.n_layers, split_, gptq(),
+                        cfg_.SearchesActClip());
     const int slot = obs.Track(*work_.lm_head);
+    const LinearPtr float_head = InsideTransforms(work_.lm_head);
     for (const Mat& h : hs_) UntilCollected([&] { Head(work_, h, &obs); });
     if (split_) obs.CombineRanks();
-    Quantize(-1, Proj::kLmHead, FactorHessian(obs.TakeHessian(slot), Options()));
+    if (gptq()) {
+      Quantize(-1, Proj::kLmHead, FactorHessian(obs.TakeHessian(slot), Options()));
+    } else {
+      QuantizeRtnAt(-1, Proj::kLmHead);
+    }
+    if (cfg_.SearchesActClip()) SearchActClip(-1, Proj::kLmHead, obs.Inputs(slot), *float_head);
   }
 
  private:
+  bool gptq() const { return cfg_.w_bits < 16 && cfg_.gptq; }
+
   GptqOptions Options() const { return {cfg_.gptq_damp, cfg_.gptq_block, cfg_.act_order}; }
 
   // Linears that read the same input (q/k/v, gate/up) share a Hessian: factor it once.
@@ -256,6 +292,40 @@ class GptqRunner {
     gptq_stats_[{l, p}] = stats;
     lin = MakeQuantLinear(lin, qw, ActQuantSpec{});  // weight-only while calibrating
   }
+
+  // Round to nearest, as QuantizeModel without calibration (nothing for float weights).
+  void QuantizeRtnAt(int l, Proj p) {
+    if (cfg_.w_bits >= 16) return;
+    std::shared_ptr<const Linear>& lin = LinearAt(work_, l, p);
+    auto qw = std::make_shared<const QuantizedWeight>(
+        QuantizeRtn(FloatWeightOf(*lin).w, cfg_.weight_spec()));
+    weights_[{l, p}] = qw;
+    lin = MakeQuantLinear(lin, qw, ActQuantSpec{});
+  }
+
+  // The clip ratio of (l, p)'s activations: err(c) on this rank's inputs, continued across
+  // ranks in window order, so every rank picks the same ratio as one process.
+  void SearchActClip(int l, Proj p, const std::vector<Mat>& inputs, const Linear& float_linear) {
+    const std::vector<float> grid = ActClipGrid(cfg_.a_clip_min);
+    std::vector<double> errors(grid.size(), 0.0);
+    const LinearPtr& quantized = InsideTransforms(LinearAt(work_, l, p));
+    auto add_mine = [&] {
+      AddActClipErrors(inputs, float_linear, quantized, cfg_.act_spec(), grid, errors);
+    };
+    if (split_) {
+      dist::FoldInRankOrder(errors, add_mine);
+    } else {
+      add_mine();
+    }
+    act_clips_[{l, p}] = {grid[BestActClip(errors)], errors};
+  }
+
+ public:
+  struct ActClip {
+    float clip;
+    std::vector<double> errors;
+  };
+  std::map<Key, ActClip> act_clips_;
 
  public:
   std::map<Key, GptqStats> gptq_stats_;
@@ -283,9 +353,11 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
   WeightMap weights;
   std::map<Key, GptqStats> gptq_stats;
   const int L = fp.config.n_layers;
-  if (cfg.w_bits < 16 && cfg.gptq) {
+  std::map<Key, GptqRunner::ActClip> act_clips;
+  if (cfg.Calibrates()) {
     Check(!calib.empty() || (calib_states && !calib_states->empty()),
-          "GPTQ needs calibration windows (--calib FILE)");
+          std::string(cfg.SearchesActClip() ? "the activation clip search" : "GPTQ") +
+              " needs calibration windows (--calib FILE)");
     Model work = fp;
     work.kv_quant = nullptr;
     GptqRunner runner(work, cfg, calib, weights, rep, calib_states);
@@ -295,6 +367,7 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
     }
     if (!cfg.KeepsFloat(Proj::kLmHead)) runner.LmHead();
     gptq_stats = runner.gptq_stats_;
+    act_clips = runner.act_clips_;
   } else if (cfg.w_bits < 16) {
     for (size_t i = 0; i < keys.size(); ++i) {
       const Key& k = keys[i];
@@ -305,12 +378,17 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
   }
 
   Model q = fp;
-  const ActQuantSpec act = cfg.act_spec();
   const std::string wfmt = cfg.w_bits < 16
       ? cfg.weight_spec().Describe() + (cfg.gptq ? " gptq" : " rtn") + (cfg.act_order ? " act-order" : "")
       : std::string("w16");
   for (const Key& k : keys) {
-    LinearReport lr{k.layer, k.proj, wfmt + ", " + act.Describe()};
+    ActQuantSpec act = cfg.act_spec();
+    LinearReport lr;
+    if (auto it = act_clips.find(k); it != act_clips.end()) {
+      act.clip = it->second.clip;
+      lr.act_clip_errors = it->second.errors;
+    }
+    lr.layer = k.layer, lr.proj = k.proj, lr.format = wfmt + ", " + act.Describe();
     if (auto it = gptq_stats.find(k); it != gptq_stats.end()) {
       lr.dead_columns = it->second.dead_columns;
       lr.gptq_damp = it->second.damp_used;

@@ -26,6 +26,10 @@ struct QuantConfig {
   double gptq_damp = 0.01;   // times mean(diag(H))
   int a_bits = 16;           // 2..8, or 16: activations stay float
   float a_clip = 1.0f;
+  // +act-clip: each quantized linear gets the activation clip ratio from ActClipGrid(a_clip_min)
+  // that minimises its output error on the calibration text (quant/act_clip.h); a_clip unused.
+  bool a_clip_search = false;
+  float a_clip_min = 0.5f;
   int kv_bits = 16;          // 2..8, or 16: KV cache stays float
   int kv_group = 0;          // 0: one group per head (head_dim)
   // Linears left entirely in float (weights and input). Embeddings are a table lookup and are
@@ -39,7 +43,11 @@ struct QuantConfig {
   ActQuantSpec act_spec() const { return {a_bits, a_clip}; }
   bool KeepsFloat(Proj p) const;           // named in keep_float
   bool QuantizesWeight(Proj p) const;      // w_bits < 16 and not kept float
-  // Every setting as (key, value) text, in a fixed order, for printing and JSON.
+  bool SearchesActClip() const { return a_clip_search && a_bits < 16; }
+  // GPTQ or the activation clip search: calibration states run layer by layer.
+  bool Calibrates() const { return (w_bits < 16 && gptq) || SearchesActClip(); }
+  // Every setting as (key, value) text, in a fixed order, for printing and JSON
+  // (a_clip_search and a_clip_min only when the search is on).
   std::vector<std::pair<std::string, std::string>> Settings() const;
   void Validate() const;  // throws Error naming the flag
 };
@@ -48,6 +56,8 @@ struct LinearReport {
   int layer = -1;  // -1: lm_head
   Proj proj = Proj::kQ;
   std::string format;       // "w4 g128 sym clip-search gptq, a4 clip 1.00" or "float"
+  // +act-clip: err(c) over ActClipGrid(QuantConfig::a_clip_min) (quant/act_clip.h)
+  std::vector<double> act_clip_errors = {};
   int dead_columns = 0;     // GPTQ: input channels that were always 0
   double gptq_damp = 0;     // GPTQ: the dampening that was used
 };

@@ -96,18 +96,20 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
     calib_fp_.push_back(Embed(fp_, calib_[w].tokens));
   }
   const QuantConfig& c = recipe_.config;
-  gptq_ = c.w_bits < 16 && c.gptq;
-  Check(!gptq_ || !calib_.empty(), "GPTQ needs calibration windows (--calib FILE)");
-  for (size_t w = mine.begin; gptq_ && w < mine.end; ++w) {
+  calibrates_ = c.Calibrates();
+  Check(!calibrates_ || !calib_.empty(),
+        std::string(c.SearchesActClip() ? "the activation clip search" : "GPTQ") +
+            " needs calibration windows (--calib FILE)");
+  for (size_t w = mine.begin; calibrates_ && w < mine.end; ++w) {
     calib_q_.push_back(Embed(t_, calib_[w].tokens));
   }
   // The lm_head: quantized now unless GPTQ needs the last layer's calibration states.
-  if (!HeadNeedsGptq()) q_.lm_head = QuantizeSlice(head_t_, -1, nullptr).lm_head;
+  if (!HeadNeedsCalibration()) q_.lm_head = QuantizeSlice(head_t_, -1, nullptr).lm_head;
 }
 
-bool RecipePipeline::HeadNeedsGptq() const {
+bool RecipePipeline::HeadNeedsCalibration() const {
   const QuantConfig& c = recipe_.config;
-  return c.gptq && c.w_bits < 16 && !c.KeepsFloat(Proj::kLmHead);
+  return c.Calibrates() && !c.KeepsFloat(Proj::kLmHead);
 }
 
 LayerMajorHooks RecipePipeline::Hooks() {
@@ -184,7 +186,7 @@ void RecipePipeline::PrepareLayer(int l) {
               ? SmoothWithStats(cur, recipe_.config, stats, calib_.size(), ignored)
               : FindTransform(name, recipe_.name)(cur, recipe_.config, calib_, ignored);
   }
-  Model q = QuantizeSlice(cur, l, gptq_ ? &calib_q_ : nullptr);
+  Model q = QuantizeSlice(cur, l, calibrates_ ? &calib_q_ : nullptr);
   if (!q_.kv_quant) q_.kv_quant = q.kv_quant;  // one KV quantizer serves every layer
   Install(t_, cur, l, t_layer_);
   Install(q_, q, l, q_layer_);
@@ -238,7 +240,7 @@ void RecipePipeline::BuildAll(const std::function<void(int, int)>& progress) {
 }
 
 void RecipePipeline::PrepareHead() {
-  if (!HeadNeedsGptq()) return;
+  if (!HeadNeedsCalibration()) return;
   Stopwatch clock(seconds_);
   q_.lm_head = QuantizeSlice(head_t_, -1, &calib_q_).lm_head;
 }

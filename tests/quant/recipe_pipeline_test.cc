@@ -54,12 +54,16 @@ TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[q
   base.a_bits = 4;
   base.kv_bits = 4;
   for (const char* m : {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate",
-                        "rotate+sink-aware", "gptq+sink-aware", "rotate+kv-rotate"}) {
+                        "rotate+sink-aware", "gptq+sink-aware", "rotate+kv-rotate",
+                        "rotate+act-clip", "rotate-gptq+act-clip",
+                        "rotate-gptq+kv-rotate+act-clip"}) {
     RequirePipelineMatches(lm, m, base, calib, eval, true);
   }
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, false);
   base.keep_float = {};  // the lm_head quantized too (GPTQ on the last layer's states)
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, true);
+  // ... and its activation clip searched on the last layer's states.
+  RequirePipelineMatches(lm, "rotate-gptq+act-clip", base, calib, eval, true);
 }
 
 TEST_CASE("recipe pipeline equals ApplyRecipe with per-layer windows, NoPE, partial rotary",
