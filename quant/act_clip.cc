@@ -18,11 +18,13 @@ std::vector<float> ActClipGrid(float min_ratio) {
 
 void AddActClipErrors(const std::vector<Mat>& xs, const Linear& ref, const LinearPtr& quantized,
                       const ActQuantSpec& act, const std::vector<float>& grid,
-                      std::vector<double>& errors) {
+                      std::vector<double>& errors, const std::vector<Mat>* ref_inputs) {
   Check(errors.size() == grid.size(), "AddActClipErrors: one error slot per grid ratio");
+  Check(!ref_inputs || ref_inputs->size() == xs.size(), "AddActClipErrors: one target per input");
   Mat y_ref, y;
-  for (const Mat& x : xs) {
-    ref.Apply(x, y_ref);
+  for (size_t w = 0; w < xs.size(); ++w) {
+    const Mat& x = xs[w];
+    ref.Apply(ref_inputs ? (*ref_inputs)[w] : x, y_ref);
     for (size_t i = 0; i < grid.size(); ++i) {
       ActQuantLinear(quantized, ActQuantSpec{act.bits, grid[i]}).Apply(x, y);
       errors[i] += (y - y_ref).cast<double>().squaredNorm();

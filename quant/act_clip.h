@@ -24,10 +24,11 @@ std::vector<float> ActClipGrid(float min_ratio);
 // the linear with quantized weights (or the float one for W16 activations), `act` the activation
 // quantizer (its clip is replaced by each ratio). `xs` are the linear's inputs, window by window;
 // errors are added window after window into `errors` (which must have grid.size() entries), so a
-// caller can continue a sum across MPI ranks in window order.
+// caller can continue a sum across MPI ranks in window order. `ref_inputs` (may be null; +seq):
+// the targets are ref(ref_inputs[w]) instead of ref(xs[w]) (the float model's inputs).
 void AddActClipErrors(const std::vector<Mat>& xs, const Linear& ref, const LinearPtr& quantized,
                       const ActQuantSpec& act, const std::vector<float>& grid,
-                      std::vector<double>& errors);
+                      std::vector<double>& errors, const std::vector<Mat>* ref_inputs = nullptr);
 
 // The index of the smallest error (ties keep the earlier, larger ratio).
 size_t BestActClip(const std::vector<double>& errors);

@@ -55,6 +55,7 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
     out.push_back({"a_clip_search", b(a_clip_search)});
     out.push_back({"a_clip_min", f(a_clip_min)});
   }
+  if (seq_calib) out.push_back({"seq_calib", b(seq_calib)});
   return out;
 }
 
@@ -68,6 +69,9 @@ void QuantConfig::Validate() const {
   Check(a_clip > 0 && a_clip <= 1, "--a-clip must be in (0, 1], got " + std::to_string(a_clip));
   Check(a_clip_min > 0 && a_clip_min <= 1,
         "--a-clip-min must be in (0, 1], got " + std::to_string(a_clip_min));
+  Check(!seq_calib || (w_bits < 16 && gptq) || SearchesActClip(),
+        "+seq changes GPTQ's and +act-clip's calibration: use it with a GPTQ recipe or +act-clip "
+        "(and --a-bits below 16 for +act-clip)");
   Check(gptq_block > 0, "GPTQ block must be positive");
   Check(gptq_damp > 0, "GPTQ dampening must be positive");
 }
@@ -206,12 +210,23 @@ class GptqRunner {
  public:
   // `states`: the calibration windows' hidden states entering the model's first layer (advanced
   // in place), or null to start from the embeddings of `calib`.
-  GptqRunner(Model& work, const QuantConfig& cfg, const std::vector<Window>& calib,
-             WeightMap& weights, QuantizeReport& rep, std::vector<Mat>* states)
-      : work_(work), cfg_(cfg), weights_(weights), rep_(rep), hs_(states ? *states : own_hs_),
+  // `float_states` (+seq): the same in the float model `fp`, or null to embed `calib`.
+  GptqRunner(Model& work, const Model& fp, const QuantConfig& cfg,
+             const std::vector<Window>& calib, WeightMap& weights, QuantizeReport& rep,
+             std::vector<Mat>* states, std::vector<Mat>* float_states)
+      : work_(work), fp_(fp), cfg_(cfg), weights_(weights), rep_(rep),
+        hs_(states ? *states : own_hs_), fhs_(float_states ? *float_states : own_fhs_),
         split_(states != nullptr && dist::Size() > 1) {
     if (!states) {
       for (const Window& w : calib) hs_.push_back(Embed(work_, w.tokens));
+    }
+    if (cfg_.seq_calib) {
+      Check(!split_, "+seq does not run under mpirun yet (its cross term is not added across "
+                     "ranks)");
+      Check(!states || float_states, "+seq needs the float model's calibration states");
+      if (!float_states) {
+        for (const Window& w : calib) fhs_.push_back(Embed(fp_, w.tokens));
+      }
     }
     for (const Mat& h : hs_) {
       rep_.calib_tokens += static_cast<long>(h.rows());
@@ -226,68 +241,105 @@ class GptqRunner {
       for (Proj p : ProjsReading(site)) {
         if (!cfg_.KeepsFloat(p)) projs.push_back(p);
       }
-      if (projs.empty()) continue;
-      HessianObserver obs(site, l, split_, gptq(), cfg_.SearchesActClip());
-      std::vector<int> slot;
-      std::vector<LinearPtr> float_linears;  // inside their transforms, before quantization
-      for (Proj p : projs) {
-        slot.push_back(obs.Track(*LinearAt(work_, l, p)));
-        float_linears.push_back(InsideTransforms(LinearAt(work_, l, p)));
-      }
-      for (const Mat& h : hs_) {
-        Mat hh = h;
-        UntilCollected([&] { ForwardBlock(work_, l, hh, &obs); });
-      }
-      if (split_) obs.CombineRanks();  // once per stage: each stage needs the last's weights
-      if (gptq()) {
-        QuantizeSharingFactors(l, projs, slot, obs);
-      } else {
-        for (Proj p : projs) QuantizeRtnAt(l, p);
-      }
-      for (size_t i = 0; cfg_.SearchesActClip() && i < projs.size(); ++i) {
-        SearchActClip(l, projs[i], obs.Inputs(slot[i]), *float_linears[i]);
-      }
+      if (!projs.empty()) Stage(l, site, projs);
     }
     for (Mat& h : hs_) ForwardBlock(work_, l, h, nullptr);
+    for (Mat& h : fhs_) ForwardBlock(fp_, l, h, nullptr);
   }
 
-  void LmHead() {
-    HessianObserver obs(Site::kHeadInput, work_.config.n_layers, split_, gptq(),
-                        cfg_.SearchesActClip());
-    const int slot = obs.Track(*work_.lm_head);
-    const LinearPtr float_head = InsideTransforms(work_.lm_head);
-    for (const Mat& h : hs_) UntilCollected([&] { Head(work_, h, &obs); });
-    if (split_) obs.CombineRanks();
-    if (gptq()) {
-      Quantize(-1, Proj::kLmHead, FactorHessian(obs.TakeHessian(slot), Options()));
-    } else {
-      QuantizeRtnAt(-1, Proj::kLmHead);
-    }
-    if (cfg_.SearchesActClip()) SearchActClip(-1, Proj::kLmHead, obs.Inputs(slot), *float_head);
-  }
+  void LmHead() { Stage(-1, Site::kHeadInput, {Proj::kLmHead}); }
 
  private:
   bool gptq() const { return cfg_.w_bits < 16 && cfg_.gptq; }
 
-  GptqOptions Options() const { return {cfg_.gptq_damp, cfg_.gptq_block, cfg_.act_order}; }
-
-  // Linears that read the same input (q/k/v, gate/up) share a Hessian: factor it once.
-  void QuantizeSharingFactors(int l, const std::vector<Proj>& projs, const std::vector<int>& slot,
-                              HessianObserver& obs) {
+  // One true-sequential stage: the linears `projs` of layer l (-1: the lm_head) that read `site`
+  // get their inputs (and, +seq, the float model's inputs), then weights, then clip ratios.
+  void Stage(int l, Site site, const std::vector<Proj>& projs) {
+    const int at = l < 0 ? work_.config.n_layers : l;
+    const bool seq = cfg_.seq_calib;
+    HessianObserver obs(site, at, split_, gptq(), cfg_.SearchesActClip() || seq);
+    HessianObserver float_obs(site, at, /*split=*/false, /*hessian=*/false, seq);
+    std::vector<int> slot;
+    std::vector<LinearPtr> float_linears;  // inside their transforms, before quantization
+    for (Proj p : projs) {
+      slot.push_back(obs.Track(*LinearAt(work_, l, p)));
+      float_obs.Track(*LinearAt(fp_, l, p));  // the same transforms: the same slots
+      float_linears.push_back(InsideTransforms(LinearAt(work_, l, p)));
+    }
+    ObserveSite(work_, hs_, at, obs);
+    if (seq) ObserveSite(fp_, fhs_, at, float_obs);
+    if (split_) obs.CombineRanks();  // once per stage: each stage needs the last's weights
+    if (gptq()) {
+      QuantizeSharingFactors(l, projs, slot, obs, float_obs);
+    } else {
+      for (Proj p : projs) QuantizeRtnAt(l, p);
+    }
     for (size_t i = 0; i < projs.size(); ++i) {
-      if (std::find(slot.begin(), slot.begin() + i, slot[i]) != slot.begin() + i) continue;
-      const GptqFactor f = FactorHessian(obs.TakeHessian(slot[i]), Options());
-      for (size_t j = i; j < projs.size(); ++j) {
-        if (slot[j] == slot[i]) Quantize(l, projs[j], f);
+      if (cfg_.SearchesActClip()) {
+        SearchActClip(l, projs[i], obs.Inputs(slot[i]), seq ? &float_obs.Inputs(slot[i]) : nullptr,
+                      *float_linears[i]);
+      }
+      if (seq && cfg_.a_bits < 16) {  // the next stages see this linear's quantized activations
+        LinearPtr& lin = LinearAt(work_, l, projs[i]);
+        const ActQuantSpec act = ActSpecOf(l, projs[i]);
+        lin = ReplaceInsideTransforms(lin, [&](const LinearPtr& inner) -> LinearPtr {
+          return std::make_shared<ActQuantLinear>(inner, act);
+        });
       }
     }
   }
 
-  void Quantize(int l, Proj p, const GptqFactor& f) {
+  // Runs every window of `states` up to `site` of layer `at` (at == n_layers: the head input).
+  static void ObserveSite(const Model& m, const std::vector<Mat>& states, int at,
+                          HessianObserver& obs) {
+    for (const Mat& h : states) {
+      if (at == m.config.n_layers) {
+        UntilCollected([&] { Head(m, h, &obs); });
+      } else {
+        Mat hh = h;
+        UntilCollected([&] { ForwardBlock(m, at, hh, &obs); });
+      }
+    }
+  }
+
+  GptqOptions Options() const { return {cfg_.gptq_damp, cfg_.gptq_block, cfg_.act_order}; }
+
+  // Linears that read the same input (q/k/v, gate/up) share a Hessian: factor it once.
+  // +seq: the weights are first re-targeted to the float model's inputs (AsymmetricRetarget).
+  void QuantizeSharingFactors(int l, const std::vector<Proj>& projs, const std::vector<int>& slot,
+                              HessianObserver& obs, const HessianObserver& float_obs) {
+    for (size_t i = 0; i < projs.size(); ++i) {
+      if (std::find(slot.begin(), slot.begin() + i, slot[i]) != slot.begin() + i) continue;
+      Eigen::MatrixXd h = obs.TakeHessian(slot[i]);
+      Eigen::MatrixXd retarget;
+      if (cfg_.seq_calib) {
+        retarget = AsymmetricRetarget(h, float_obs.Inputs(slot[i]), obs.Inputs(slot[i]),
+                                      cfg_.gptq_damp);
+      }
+      const GptqFactor f = FactorHessian(std::move(h), Options());
+      for (size_t j = i; j < projs.size(); ++j) {
+        if (slot[j] == slot[i]) Quantize(l, projs[j], f, cfg_.seq_calib ? &retarget : nullptr);
+      }
+    }
+  }
+
+  ActQuantSpec ActSpecOf(int l, Proj p) const {
+    ActQuantSpec act = cfg_.act_spec();
+    if (auto it = act_clips_.find({l, p}); it != act_clips_.end()) act.clip = it->second.clip;
+    return act;
+  }
+
+  // `retarget` (+seq, may be null): W <- W (I + P) before GPTQ.
+  void Quantize(int l, Proj p, const GptqFactor& f, const Eigen::MatrixXd* retarget = nullptr) {
     std::shared_ptr<const Linear>& lin = LinearAt(work_, l, p);
     GptqStats stats;
+    Mat w = FloatWeightOf(*lin).w;
+    if (retarget) {
+      const Eigen::MatrixXd wd = w.cast<double>();
+      w = (wd + wd * *retarget).cast<float>();
+    }
     auto qw = std::make_shared<const QuantizedWeight>(
-        GptqQuantize(FloatWeightOf(*lin).w, f, cfg_.weight_spec(), Options(), &stats));
+        GptqQuantize(w, f, cfg_.weight_spec(), Options(), &stats));
     weights_[{l, p}] = qw;
     gptq_stats_[{l, p}] = stats;
     lin = MakeQuantLinear(lin, qw, ActQuantSpec{});  // weight-only while calibrating
@@ -305,12 +357,15 @@ class GptqRunner {
 
   // The clip ratio of (l, p)'s activations: err(c) on this rank's inputs, continued across
   // ranks in window order, so every rank picks the same ratio as one process.
-  void SearchActClip(int l, Proj p, const std::vector<Mat>& inputs, const Linear& float_linear) {
+  // `float_inputs` (+seq, may be null): the targets are the float linear on these instead.
+  void SearchActClip(int l, Proj p, const std::vector<Mat>& inputs,
+                     const std::vector<Mat>* float_inputs, const Linear& float_linear) {
     const std::vector<float> grid = ActClipGrid(cfg_.a_clip_min);
     std::vector<double> errors(grid.size(), 0.0);
     const LinearPtr& quantized = InsideTransforms(LinearAt(work_, l, p));
     auto add_mine = [&] {
-      AddActClipErrors(inputs, float_linear, quantized, cfg_.act_spec(), grid, errors);
+      AddActClipErrors(inputs, float_linear, quantized, cfg_.act_spec(), grid, errors,
+                       float_inputs);
     };
     if (split_) {
       dist::FoldInRankOrder(errors, add_mine);
@@ -332,11 +387,14 @@ class GptqRunner {
 
  private:
   Model& work_;
+  const Model& fp_;  // the float model (+seq: its states are the targets)
   const QuantConfig& cfg_;
   WeightMap& weights_;
   QuantizeReport& rep_;
   std::vector<Mat> own_hs_;
   std::vector<Mat>& hs_;  // per calibration window: hidden state entering the next layer [T, d]
+  std::vector<Mat> own_fhs_;
+  std::vector<Mat>& fhs_;  // +seq: the same windows' states in the float model
   bool split_;  // hs_ is this rank's block of the windows: Hessians are added across ranks
 };
 
@@ -344,7 +402,7 @@ class GptqRunner {
 
 Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
                     QuantizeReport* report, const std::function<void(int, int)>& progress,
-                    std::vector<Mat>* calib_states) {
+                    std::vector<Mat>* calib_states, std::vector<Mat>* float_states) {
   const auto start = std::chrono::steady_clock::now();
   cfg.Validate();
   QuantizeReport rep;
@@ -359,8 +417,11 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
           std::string(cfg.SearchesActClip() ? "the activation clip search" : "GPTQ") +
               " needs calibration windows (--calib FILE)");
     Model work = fp;
-    work.kv_quant = nullptr;
-    GptqRunner runner(work, cfg, calib, weights, rep, calib_states);
+    work.kv_quant = nullptr;  // +seq: the KV quantizer joins the stream
+    if (cfg.seq_calib && cfg.kv_bits < 16) {
+      work.kv_quant = std::make_shared<GroupKvQuantizer>(cfg.kv_bits, cfg.kv_group);
+    }
+    GptqRunner runner(work, fp, cfg, calib, weights, rep, calib_states, float_states);
     for (int l = 0; l < L; ++l) {
       runner.Layer(l);
       if (progress) progress(l + 1, L);

@@ -43,6 +43,7 @@ struct RecipeDef {
 };
 
 void SearchActClip(QuantConfig& c) { c.a_clip_search = true; }
+void SequentialCalibration(QuantConfig& c) { c.seq_calib = true; }
 
 constexpr RecipeDef kRecipes[] = {
     {"rtn", "round to nearest (with the MSE clip search unless --no-clip-search)", "",
@@ -67,6 +68,10 @@ constexpr RecipeDef kRecipes[] = {
      "modifier (rotate-gptq+act-clip, ...): per linear, the activation clip ratio (1.00 down to "
      "--a-clip-min by 0.05) that minimises its output error on the calibration text",
      "", Quantizer::kBase, /*modifier=*/true, SearchActClip},
+    {"seq",
+     "modifier (rotate-gptq+seq, ...): calibration states run with activation and KV "
+     "quantization; GPTQ and +act-clip fit the float model's outputs (GPTAQ's objective)",
+     "", Quantizer::kBase, /*modifier=*/true, SequentialCalibration},
 };
 
 const StepDef* FindStep(std::string_view name) {

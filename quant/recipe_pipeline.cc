@@ -102,9 +102,10 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
             " needs calibration windows (--calib FILE)");
   for (size_t w = mine.begin; calibrates_ && w < mine.end; ++w) {
     calib_q_.push_back(Embed(t_, calib_[w].tokens));
+    if (c.seq_calib) calib_tf_.push_back(calib_q_.back());
   }
   // The lm_head: quantized now unless GPTQ needs the last layer's calibration states.
-  if (!HeadNeedsCalibration()) q_.lm_head = QuantizeSlice(head_t_, -1, nullptr).lm_head;
+  if (!HeadNeedsCalibration()) q_.lm_head = QuantizeSlice(head_t_, -1, nullptr, nullptr).lm_head;
 }
 
 bool RecipePipeline::HeadNeedsCalibration() const {
@@ -136,11 +137,12 @@ Model RecipePipeline::LayerSlice(int l) const {
   return s;
 }
 
-Model RecipePipeline::QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states) {
+Model RecipePipeline::QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states,
+                                    std::vector<Mat>* float_states) {
   QuantConfig cfg = recipe_.config;
   if (layer >= 0 && !cfg.KeepsFloat(Proj::kLmHead)) cfg.keep_float.push_back(Proj::kLmHead);
   QuantizeReport rep;
-  Model q = QuantizeModel(t, cfg, calib_, &rep, {}, states);
+  Model q = QuantizeModel(t, cfg, calib_, &rep, {}, states, float_states);
   for (LinearReport lr : rep.linears) {
     if ((layer >= 0) != (lr.layer >= 0)) continue;  // a slice's stand-in lm_head, or no layers
     if (layer >= 0) lr.layer = layer;
@@ -186,7 +188,7 @@ void RecipePipeline::PrepareLayer(int l) {
               ? SmoothWithStats(cur, recipe_.config, stats, calib_.size(), ignored)
               : FindTransform(name, recipe_.name)(cur, recipe_.config, calib_, ignored);
   }
-  Model q = QuantizeSlice(cur, l, calibrates_ ? &calib_q_ : nullptr);
+  Model q = QuantizeSlice(cur, l, calibrates_ ? &calib_q_ : nullptr, FloatStates());
   if (!q_.kv_quant) q_.kv_quant = q.kv_quant;  // one KV quantizer serves every layer
   Install(t_, cur, l, t_layer_);
   Install(q_, q, l, q_layer_);
@@ -242,7 +244,7 @@ void RecipePipeline::BuildAll(const std::function<void(int, int)>& progress) {
 void RecipePipeline::PrepareHead() {
   if (!HeadNeedsCalibration()) return;
   Stopwatch clock(seconds_);
-  q_.lm_head = QuantizeSlice(head_t_, -1, &calib_q_).lm_head;
+  q_.lm_head = QuantizeSlice(head_t_, -1, &calib_q_, FloatStates()).lm_head;
 }
 
 QuantizeReport RecipePipeline::report() const {

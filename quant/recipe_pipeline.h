@@ -57,8 +57,12 @@ class RecipePipeline {
   void ReleaseLayer(int l);
   void PrepareHead();
   bool HeadNeedsCalibration() const;
+  std::vector<Mat>* FloatStates() {  // +seq's float targets, or null
+    return calibrates_ && recipe_.config.seq_calib ? &calib_tf_ : nullptr;
+  }
   Model LayerSlice(int l) const;   // fp's layer l as a one-layer model
-  Model QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states);
+  Model QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states,
+                      std::vector<Mat>* float_states);
   void Install(Model& shell, Model& slice, int l, std::vector<std::shared_ptr<const void>>& keep);
   void CompactQuantizedLayer(int l);
 
@@ -73,6 +77,7 @@ class RecipePipeline {
   // Calibration states of this rank's block of the windows (all of them in one process).
   bool smooth_ = false, calibrates_ = false;
   std::vector<Mat> calib_fp_;       // calibration states in the float model (smooth statistics)
+  std::vector<Mat> calib_tf_;       // ... in the transformed float model (+seq's targets)
   std::vector<Mat> calib_q_;        // ... in the transformed, weight-quantized model (GPTQ and
                                     // the activation clip search: QuantConfig::Calibrates())
   std::vector<std::string> log_;

@@ -7,6 +7,7 @@
 
 #include "model/model.h"
 #include "model/random_weights.h"
+#include "quant/gptq.h"
 #include "quant/quantize_model.h"
 #include "quant/recipe.h"
 #include "tests/test_util.h"
@@ -162,4 +163,50 @@ TEST_CASE("+act-clip stores each linear's searched ratio in the quantized model"
   }
   INFO("logit error: a_clip 1 " << e_plain << ", searched " << e_clip);
   CHECK(e_clip < e_plain);
+}
+
+TEST_CASE(
+    "AsymmetricRetarget gives the least-squares fit of the float output from quantized inputs",
+    "[quant][act-clip]") {
+  const Mat xf = RandomMat(200, 16, 21);
+  const Mat xq = xf + RandomMat(200, 16, 22, 0.2f);  // the quantized model's inputs, perturbed
+  const Mat w = RandomMat(8, 16, 23);
+  HessianAccumulator acc(16);
+  acc.Add(xq);
+  const Eigen::MatrixXd h = acc.H();
+  const Eigen::MatrixXd p = AsymmetricRetarget(h, {xf}, {xq}, 1e-9);
+  const Eigen::MatrixXd wd = w.cast<double>(), w2 = wd + wd * p;
+  const Eigen::MatrixXd target = xf.cast<double>() * wd.transpose();
+  auto err = [&](const Eigen::MatrixXd& m) {
+    return (target - xq.cast<double>() * m.transpose()).squaredNorm();
+  };
+  INFO("error with W " << err(wd) << ", with the retargeted W' " << err(w2));
+  CHECK(err(w2) < err(wd));
+  // The normal equations hold: the residual is orthogonal to the quantized inputs.
+  const Eigen::MatrixXd grad =
+      xq.cast<double>().transpose() * (target - xq.cast<double>() * w2.transpose());
+  CHECK(grad.cwiseAbs().maxCoeff() < 1e-6 * target.cwiseAbs().maxCoeff() * 200);
+  // A distortion a linear map undoes (X_q = X_f A): W' reproduces the float output exactly.
+  const Mat a = Mat::Identity(16, 16) + RandomMat(16, 16, 24, 0.1f);
+  const Mat xa = xf * a;
+  HessianAccumulator acc_a(16);
+  acc_a.Add(xa);
+  const Eigen::MatrixXd pa = AsymmetricRetarget(acc_a.H(), {xf}, {xa}, 1e-12);
+  const Eigen::MatrixXd wa = wd + wd * pa;
+  const double before = (target - xa.cast<double>() * wd.transpose()).squaredNorm();
+  const double after = (target - xa.cast<double>() * wa.transpose()).squaredNorm();
+  INFO("linear distortion: error " << before << " -> " << after);
+  CHECK(after < 1e-6 * before);
+  // Equal inputs: nothing to correct.
+  CHECK(AsymmetricRetarget(h, {xq}, {xq}, 0.01).cwiseAbs().maxCoeff() == 0.0);
+}
+
+TEST_CASE("+seq needs GPTQ or +act-clip and is recorded", "[quant][act-clip][recipe]") {
+  QuantConfig base;
+  base.a_bits = 4;
+  CHECK_THROWS_WITH(MakeRecipe("rotate+seq", base), Catch::Contains("+seq"));
+  const SettingList s = MakeRecipe("rotate-gptq+seq", base).Settings();
+  CHECK(std::find(s.begin(), s.end(), std::pair<std::string, std::string>{"seq_calib", "true"}) !=
+        s.end());
+  CHECK_NOTHROW(MakeRecipe("rotate+act-clip+seq", base));
 }
