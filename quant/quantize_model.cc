@@ -37,20 +37,20 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
     kept += RoleName(WeightRole(p));
   }
   std::vector<std::pair<std::string, std::string>> out = {
-          {"w_bits", std::to_string(w_bits)},
-          {"w_group", std::to_string(w_group)},
-          {"w_sym", b(w_sym)},
-          {"clip_search", b(clip_search)},
-          {"gptq", b(gptq)},
-          {"act_order", b(act_order)},
-          {"gptq_block", std::to_string(gptq_block)},
-          {"gptq_damp", f(gptq_damp)},
-          {"a_bits", std::to_string(a_bits)},
-          {"a_clip", f(a_clip)},
-          {"kv_bits", std::to_string(kv_bits)},
-          {"kv_group", std::to_string(kv_group)},
-          {"keep_float", kept.empty() ? "none" : kept},
-          {"seed", std::to_string(seed)}};
+      {"w_bits", std::to_string(w_bits)},
+      {"w_group", std::to_string(w_group)},
+      {"w_sym", b(w_sym)},
+      {"clip_search", b(clip_search)},
+      {"gptq", b(gptq)},
+      {"act_order", b(act_order)},
+      {"gptq_block", std::to_string(gptq_block)},
+      {"gptq_damp", f(gptq_damp)},
+      {"a_bits", std::to_string(a_bits)},
+      {"a_clip", f(a_clip)},
+      {"kv_bits", std::to_string(kv_bits)},
+      {"kv_group", std::to_string(kv_group)},
+      {"keep_float", kept.empty() ? "none" : kept},
+      {"seed", std::to_string(seed)}};
   if (a_clip_search) {
     out.push_back({"a_clip_search", b(a_clip_search)});
     out.push_back({"a_clip_min", f(a_clip_min)});
@@ -211,18 +211,24 @@ class GptqRunner {
   // `states`: the calibration windows' hidden states entering the model's first layer (advanced
   // in place), or null to start from the embeddings of `calib`.
   // `float_states` (+seq): the same in the float model `fp`, or null to embed `calib`.
-  GptqRunner(Model& work, const Model& fp, const QuantConfig& cfg,
-             const std::vector<Window>& calib, WeightMap& weights, QuantizeReport& rep,
-             std::vector<Mat>* states, std::vector<Mat>* float_states)
-      : work_(work), fp_(fp), cfg_(cfg), weights_(weights), rep_(rep),
-        hs_(states ? *states : own_hs_), fhs_(float_states ? *float_states : own_fhs_),
+  GptqRunner(Model& work, const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
+             WeightMap& weights, QuantizeReport& rep, std::vector<Mat>* states,
+             std::vector<Mat>* float_states)
+      : work_(work),
+        fp_(fp),
+        cfg_(cfg),
+        weights_(weights),
+        rep_(rep),
+        hs_(states ? *states : own_hs_),
+        fhs_(float_states ? *float_states : own_fhs_),
         split_(states != nullptr && dist::Size() > 1) {
     if (!states) {
       for (const Window& w : calib) hs_.push_back(Embed(work_, w.tokens));
     }
     if (cfg_.seq_calib) {
-      Check(!split_, "+seq does not run under mpirun yet (its cross term is not added across "
-                     "ranks)");
+      Check(!split_,
+            "+seq does not run under mpirun yet (its cross term is not added across "
+            "ranks)");
       Check(!states || float_states, "+seq needs the float model's calibration states");
       if (!float_states) {
         for (const Window& w : calib) fhs_.push_back(Embed(fp_, w.tokens));
@@ -313,8 +319,8 @@ class GptqRunner {
       Eigen::MatrixXd h = obs.TakeHessian(slot[i]);
       Eigen::MatrixXd retarget;
       if (cfg_.seq_calib) {
-        retarget = AsymmetricRetarget(h, float_obs.Inputs(slot[i]), obs.Inputs(slot[i]),
-                                      cfg_.gptq_damp);
+        retarget =
+            AsymmetricRetarget(h, float_obs.Inputs(slot[i]), obs.Inputs(slot[i]), cfg_.gptq_damp);
       }
       const GptqFactor f = FactorHessian(std::move(h), Options());
       for (size_t j = i; j < projs.size(); ++j) {

@@ -53,11 +53,10 @@ TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[q
   QuantConfig base;
   base.a_bits = 4;
   base.kv_bits = 4;
-  for (const char* m : {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate",
-                        "rotate+sink-aware", "gptq+sink-aware", "rotate+kv-rotate",
-                        "rotate+act-clip", "rotate-gptq+act-clip",
-                        "rotate-gptq+kv-rotate+act-clip", "rotate-gptq+seq",
-                        "rotate-gptq+act-clip+seq"}) {
+  for (const char* m :
+       {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate", "rotate+sink-aware",
+        "gptq+sink-aware", "rotate+kv-rotate", "rotate+act-clip", "rotate-gptq+act-clip",
+        "rotate-gptq+kv-rotate+act-clip", "rotate-gptq+seq", "rotate-gptq+act-clip+seq"}) {
     RequirePipelineMatches(lm, m, base, calib, eval, true);
   }
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, false);
