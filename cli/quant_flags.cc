@@ -41,6 +41,7 @@ QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults) {
   c.w_group = a.Int("w-group", defaults.w_group, 0, 1 << 20);
   c.kv_group = a.Int("kv-group", defaults.kv_group, 0, 1 << 20);
   c.a_clip = static_cast<float>(a.Float("a-clip", defaults.a_clip, 1e-6, 1.0));
+  c.a_clip_min = static_cast<float>(a.Float("a-clip-min", defaults.a_clip_min, 0.05, 1.0));
   if (a.Flag("w-asym")) c.w_sym = false;
   if (a.Flag("no-clip-search")) c.clip_search = false;
   if (a.Flag("act-order")) c.act_order = true;

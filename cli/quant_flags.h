@@ -20,9 +20,9 @@ inline const std::vector<int> kBitsChoices = {2, 3, 4, 5, 6, 7, 8, 16};
 // What `eval` and `quantize` do without flags: nothing is quantized (every width 16).
 QuantConfig FloatDefaults();
 
-// --w-bits --a-bits --kv-bits --w-group --kv-group --a-clip --w-asym --no-clip-search
-// --act-order --gptq-block --gptq-damp --keep-float --mixed-layers --mixed-bits --alpha
-// --sink-ratio --seed. An absent
+// --w-bits --a-bits --kv-bits --w-group --kv-group --a-clip --a-clip-min --w-asym
+// --no-clip-search --act-order --gptq-block --gptq-damp --keep-float --mixed-layers
+// --mixed-bits --alpha --sink-ratio --seed. An absent
 // flag keeps its value in `defaults` (`compare` defaults to W4A4, `eval` and `quantize` to
 // float).
 QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults);
@@ -39,7 +39,8 @@ inline constexpr const char* kQuantFlagsUsage =
     "  [--act-order] [--gptq-block N] [--gptq-damp F] [--a-bits 2..8|16] [--a-clip R]\n"
     "  [--kv-bits 2..8|16] [--kv-group G] [--keep-float LIST (default lm_head; 'none')]\n"
     "  [--mixed-layers LIST (layers at --mixed-bits, default W8A8)]\n"
-    "  [--alpha 0.5 (smooth)] [--sink-ratio 64 (+sink-aware)] [--seed N]\n";
+    "  [--alpha 0.5 (smooth)] [--sink-ratio 64 (+sink-aware)] [--a-clip-min 0.5 (+act-clip)]\n"
+    "  [--seed N]\n";
 
 // --method NAME (one recipe, with +modifiers; --gptq is short for --method gptq), --calib FILE
 // and --calib-tokens N, as `eval` and `quantize` take them.

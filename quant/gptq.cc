@@ -11,6 +11,28 @@
 
 namespace sq {
 
+Eigen::MatrixXd AsymmetricRetarget(const Eigen::MatrixXd& h, const std::vector<Mat>& x_float,
+                                   const std::vector<Mat>& x_quant, double damp) {
+  Check(x_float.size() == x_quant.size(), "AsymmetricRetarget: one float input per quantized one");
+  const Eigen::Index k = h.rows();
+  Eigen::MatrixXd d = Eigen::MatrixXd::Zero(k, k);
+  long n = 0;
+  for (size_t w = 0; w < x_quant.size(); ++w) {
+    Check(x_float[w].rows() == x_quant[w].rows() && x_float[w].cols() == k,
+          "AsymmetricRetarget: the float and quantized inputs differ in shape");
+    const Eigen::MatrixXd xq = x_quant[w].cast<double>();
+    d.noalias() += (x_float[w].cast<double>() - xq).transpose() * xq;
+    n += x_quant[w].rows();
+  }
+  if (n == 0) return Eigen::MatrixXd::Zero(k, k);
+  d *= 2.0 / static_cast<double>(n);
+  Eigen::MatrixXd hd = h;
+  const double mean_diag = h.diagonal().mean();
+  hd.diagonal().array() += damp * (mean_diag > 0 ? mean_diag : 1.0);
+  // P = D Hd^-1, i.e. P^T = Hd^-1 D^T (Hd symmetric).
+  return hd.ldlt().solve(d.transpose()).transpose();
+}
+
 // The lower triangle of X^T X in three blocks over a column split X = [X1 X2]: two
 // triangular products (X1^T X1, X2^T X2) and one full one (X2^T X1) of equal work, run as two
 // parallel tasks. Eigen's own rankUpdate is single-threaded, and at K = 8192-14336 it was a

@@ -32,6 +32,18 @@ class HessianAccumulator {
   long n_ = 0;
 };
 
+// GPTAQ's asymmetric objective (Li et al. 2025): fit the quantized linear, which sees the inputs
+// X_q of the quantized model, to the float model's output X_f W^T:
+//   min_Q ||X_f W^T - X_q Q^T||^2 = ||X_f W^T - X_q W'^T||^2 + ||X_q (W' - Q)^T||^2
+// where W' = W (I + P), P = D (H + damp mean(diag H) I)^-1, D = (2/N) sum (X_f - X_q)^T X_q and
+// H = (2/N) sum X_q^T X_q (HessianAccumulator's scaling): W' is the least-squares fit of the float
+// output from the quantized inputs, so the residual is orthogonal to X_q and the cross term
+// vanishes (exactly without dampening). GPTQ on W' with H then minimises the objective. GPTAQ
+// folds P into GPTQ's column loop instead; this forms W' once ([in, in] per input site).
+// `h` is that H; `x_float`, `x_quant` the windows' inputs in the two models, row for row.
+Eigen::MatrixXd AsymmetricRetarget(const Eigen::MatrixXd& h, const std::vector<Mat>& x_float,
+                                   const std::vector<Mat>& x_quant, double damp);
+
 struct GptqOptions {
   double damp = 0.01;      // added to the diagonal: damp * mean(diag(H))
   int block = 128;         // columns per lazy-update block

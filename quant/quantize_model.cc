@@ -9,6 +9,7 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/strings.h"
+#include "quant/act_clip.h"
 #include "quant/gptq.h"
 #include "quant/kv_quant.h"
 #include "quant/quant_linear.h"
@@ -47,19 +48,19 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
   }
   std::vector<std::pair<std::string, std::string>> out = {
       {"w_bits", std::to_string(w_bits)},
-          {"w_group", std::to_string(w_group)},
-          {"w_sym", b(w_sym)},
-          {"clip_search", b(clip_search)},
-          {"gptq", b(gptq)},
-          {"act_order", b(act_order)},
-          {"gptq_block", std::to_string(gptq_block)},
-          {"gptq_damp", f(gptq_damp)},
-          {"a_bits", std::to_string(a_bits)},
-          {"a_clip", f(a_clip)},
-          {"kv_bits", std::to_string(kv_bits)},
-          {"kv_group", std::to_string(kv_group)},
-          {"keep_float", kept.empty() ? "none" : kept},
-          {"seed", std::to_string(seed)}};
+      {"w_group", std::to_string(w_group)},
+      {"w_sym", b(w_sym)},
+      {"clip_search", b(clip_search)},
+      {"gptq", b(gptq)},
+      {"act_order", b(act_order)},
+      {"gptq_block", std::to_string(gptq_block)},
+      {"gptq_damp", f(gptq_damp)},
+      {"a_bits", std::to_string(a_bits)},
+      {"a_clip", f(a_clip)},
+      {"kv_bits", std::to_string(kv_bits)},
+      {"kv_group", std::to_string(kv_group)},
+      {"keep_float", kept.empty() ? "none" : kept},
+      {"seed", std::to_string(seed)}};
   if (!alt_layers.empty()) {  // only when set: the settings of uniform configs stay as they were
     std::string layers;
     for (int l : alt_layers) layers += (layers.empty() ? "" : ",") + std::to_string(l);
@@ -67,6 +68,11 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
     out.push_back(
         {"alt_bits", "W" + std::to_string(alt_w_bits) + "A" + std::to_string(alt_a_bits)});
   }
+  if (a_clip_search) {
+    out.push_back({"a_clip_search", b(a_clip_search)});
+    out.push_back({"a_clip_min", f(a_clip_min)});
+  }
+  if (seq_calib) out.push_back({"seq_calib", b(seq_calib)});
   return out;
 }
 
@@ -86,6 +92,11 @@ void QuantConfig::Validate() const {
             " (both 2-8)");
   Check(bits_ok(alt_a_bits),
         "--mixed-bits: activation bits must be 16 or in [2, 8], got " + std::to_string(alt_a_bits));
+  Check(a_clip_min > 0 && a_clip_min <= 1,
+        "--a-clip-min must be in (0, 1], got " + std::to_string(a_clip_min));
+  Check(!seq_calib || (w_bits < 16 && gptq) || SearchesActClip(),
+        "+seq changes GPTQ's and +act-clip's calibration: use it with a GPTQ recipe or +act-clip "
+        "(and --a-bits below 16 for +act-clip)");
   Check(gptq_block > 0, "GPTQ block must be positive");
   Check(gptq_damp > 0, "GPTQ dampening must be positive");
 }
@@ -153,7 +164,7 @@ void CheckFiniteWeights(const Model& m, const std::vector<Key>& keys) {
   }
 }
 
-// ---- GPTQ, layer by layer -------------------------------------------------------------------
+// ---- GPTQ and the activation clip search, layer by layer ----------------------------------
 
 // Thrown by HessianObserver once it has its site: the rest of the pass is not needed, so a
 // calibration pass stops there (the q/k/v Hessian needs only the norm, not the block).
@@ -173,15 +184,17 @@ void UntilCollected(Fn&& fn) {
 class HessianObserver : public ForwardObserver {
  public:
   // `split`: the windows are this rank's block (core/dist.h); the inputs are kept until
-  // CombineRanks adds them to the Hessians in rank order.
-  HessianObserver(Site site, int layer, bool split) : site_(site), layer_(layer), split_(split) {}
+  // CombineRanks adds them to the Hessians in rank order. `hessian`: accumulate Hessians (GPTQ);
+  // `keep_inputs`: keep every window's input (the activation clip search).
+  HessianObserver(Site site, int layer, bool split, bool hessian = true, bool keep_inputs = false)
+      : site_(site), layer_(layer), split_(split), hessian_(hessian), keep_inputs_(keep_inputs) {}
   // Returns the slot of `lin`'s Hessian.
   int Track(const Linear& lin) {
     const auto* t = dynamic_cast<const InputTransformLinear*>(&lin);
     for (size_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].transform == t) return static_cast<int>(i);
     }
-    slots_.push_back({t, HessianAccumulator(lin.in_features())});
+    slots_.push_back({t, HessianAccumulator(hessian_ ? lin.in_features() : 0)});
     return static_cast<int>(slots_.size()) - 1;
   }
   bool Wants(Site site, int layer) const override { return site == site_ && layer == layer_; }
@@ -191,6 +204,8 @@ class HessianObserver : public ForwardObserver {
       Mat xt;
       if (s.transform) s.transform->TransformInput(x, xt);
       const Mat& seen = s.transform ? xt : x;
+      if (keep_inputs_) s.inputs.push_back(seen);
+      if (!hessian_) continue;
       if (split_) {
         s.kept.push_back(seen);
       } else {
@@ -201,6 +216,7 @@ class HessianObserver : public ForwardObserver {
   }
   const HessianAccumulator& Hessian(int slot) const { return slots_[slot].h; }
   Eigen::MatrixXd TakeHessian(int slot) { return slots_[slot].h.TakeH(); }
+  const std::vector<Mat>& Inputs(int slot) const { return slots_[slot].inputs; }
   void CombineRanks() override {
     for (Slot& s : slots_) {
       s.h.AddInRankOrder(s.kept);
@@ -212,28 +228,44 @@ class HessianObserver : public ForwardObserver {
   struct Slot {
     const InputTransformLinear* transform;
     HessianAccumulator h;
-    std::vector<Mat> kept = {};  // split: this rank's inputs, until CombineRanks
+    std::vector<Mat> kept = {};    // split: this rank's inputs, until CombineRanks
+    std::vector<Mat> inputs = {};  // keep_inputs: every window's input
   };
   Site site_;
   int layer_;
-  bool split_;
+  bool split_, hessian_, keep_inputs_;
   std::vector<Slot> slots_;
 };
 
+// Quantizes the weights layer by layer on the calibration states, true sequential: GPTQ (or RTN)
+// weights, then the activation clip search of each linear on the inputs it saw.
 class GptqRunner {
  public:
   // `states`: the calibration windows' hidden states entering the model's first layer (advanced
   // in place), or null to start from the embeddings of `calib`.
-  GptqRunner(Model& work, const QuantConfig& cfg, const std::vector<Window>& calib,
-             WeightMap& weights, QuantizeReport& rep, std::vector<Mat>* states)
+  // `float_states` (+seq): the same in the float model `fp`, or null to embed `calib`.
+  GptqRunner(Model& work, const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
+             WeightMap& weights, QuantizeReport& rep, std::vector<Mat>* states,
+             std::vector<Mat>* float_states)
       : work_(work),
+        fp_(fp),
         cfg_(cfg),
         weights_(weights),
         rep_(rep),
         hs_(states ? *states : own_hs_),
+        fhs_(float_states ? *float_states : own_fhs_),
         split_(states != nullptr && dist::Size() > 1) {
     if (!states) {
       for (const Window& w : calib) hs_.push_back(Embed(work_, w.tokens));
+    }
+    if (cfg_.seq_calib) {
+      Check(!split_,
+            "+seq does not run under mpirun yet (its cross term is not added across "
+            "ranks)");
+      Check(!states || float_states, "+seq needs the float model's calibration states");
+      if (!float_states) {
+        for (const Window& w : calib) fhs_.push_back(Embed(fp_, w.tokens));
+      }
     }
     for (const Mat& h : hs_) {
       rep_.calib_tokens += static_cast<long>(h.rows());
@@ -248,63 +280,160 @@ class GptqRunner {
       for (Proj p : ProjsReading(site)) {
         if (!cfg_.KeepsFloat(p)) projs.push_back(p);
       }
-      if (projs.empty()) continue;
-      HessianObserver obs(site, l, split_);
-      std::vector<int> slot;
-      for (Proj p : projs) slot.push_back(obs.Track(*LinearAt(work_, l, p)));
-      for (const Mat& h : hs_) {
-        Mat hh = h;
-        UntilCollected([&] { ForwardBlock(work_, l, hh, &obs); });
-      }
-      if (split_) obs.CombineRanks();  // once per stage: each stage needs the last's weights
-      QuantizeSharingFactors(l, projs, slot, obs);
+      if (!projs.empty()) Stage(l, site, projs);
     }
     for (Mat& h : hs_) ForwardBlock(work_, l, h, nullptr);
+    for (Mat& h : fhs_) ForwardBlock(fp_, l, h, nullptr);
   }
 
-  void LmHead() {
-    HessianObserver obs(Site::kHeadInput, work_.config.n_layers, split_);
-    const int slot = obs.Track(*work_.lm_head);
-    for (const Mat& h : hs_) UntilCollected([&] { Head(work_, h, &obs); });
-    if (split_) obs.CombineRanks();
-    Quantize(-1, Proj::kLmHead, FactorHessian(obs.TakeHessian(slot), Options()));
-  }
+  void LmHead() { Stage(-1, Site::kHeadInput, {Proj::kLmHead}); }
 
  private:
+  bool gptq() const { return cfg_.w_bits < 16 && cfg_.gptq; }
+
+  // One true-sequential stage: the linears `projs` of layer l (-1: the lm_head) that read `site`
+  // get their inputs (and, +seq, the float model's inputs), then weights, then clip ratios.
+  void Stage(int l, Site site, const std::vector<Proj>& projs) {
+    const int at = l < 0 ? work_.config.n_layers : l;
+    const bool seq = cfg_.seq_calib;
+    HessianObserver obs(site, at, split_, gptq(), cfg_.SearchesActClip() || seq);
+    HessianObserver float_obs(site, at, /*split=*/false, /*hessian=*/false, seq);
+    std::vector<int> slot;
+    std::vector<LinearPtr> float_linears;  // inside their transforms, before quantization
+    for (Proj p : projs) {
+      slot.push_back(obs.Track(*LinearAt(work_, l, p)));
+      float_obs.Track(*LinearAt(fp_, l, p));  // the same transforms: the same slots
+      float_linears.push_back(InsideTransforms(LinearAt(work_, l, p)));
+    }
+    ObserveSite(work_, hs_, at, obs);
+    if (seq) ObserveSite(fp_, fhs_, at, float_obs);
+    if (split_) obs.CombineRanks();  // once per stage: each stage needs the last's weights
+    if (gptq()) {
+      QuantizeSharingFactors(l, projs, slot, obs, float_obs);
+    } else {
+      for (Proj p : projs) QuantizeRtnAt(l, p);
+    }
+    for (size_t i = 0; i < projs.size(); ++i) {
+      if (cfg_.SearchesActClip()) {
+        SearchActClip(l, projs[i], obs.Inputs(slot[i]), seq ? &float_obs.Inputs(slot[i]) : nullptr,
+                      *float_linears[i]);
+      }
+      if (seq && cfg_.ForLayer(l).a_bits < 16) {  // the next stages see this linear's quantized activations
+        LinearPtr& lin = LinearAt(work_, l, projs[i]);
+        const ActQuantSpec act = ActSpecOf(l, projs[i]);
+        lin = ReplaceInsideTransforms(lin, [&](const LinearPtr& inner) -> LinearPtr {
+          return std::make_shared<ActQuantLinear>(inner, act);
+        });
+      }
+    }
+  }
+
+  // Runs every window of `states` up to `site` of layer `at` (at == n_layers: the head input).
+  static void ObserveSite(const Model& m, const std::vector<Mat>& states, int at,
+                          HessianObserver& obs) {
+    for (const Mat& h : states) {
+      if (at == m.config.n_layers) {
+        UntilCollected([&] { Head(m, h, &obs); });
+      } else {
+        Mat hh = h;
+        UntilCollected([&] { ForwardBlock(m, at, hh, &obs); });
+      }
+    }
+  }
+
   GptqOptions Options() const { return {cfg_.gptq_damp, cfg_.gptq_block, cfg_.act_order}; }
 
   // Linears that read the same input (q/k/v, gate/up) share a Hessian: factor it once.
+  // +seq: the weights are first re-targeted to the float model's inputs (AsymmetricRetarget).
   void QuantizeSharingFactors(int l, const std::vector<Proj>& projs, const std::vector<int>& slot,
-                              HessianObserver& obs) {
+                              HessianObserver& obs, const HessianObserver& float_obs) {
     for (size_t i = 0; i < projs.size(); ++i) {
       if (std::find(slot.begin(), slot.begin() + i, slot[i]) != slot.begin() + i) continue;
-      const GptqFactor f = FactorHessian(obs.TakeHessian(slot[i]), Options());
+      Eigen::MatrixXd h = obs.TakeHessian(slot[i]);
+      Eigen::MatrixXd retarget;
+      if (cfg_.seq_calib) {
+        retarget =
+            AsymmetricRetarget(h, float_obs.Inputs(slot[i]), obs.Inputs(slot[i]), cfg_.gptq_damp);
+      }
+      const GptqFactor f = FactorHessian(std::move(h), Options());
       for (size_t j = i; j < projs.size(); ++j) {
-        if (slot[j] == slot[i]) Quantize(l, projs[j], f);
+        if (slot[j] == slot[i]) Quantize(l, projs[j], f, cfg_.seq_calib ? &retarget : nullptr);
       }
     }
   }
 
-  void Quantize(int l, Proj p, const GptqFactor& f) {
+  ActQuantSpec ActSpecOf(int l, Proj p) const {
+    ActQuantSpec act = cfg_.ForLayer(l).act_spec();
+    if (auto it = act_clips_.find({l, p}); it != act_clips_.end()) act.clip = it->second.clip;
+    return act;
+  }
+
+  // `retarget` (+seq, may be null): W <- W (I + P) before GPTQ.
+  void Quantize(int l, Proj p, const GptqFactor& f, const Eigen::MatrixXd* retarget = nullptr) {
     std::shared_ptr<const Linear>& lin = LinearAt(work_, l, p);
     GptqStats stats;
+    Mat w = FloatWeightOf(*lin).w;
+    if (retarget) {
+      const Eigen::MatrixXd wd = w.cast<double>();
+      w = (wd + wd * *retarget).cast<float>();
+    }
     auto qw = std::make_shared<const QuantizedWeight>(
-        GptqQuantize(FloatWeightOf(*lin).w, f, cfg_.ForLayer(l).weight_spec(), Options(), &stats));
+        GptqQuantize(w, f, cfg_.ForLayer(l).weight_spec(), Options(), &stats));
     weights_[{l, p}] = qw;
     gptq_stats_[{l, p}] = stats;
     lin = MakeQuantLinear(lin, qw, ActQuantSpec{});  // weight-only while calibrating
   }
+
+  // Round to nearest, as QuantizeModel without calibration (nothing for float weights).
+  void QuantizeRtnAt(int l, Proj p) {
+    if (cfg_.w_bits >= 16) return;
+    std::shared_ptr<const Linear>& lin = LinearAt(work_, l, p);
+    auto qw = std::make_shared<const QuantizedWeight>(
+        QuantizeRtn(FloatWeightOf(*lin).w, cfg_.ForLayer(l).weight_spec()));
+    weights_[{l, p}] = qw;
+    lin = MakeQuantLinear(lin, qw, ActQuantSpec{});
+  }
+
+  // The clip ratio of (l, p)'s activations: err(c) on this rank's inputs, continued across
+  // ranks in window order, so every rank picks the same ratio as one process.
+  // `float_inputs` (+seq, may be null): the targets are the float linear on these instead.
+  void SearchActClip(int l, Proj p, const std::vector<Mat>& inputs,
+                     const std::vector<Mat>* float_inputs, const Linear& float_linear) {
+    const std::vector<float> grid = ActClipGrid(cfg_.a_clip_min);
+    std::vector<double> errors(grid.size(), 0.0);
+    const LinearPtr& quantized = InsideTransforms(LinearAt(work_, l, p));
+    auto add_mine = [&] {
+      AddActClipErrors(inputs, float_linear, quantized, cfg_.ForLayer(l).act_spec(), grid, errors,
+                       float_inputs);
+    };
+    if (split_) {
+      dist::FoldInRankOrder(errors, add_mine);
+    } else {
+      add_mine();
+    }
+    act_clips_[{l, p}] = {grid[BestActClip(errors)], errors};
+  }
+
+ public:
+  struct ActClip {
+    float clip;
+    std::vector<double> errors;
+  };
+  std::map<Key, ActClip> act_clips_;
 
  public:
   std::map<Key, GptqStats> gptq_stats_;
 
  private:
   Model& work_;
+  const Model& fp_;  // the float model (+seq: its states are the targets)
   const QuantConfig& cfg_;
   WeightMap& weights_;
   QuantizeReport& rep_;
   std::vector<Mat> own_hs_;
   std::vector<Mat>& hs_;  // per calibration window: hidden state entering the next layer [T, d]
+  std::vector<Mat> own_fhs_;
+  std::vector<Mat>& fhs_;  // +seq: the same windows' states in the float model
   bool split_;  // hs_ is this rank's block of the windows: Hessians are added across ranks
 };
 
@@ -312,7 +441,7 @@ class GptqRunner {
 
 Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
                     QuantizeReport* report, const std::function<void(int, int)>& progress,
-                    std::vector<Mat>* calib_states) {
+                    std::vector<Mat>* calib_states, std::vector<Mat>* float_states) {
   const auto start = std::chrono::steady_clock::now();
   cfg.Validate();
   cfg.CheckLayers(fp.config.n_layers);
@@ -322,18 +451,24 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
   WeightMap weights;
   std::map<Key, GptqStats> gptq_stats;
   const int L = fp.config.n_layers;
-  if (cfg.w_bits < 16 && cfg.gptq) {
+  std::map<Key, GptqRunner::ActClip> act_clips;
+  if (cfg.Calibrates()) {
     Check(!calib.empty() || (calib_states && !calib_states->empty()),
-          "GPTQ needs calibration windows (--calib FILE)");
+          std::string(cfg.SearchesActClip() ? "the activation clip search" : "GPTQ") +
+              " needs calibration windows (--calib FILE)");
     Model work = fp;
-    work.kv_quant = nullptr;
-    GptqRunner runner(work, cfg, calib, weights, rep, calib_states);
+    work.kv_quant = nullptr;  // +seq: the KV quantizer joins the stream
+    if (cfg.seq_calib && cfg.kv_bits < 16) {
+      work.kv_quant = std::make_shared<GroupKvQuantizer>(cfg.kv_bits, cfg.kv_group);
+    }
+    GptqRunner runner(work, fp, cfg, calib, weights, rep, calib_states, float_states);
     for (int l = 0; l < L; ++l) {
       runner.Layer(l);
       if (progress) progress(l + 1, L);
     }
     if (!cfg.KeepsFloat(Proj::kLmHead)) runner.LmHead();
     gptq_stats = runner.gptq_stats_;
+    act_clips = runner.act_clips_;
   } else if (cfg.w_bits < 16) {
     for (size_t i = 0; i < keys.size(); ++i) {
       const Key& k = keys[i];
@@ -346,12 +481,17 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
   Model q = fp;
   for (const Key& k : keys) {
     const QuantConfig lc = cfg.ForLayer(k.layer);
-    const ActQuantSpec act = lc.act_spec();
+    ActQuantSpec act = lc.act_spec();
     const std::string wfmt = lc.w_bits < 16
                                  ? lc.weight_spec().Describe() + (lc.gptq ? " gptq" : " rtn") +
                                        (lc.act_order ? " act-order" : "")
                                  : std::string("w16");
-    LinearReport lr{k.layer, k.proj, wfmt + ", " + act.Describe()};
+    LinearReport lr;
+    if (auto it = act_clips.find(k); it != act_clips.end()) {
+      act.clip = it->second.clip;
+      lr.act_clip_errors = it->second.errors;
+    }
+    lr.layer = k.layer, lr.proj = k.proj, lr.format = wfmt + ", " + act.Describe();
     if (auto it = gptq_stats.find(k); it != gptq_stats.end()) {
       lr.dead_columns = it->second.dead_columns;
       lr.gptq_damp = it->second.damp_used;

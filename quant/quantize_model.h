@@ -26,6 +26,15 @@ struct QuantConfig {
   double gptq_damp = 0.01;   // times mean(diag(H))
   int a_bits = 16;           // 2..8, or 16: activations stay float
   float a_clip = 1.0f;
+  // +act-clip: each quantized linear gets the activation clip ratio from ActClipGrid(a_clip_min)
+  // that minimises its output error on the calibration text (quant/act_clip.h); a_clip unused.
+  bool a_clip_search = false;
+  float a_clip_min = 0.5f;
+  // +seq: sequential calibration against float targets. The calibration stream runs the
+  // quantized layers with their activation (and KV) quantization; GPTQ fits each linear to the
+  // float model's output on the float model's inputs (the GPTAQ objective, quant/gptq.h's
+  // AsymmetricRetarget) and the clip search measures against that same float output.
+  bool seq_calib = false;
   int kv_bits = 16;          // 2..8, or 16: KV cache stays float
   int kv_group = 0;          // 0: one group per head (head_dim)
   // Linears left entirely in float (weights and input). Embeddings are a table lookup and are
@@ -46,7 +55,11 @@ struct QuantConfig {
   QuantConfig ForLayer(int layer) const;
   bool KeepsFloat(Proj p) const;           // named in keep_float
   bool QuantizesWeight(Proj p) const;      // w_bits < 16 and not kept float
-  // Every setting as (key, value) text, in a fixed order, for printing and JSON.
+  bool SearchesActClip() const { return a_clip_search && a_bits < 16; }
+  // GPTQ or the activation clip search: calibration states run layer by layer.
+  bool Calibrates() const { return (w_bits < 16 && gptq) || SearchesActClip(); }
+  // Every setting as (key, value) text, in a fixed order, for printing and JSON
+  // (a_clip_search and a_clip_min only when the search is on, seq_calib only when set).
   std::vector<std::pair<std::string, std::string>> Settings() const;
   void Validate() const;  // throws Error naming the flag
   void CheckLayers(int n_layers) const;  // alt_layers name layers of the model (Error naming it)
@@ -56,6 +69,8 @@ struct LinearReport {
   int layer = -1;  // -1: lm_head
   Proj proj = Proj::kQ;
   std::string format;       // "w4 g128 sym clip-search gptq, a4 clip 1.00" or "float"
+  // +act-clip: err(c) over ActClipGrid(QuantConfig::a_clip_min) (quant/act_clip.h)
+  std::vector<double> act_clip_errors = {};
   int dead_columns = 0;     // GPTQ: input channels that were always 0
   double gptq_damp = 0;     // GPTQ: the dampening that was used
 };
@@ -84,9 +99,12 @@ struct QuantizeReport {
 // are this rank's block of the windows (core/dist.h) and the Hessians are added across ranks in
 // window order before each stage is quantized, so every rank quantizes the same weights as one
 // process (each rank keeps its block's inputs of the stage until then).
+// `float_states` (+seq, with `calib_states`): the same windows' states entering `fp`'s first layer
+// in the float model, advanced in place through `fp`'s layers.
 Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<Window>& calib,
                     QuantizeReport* report = nullptr,
                     const std::function<void(int, int)>& progress = {},
-                    std::vector<Mat>* calib_states = nullptr);
+                    std::vector<Mat>* calib_states = nullptr,
+                    std::vector<Mat>* float_states = nullptr);
 
 }  // namespace sq

@@ -37,7 +37,13 @@ struct RecipeDef {
   // A modifier combines with any recipe as "base+name" (its steps are appended to the base's);
   // it is not a recipe on its own.
   bool modifier = false;
+  // What it sets in the QuantConfig beyond the quantizer (recorded by QuantConfig::Settings()),
+  // or null.
+  void (*configure)(QuantConfig&) = nullptr;
 };
+
+void SearchActClip(QuantConfig& c) { c.a_clip_search = true; }
+void SequentialCalibration(QuantConfig& c) { c.seq_calib = true; }
 
 constexpr RecipeDef kRecipes[] = {
     {"rtn", "round to nearest (with the MSE clip search unless --no-clip-search)", "",
@@ -58,6 +64,14 @@ constexpr RecipeDef kRecipes[] = {
     {"sink-aware",
      "modifier (rtn+sink-aware, ...): position 0 and outlier tokens keep float activations and KV",
      "sink-aware", Quantizer::kBase, /*modifier=*/true},
+    {"act-clip",
+     "modifier (rotate-gptq+act-clip, ...): per linear, the activation clip ratio (1.00 down to "
+     "--a-clip-min by 0.05) that minimises its output error on the calibration text",
+     "", Quantizer::kBase, /*modifier=*/true, SearchActClip},
+    {"seq",
+     "modifier (rotate-gptq+seq, ...): calibration states run with activation and KV "
+     "quantization; GPTQ and +act-clip fit the float model's outputs (GPTAQ's objective)",
+     "", Quantizer::kBase, /*modifier=*/true, SequentialCalibration},
 };
 
 const StepDef* FindStep(std::string_view name) {
@@ -129,6 +143,7 @@ Recipe MakeRecipe(const std::string& method, const QuantConfig& base) {
   for (size_t i = 0; i < parts.size(); ++i) {
     const RecipeDef& d = find(parts[i], /*modifier=*/i > 0);
     if (d.quantizer != Quantizer::kBase) r.config.gptq = d.quantizer == Quantizer::kGptq;
+    if (d.configure) d.configure(r.config);
     if (d.steps.empty()) continue;
     for (const std::string& step : SplitList(std::string(d.steps), ',')) {
       const StepDef* s = FindStep(step);

@@ -97,18 +97,21 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
     calib_fp_.push_back(Embed(fp_, calib_[w].tokens));
   }
   const QuantConfig& c = recipe_.config;
-  gptq_ = c.w_bits < 16 && c.gptq;
-  Check(!gptq_ || !calib_.empty(), "GPTQ needs calibration windows (--calib FILE)");
-  for (size_t w = mine.begin; gptq_ && w < mine.end; ++w) {
+  calibrates_ = c.Calibrates();
+  Check(!calibrates_ || !calib_.empty(),
+        std::string(c.SearchesActClip() ? "the activation clip search" : "GPTQ") +
+            " needs calibration windows (--calib FILE)");
+  for (size_t w = mine.begin; calibrates_ && w < mine.end; ++w) {
     calib_q_.push_back(Embed(t_, calib_[w].tokens));
+    if (c.seq_calib) calib_tf_.push_back(calib_q_.back());
   }
   // The lm_head: quantized now unless GPTQ needs the last layer's calibration states.
-  if (!HeadNeedsGptq()) q_.lm_head = QuantizeSlice(head_t_, -1, nullptr).lm_head;
+  if (!HeadNeedsCalibration()) q_.lm_head = QuantizeSlice(head_t_, -1, nullptr, nullptr).lm_head;
 }
 
-bool RecipePipeline::HeadNeedsGptq() const {
+bool RecipePipeline::HeadNeedsCalibration() const {
   const QuantConfig& c = recipe_.config;
-  return c.gptq && c.w_bits < 16 && !c.KeepsFloat(Proj::kLmHead);
+  return c.Calibrates() && !c.KeepsFloat(Proj::kLmHead);
 }
 
 LayerMajorHooks RecipePipeline::Hooks() {
@@ -135,11 +138,12 @@ Model RecipePipeline::LayerSlice(int l) const {
   return s;
 }
 
-Model RecipePipeline::QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states) {
+Model RecipePipeline::QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states,
+                                    std::vector<Mat>* float_states) {
   QuantConfig cfg = recipe_.config.ForLayer(layer);  // the slice's one layer is its layer 0
   if (layer >= 0 && !cfg.KeepsFloat(Proj::kLmHead)) cfg.keep_float.push_back(Proj::kLmHead);
   QuantizeReport rep;
-  Model q = QuantizeModel(t, cfg, calib_, &rep, {}, states);
+  Model q = QuantizeModel(t, cfg, calib_, &rep, {}, states, float_states);
   for (LinearReport lr : rep.linears) {
     if ((layer >= 0) != (lr.layer >= 0)) continue;  // a slice's stand-in lm_head, or no layers
     if (layer >= 0) lr.layer = layer;
@@ -185,7 +189,7 @@ void RecipePipeline::PrepareLayer(int l) {
               ? SmoothWithStats(cur, recipe_.config, stats, calib_.size(), ignored)
               : FindTransform(name, recipe_.name)(cur, recipe_.config, calib_, ignored);
   }
-  Model q = QuantizeSlice(cur, l, gptq_ ? &calib_q_ : nullptr);
+  Model q = QuantizeSlice(cur, l, calibrates_ ? &calib_q_ : nullptr, FloatStates());
   if (!q_.kv_quant) q_.kv_quant = q.kv_quant;  // one KV quantizer serves every layer
   Install(t_, cur, l, t_layer_);
   Install(q_, q, l, q_layer_);
@@ -239,9 +243,9 @@ void RecipePipeline::BuildAll(const std::function<void(int, int)>& progress) {
 }
 
 void RecipePipeline::PrepareHead() {
-  if (!HeadNeedsGptq()) return;
+  if (!HeadNeedsCalibration()) return;
   Stopwatch clock(seconds_);
-  q_.lm_head = QuantizeSlice(head_t_, -1, &calib_q_).lm_head;
+  q_.lm_head = QuantizeSlice(head_t_, -1, &calib_q_, FloatStates()).lm_head;
 }
 
 QuantizeReport RecipePipeline::report() const {

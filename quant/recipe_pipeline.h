@@ -3,7 +3,8 @@
 // front; then, driven by ForwardLayerMajor's hooks, layer l is read from the mapped checkpoint,
 // transformed (the recipe's steps run on a one-layer slice of the model), calibrated on the
 // calibration windows' hidden states at layer l (SmoothQuant maxima from the float stream, GPTQ
-// Hessians from the weight-quantized stream, GPTQ's true-sequential order), quantized, run by
+// Hessians and the +act-clip inputs from the weight-quantized stream, GPTQ's true-sequential
+// order), quantized, run by
 // the evaluation streams, and dropped. Resident memory is one transformed layer, the hidden
 // states and the model-level tensors instead of whole-model float copies.
 //
@@ -55,9 +56,13 @@ class RecipePipeline {
   void PrepareLayer(int l);
   void ReleaseLayer(int l);
   void PrepareHead();
-  bool HeadNeedsGptq() const;
+  bool HeadNeedsCalibration() const;
+  std::vector<Mat>* FloatStates() {  // +seq's float targets, or null
+    return calibrates_ && recipe_.config.seq_calib ? &calib_tf_ : nullptr;
+  }
   Model LayerSlice(int l) const;   // fp's layer l as a one-layer model
-  Model QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states);
+  Model QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states,
+                      std::vector<Mat>* float_states);
   void Install(Model& shell, Model& slice, int l, std::vector<std::shared_ptr<const void>>& keep);
   void CompactQuantizedLayer(int l);
 
@@ -70,9 +75,11 @@ class RecipePipeline {
   Model t_, q_;                     // the shells the streams run
   std::vector<std::shared_ptr<const void>> t_layer_, q_layer_;  // storage of the current layer
   // Calibration states of this rank's block of the windows (all of them in one process).
-  bool smooth_ = false, gptq_ = false;
+  bool smooth_ = false, calibrates_ = false;
   std::vector<Mat> calib_fp_;       // calibration states in the float model (smooth statistics)
-  std::vector<Mat> calib_q_;        // ... in the transformed, weight-quantized model (GPTQ)
+  std::vector<Mat> calib_tf_;       // ... in the transformed float model (+seq's targets)
+  std::vector<Mat> calib_q_;        // ... in the transformed, weight-quantized model (GPTQ and
+                                    // the activation clip search: QuantConfig::Calibrates())
   std::vector<std::string> log_;
   QuantizeReport report_;
   std::shared_ptr<SinkCounts> sink_counts_;

@@ -507,6 +507,13 @@ TEST_CASE("stories260K W4A4 rotate exports: ONNX Runtime perplexity equals sinkq
   CheckStoriesW4A4("rotate");
 }
 
+TEST_CASE(
+    "stories260K W4A4 rotate-gptq+act-clip exports (a searched clip per linear): ONNX "
+    "Runtime perplexity equals sinkquant's simulation",
+    "[quant][onnx][real]") {
+  CheckStoriesW4A4("rotate-gptq+act-clip");
+}
+
 TEST_CASE("bytelm-austen W4A4 rtn exports: ONNX Runtime perplexity within 1e-3",
           "[quant][onnx][real]") {
   CheckBytelmW4A4("rtn");

@@ -53,13 +53,17 @@ TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[q
   QuantConfig base;
   base.a_bits = 4;
   base.kv_bits = 4;
-  for (const char* m : {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate",
-                        "rotate+sink-aware", "gptq+sink-aware", "rotate+kv-rotate"}) {
+  for (const char* m :
+       {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate", "rotate+sink-aware",
+        "gptq+sink-aware", "rotate+kv-rotate", "rotate+act-clip", "rotate-gptq+act-clip",
+        "rotate-gptq+kv-rotate+act-clip", "rotate-gptq+seq", "rotate-gptq+act-clip+seq"}) {
     RequirePipelineMatches(lm, m, base, calib, eval, true);
   }
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, false);
   base.keep_float = {};  // the lm_head quantized too (GPTQ on the last layer's states)
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, true);
+  // The quantized lm_head's activation clip searched on the last layer's states.
+  RequirePipelineMatches(lm, "rotate-gptq+act-clip", base, calib, eval, true);
   base.alt_layers = {1, 3};  // mixed precision: two layers at W8A8
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, true);
   RequirePipelineMatches(lm, "rtn", base, calib, eval, false);
