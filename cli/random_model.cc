@@ -92,7 +92,8 @@ void FuseParts(const ModelConfig& c, Plan& p) {
 Plan MakePlan(const ModelConfig& c, DType dtype) {
   Plan p;
   p.tensors = RandomCheckpointTensors(c);
-  for (const RandomTensor& t : p.tensors) p.specs.push_back({HfTensorName(t.id), dtype, t.shape});
+  for (const RandomTensor& t : p.tensors)
+    p.specs.push_back({HfTensorName(t.id, c), dtype, t.shape});
   FuseParts(c, p);
   return p;
 }

@@ -68,6 +68,21 @@ void ValidateConfig(const ModelConfig& c, const std::string& source) {
   for (int w : c.layer_window) {
     Check(w >= 0, source + ": sliding_window must be positive, got " + std::to_string(w));
   }
+  auto non_negative = [&](float v, const char* name) {
+    Check(std::isfinite(v) && v >= 0,
+          source + ": " + name + " must be a finite number >= 0, got " + std::to_string(v));
+  };
+  non_negative(c.attn_softcap, "attn_logit_softcapping");
+  non_negative(c.final_softcap, "final_logit_softcapping");
+  non_negative(c.query_pre_attn_scalar, "query_pre_attn_scalar");
+  Check(std::isfinite(c.embed_scale) && c.embed_scale > 0,
+        source + ": the embedding scale must be finite and positive, got " +
+            std::to_string(c.embed_scale));
+  Check(c.rope_local_theta == 0 || (std::isfinite(c.rope_local_theta) && c.rope_local_theta > 1),
+        source + ": rope_local_base_freq must be finite and above 1, got " +
+            std::to_string(c.rope_local_theta));
+  Check(!(c.post_norms && c.gated_norm_rank > 0),
+        source + ": gated_norm_rank is not supported with Gemma's post-norms");
   Check(c.layer_nope.empty() || static_cast<int>(c.layer_nope.size()) == c.n_layers,
         source + ": no_rope_layers must have one entry per layer");
   for (const auto& [id, name] : {std::pair{c.bos_id, "bos_token_id"}, {c.eos_id, "eos_token_id"}}) {
@@ -83,6 +98,14 @@ void ValidateConfig(const ModelConfig& c, const std::string& source) {
   Check(int64_t{c.n_heads} * c.head_dim <= (1 << 18),
         source + ": num_attention_heads * head_dim = " +
             std::to_string(int64_t{c.n_heads} * c.head_dim) + " is implausibly large");
+}
+
+ModelConfig LayerRopeConfig(const ModelConfig& c, int layer) {
+  if (c.rope_local_theta == 0 || c.window(layer) == 0) return c;
+  ModelConfig local = c;
+  local.rope_theta = c.rope_local_theta;
+  local.rope_scaling = RopeScaling{};
+  return local;
 }
 
 ModelConfig SliceLayers(const ModelConfig& c, int first, int count) {

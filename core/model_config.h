@@ -2,6 +2,7 @@
 // formats/ fills it from config.json or a llama2.c header; nothing else parses files.
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,13 @@ struct RopeScaling {
   bool longrope = false;
   std::vector<float> short_factor, long_factor;  // rope_dim/2 entries each
   float attention_factor = 1.0f;
+  // rope_scaling of type "linear" (Gemma 3's global layers): every inverse frequency / factor.
+  bool linear = false;
 };
+
+// The FFN's gate activation: silu (SwiGLU) or gelu with the tanh approximation (Gemma's GeGLU,
+// hidden_activation gelu_pytorch_tanh).
+enum class FfnActivation { kSilu, kGeluTanh };
 
 struct ModelConfig {
   std::string architecture = "LlamaForCausalLM";  // as config.json names it
@@ -55,6 +62,23 @@ struct ModelConfig {
   std::vector<int> layer_window;
   // Per layer: true when the layer applies no RoPE (SmolLM3's NoPE layers). Empty = none.
   std::vector<bool> layer_nope;
+  // Gemma 2/3. The embedding is multiplied by embed_scale (sqrt(hidden)); each block's attention
+  // and FFN outputs pass their own RMSNorm before the residual add (post_norms); attention
+  // scores are scaled by query_pre_attn_scalar^-0.5 (0 = head_dim's) and, with
+  // attn_softcap > 0, capped as tanh(s / cap) * cap before the mask, logits likewise with
+  // final_softcap. Sliding-window layers use rope_local_theta without rope_scaling (Gemma 3;
+  // 0 = rope_theta everywhere).
+  float embed_scale = 1.0f;
+  bool post_norms = false;
+  FfnActivation ffn_activation = FfnActivation::kSilu;
+  float query_pre_attn_scalar = 0.0f;
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
+  float rope_local_theta = 0.0f;
+  // Gemma's checkpoints store every RMSNorm weight as w for a scale of (1 + w). formats/ adds
+  // the 1 when loading (in float, as HF does) and takes it off when writing, so the engine and
+  // the transforms see the scale itself.
+  bool norm_weight_offset = false;
   float initializer_range = 0.02f;  // std of the normal init of weights (random checkpoints)
   int bos_id = -1;
   int eos_id = -1;
@@ -67,7 +91,15 @@ struct ModelConfig {
   int rope_dim() const { return rotary_dim > 0 ? rotary_dim : head_dim; }
   int window(int layer) const { return layer_window.empty() ? 0 : layer_window[layer]; }
   bool rope(int layer) const { return layer_nope.empty() || !layer_nope[layer]; }
+  float attention_scale() const {
+    const double s = query_pre_attn_scalar > 0 ? query_pre_attn_scalar : head_dim;
+    return static_cast<float>(1.0 / std::sqrt(s));
+  }
 };
+
+// The RoPE facts of layer `layer`: `c` itself, or for a sliding-window layer of a model with
+// rope_local_theta, that theta and no rope_scaling (Gemma 3's local rotary embedding).
+ModelConfig LayerRopeConfig(const ModelConfig& c, int layer);
 
 // Keeps layers [first, first + count) of `c`: n_layers and the per-layer facts move together
 // (a layer slice must still know its own window and RoPE).

@@ -35,8 +35,18 @@ const char* RoleName(Role r) {
     case Role::kFfnGate: return "ffn_gate";
     case Role::kFfnUp: return "ffn_up";
     case Role::kFfnDown: return "ffn_down";
+    case Role::kAttnPostNorm:
+      return "attn_post_norm";
+    case Role::kFfnPostNorm:
+      return "ffn_post_norm";
   }
   return "?";
+}
+
+bool IsNormRole(Role r) {
+  return r == Role::kAttnNorm || r == Role::kFfnNorm || r == Role::kFinalNorm ||
+         r == Role::kAttnQNorm || r == Role::kAttnKNorm || r == Role::kAttnPostNorm ||
+         r == Role::kFfnPostNorm;
 }
 
 TensorView ModelWeights::Own(Mat m, std::vector<int64_t> shape) {
@@ -69,12 +79,14 @@ void Walk(const ModelConfig& c, W& w, F&& fn, bool skip_tied) {
     visit(l, Role::kAttnQNorm, L.q_norm);
     visit(l, Role::kAttnKNorm, L.k_norm);
     visit(l, Role::kAttnO, L.wo);
+    visit(l, Role::kAttnPostNorm, L.attn_post_norm);
     visit(l, Role::kFfnNorm, L.ffn_norm);
     visit(l, Role::kFfnNormGateDown, L.ffn_norm_gate.down);
     visit(l, Role::kFfnNormGateUp, L.ffn_norm_gate.up);
     visit(l, Role::kFfnGate, L.w_gate);
     visit(l, Role::kFfnUp, L.w_up);
     visit(l, Role::kFfnDown, L.w_down);
+    visit(l, Role::kFfnPostNorm, L.ffn_post_norm);
   }
   visit(-1, Role::kFinalNorm, w.final_norm);
   visit(-1, Role::kFinalNormGateDown, w.final_norm_gate.down);
@@ -98,7 +110,12 @@ std::vector<int64_t> ExpectedShape(const ModelConfig& c, Role r) {
   const int64_t d = c.hidden, f = c.intermediate, hd = c.head_dim, rank = c.gated_norm_rank;
   switch (r) {
     case Role::kEmbed: case Role::kLmHead: return {c.vocab, d};
-    case Role::kFinalNorm: case Role::kAttnNorm: case Role::kFfnNorm: return {d};
+    case Role::kFinalNorm:
+    case Role::kAttnNorm:
+    case Role::kFfnNorm:
+    case Role::kAttnPostNorm:
+    case Role::kFfnPostNorm:
+      return {d};
     case Role::kFinalNormGateDown: case Role::kAttnNormGateDown: case Role::kFfnNormGateDown:
       return {rank, d};
     case Role::kFinalNormGateUp: case Role::kAttnNormGateUp: case Role::kFfnNormGateUp:
@@ -148,6 +165,10 @@ void ValidateWeights(const ModelConfig& c, const ModelWeights& w, const std::str
       require(l, Role::kAttnQBias, L.bq);
       require(l, Role::kAttnKBias, L.bk);
       require(l, Role::kAttnVBias, L.bv);
+    }
+    if (c.post_norms) {
+      require(l, Role::kAttnPostNorm, L.attn_post_norm);
+      require(l, Role::kFfnPostNorm, L.ffn_post_norm);
     }
     if (c.qk_norm) {
       require(l, Role::kAttnQNorm, L.q_norm);

@@ -33,25 +33,50 @@ struct LayerWeights {
   TensorView q_norm;     // [hd]; Qwen3 only
   TensorView k_norm;     // [hd]; Qwen3 only
   TensorView wo;         // [d, H*hd]
+  TensorView attn_post_norm;  // [d]; Gemma: RMSNorm of the attention output, before the add
   TensorView ffn_norm;   // [d]
   NormGate ffn_norm_gate;
   TensorView w_gate;     // [f, d]
   TensorView w_up;       // [f, d]
   TensorView w_down;     // [d, f]
+  TensorView ffn_post_norm;  // [d]; Gemma: RMSNorm of the FFN output, before the add
 };
 
 // Tensors are named by role inside the engine; HF strings live only in formats/.
 enum class Role {
-  kEmbed, kFinalNorm, kFinalNormGateDown, kFinalNormGateUp, kLmHead,
-  kAttnNorm, kAttnNormGateDown, kAttnNormGateUp, kAttnQ, kAttnK, kAttnV, kAttnQBias,
-  kAttnKBias, kAttnVBias, kAttnQNorm, kAttnKNorm, kAttnO, kFfnNorm, kFfnNormGateDown,
-  kFfnNormGateUp, kFfnGate, kFfnUp, kFfnDown,
+  kEmbed,
+  kFinalNorm,
+  kFinalNormGateDown,
+  kFinalNormGateUp,
+  kLmHead,
+  kAttnNorm,
+  kAttnNormGateDown,
+  kAttnNormGateUp,
+  kAttnQ,
+  kAttnK,
+  kAttnV,
+  kAttnQBias,
+  kAttnKBias,
+  kAttnVBias,
+  kAttnQNorm,
+  kAttnKNorm,
+  kAttnO,
+  kFfnNorm,
+  kFfnNormGateDown,
+  kFfnNormGateUp,
+  kFfnGate,
+  kFfnUp,
+  kFfnDown,
+  kAttnPostNorm,
+  kFfnPostNorm,
 };
 struct TensorId {
   int layer = -1;  // -1 for model-level tensors
   Role role = Role::kEmbed;
 };
-const char* RoleName(Role r);  // "attn_q", ... (for messages and reports)
+const char* RoleName(Role r);
+// RMSNorm weights: the per-layer and final norms, Qwen3/Gemma 3 q/k norms, Gemma's post-norms.
+bool IsNormRole(Role r);  // "attn_q", ... (for messages and reports)
 // The shape `c` implies for a tensor of role `r`.
 std::vector<int64_t> ExpectedShape(const ModelConfig& c, Role r);
 

@@ -25,6 +25,9 @@ const char* EnabledBy(const ModelConfig& c, Role r) {
       return c.qkv_bias ? nullptr : "attention_bias";
     case Role::kAttnQNorm: case Role::kAttnKNorm:
       return c.qk_norm ? nullptr : "Qwen3ForCausalLM (qk_norm)";
+    case Role::kAttnPostNorm:
+    case Role::kFfnPostNorm:
+      return c.post_norms ? nullptr : "Gemma's post-norms";
     case Role::kAttnNormGateDown: case Role::kAttnNormGateUp: case Role::kFfnNormGateDown:
     case Role::kFfnNormGateUp: case Role::kFinalNormGateDown: case Role::kFinalNormGateUp:
       return c.gated_norm_rank > 0 ? nullptr : "gated_norm_rank";
@@ -65,7 +68,7 @@ bool AssignFused(const ModelConfig& c, const std::string& name, const TensorView
 void AssignTensor(const ModelConfig& c, const std::string& name, const TensorView& v,
                   const std::string& file, ModelWeights* w) {
   if (AssignFused(c, name, v, file, w)) return;
-  auto id = ParseHfTensorName(name);
+  auto id = ParseHfTensorName(name, c);
   if (!id) return;
   if (HfFusesProjections(c)) {
     for (const HfFusedTensor& f : HfFusedTensors()) {
@@ -93,6 +96,15 @@ void CheckTiedHead(const ModelConfig& c, const ModelWeights& w, const std::strin
                     std::memcmp(w.lm_head.data, w.embed.data, w.embed.nbytes()) == 0;
   Check(same, source + ": tensor lm_head.weight differs from model.embed_tokens.weight but "
                        "config.json sets tie_word_embeddings true (it would be ignored)");
+}
+
+// Gemma stores each RMSNorm weight as an offset from 1: adds `delta` to every norm weight (+1
+// after loading, so the engine sees the scale; -1 before writing), as owned F32 tensors. The
+// sum is taken in float, as Hugging Face's (1.0 + self.weight.float()).
+void ShiftNormWeights(const ModelConfig& c, ModelWeights& w, float delta) {
+  ForEachTensor(c, w, [&](TensorId id, TensorView& v) {
+    if (IsNormRole(id.role)) v = w.Own((ToMat(v).array() + delta).matrix(), v.shape);
+  });
 }
 
 // Shard file names from model.safetensors.index.json, with the tensors each should hold.
@@ -141,7 +153,8 @@ void LoadHfWeights(const std::string& dir, const ModelConfig& c, Checkpoint* ck)
   }
   CheckTiedHead(c, w, source);
   if (c.tie_embeddings) w.lm_head = w.embed;
-  ValidateWeights(c, w, source, [](TensorId id) { return HfTensorName(id); });
+  ValidateWeights(c, w, source, [&](TensorId id) { return HfTensorName(id, c); });
+  if (c.norm_weight_offset) ShiftNormWeights(c, w, 1.0f);
 }
 
 Checkpoint LoadHfDir(const std::string& dir) {
@@ -188,7 +201,7 @@ void FuseForWrite(const ModelConfig& c, ModelWeights w,
       for (Role r : f.parts) {
         mats.push_back(ToMat(WeightSlot(w, {l, r})));
         rows += mats.back().rows();
-        parts.insert(HfTensorName({l, r}));
+        parts.insert(HfTensorName({l, r}, c));
       }
       Mat all(rows, c.hidden);
       int64_t at = 0;
@@ -205,8 +218,10 @@ void FuseForWrite(const ModelConfig& c, ModelWeights w,
 
 }  // namespace
 
-void WriteHfCheckpoint(const std::string& dir, const ModelConfig& c, const ModelWeights& w) {
-  ValidateWeights(c, w, "writing " + dir, [](TensorId id) { return HfTensorName(id); });
+void WriteHfCheckpoint(const std::string& dir, const ModelConfig& c, const ModelWeights& in) {
+  ValidateWeights(c, in, "writing " + dir, [&](TensorId id) { return HfTensorName(id, c); });
+  ModelWeights w = in;  // shares the storage; only shifted norms are new
+  if (c.norm_weight_offset) ShiftNormWeights(c, w, -1.0f);
   std::error_code ec;
   fs::create_directories(dir, ec);
   Check(!ec && fs::is_directory(dir), "cannot create folder " + dir + ": " + ec.message());
@@ -215,11 +230,11 @@ void WriteHfCheckpoint(const std::string& dir, const ModelConfig& c, const Model
   std::vector<std::pair<std::string, TensorView>> tensors;
   ForEachTensor(c, w, [&](TensorId id, const TensorView& v) {
     if (v.dtype == DType::kF32) {
-      tensors.emplace_back(HfTensorName(id), v);
+      tensors.emplace_back(HfTensorName(id, c), v);
       return;
     }
     owned.push_back(MakeOwned(ToMat(v), v.shape));
-    tensors.emplace_back(HfTensorName(id), owned.back()->View());
+    tensors.emplace_back(HfTensorName(id, c), owned.back()->View());
   });  // skip_tied: a tied lm_head is not stored
   if (HfFusesProjections(c)) FuseForWrite(c, w, owned, tensors);
   WriteSafetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});

@@ -14,7 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-enum class Arch { kLlama, kMistral, kQwen2, kQwen3, kPhi3, kSmolLM3 };
+enum class Arch { kLlama, kMistral, kQwen2, kQwen3, kPhi3, kSmolLM3, kGemma2, kGemma3 };
 struct ArchInfo {
   Arch arch;
   const char* name;
@@ -27,10 +27,16 @@ constexpr ArchInfo kArchs[] = {
     {Arch::kQwen3, "Qwen3ForCausalLM", "qwen3"},
     {Arch::kPhi3, "Phi3ForCausalLM", "phi3"},
     {Arch::kSmolLM3, "SmolLM3ForCausalLM", "smollm3"},
+    {Arch::kGemma2, "Gemma2ForCausalLM", "gemma2"},
+    {Arch::kGemma3, "Gemma3ForCausalLM", "gemma3_text"},
 };
 
-// Qwen2/Qwen3/SmolLM3 pick attention per layer (layer_types); Mistral and Phi-3 window all.
-bool HasLayerTypes(Arch a) { return a == Arch::kQwen2 || a == Arch::kQwen3 || a == Arch::kSmolLM3; }
+bool IsGemma(Arch a) { return a == Arch::kGemma2 || a == Arch::kGemma3; }
+
+// Qwen2/Qwen3/SmolLM3/Gemma pick attention per layer (layer_types); Mistral and Phi-3 window all.
+bool HasLayerTypes(Arch a) {
+  return a == Arch::kQwen2 || a == Arch::kQwen3 || a == Arch::kSmolLM3 || IsGemma(a);
+}
 
 const char* ArchName(Arch a) {
   for (const auto& info : kArchs) {
@@ -164,9 +170,16 @@ RopeScaling ParseRopeScaling(const Fields& f, bool phi3, int max_position) {
   if (type == "default") return s;
   // "su" is longrope's first name (early Phi-3 128k configs); Phi3Config renames it.
   if (type == "longrope" || type == "su") return ParseLongRope(f, r, phi3, max_position);
-  Check(type == "llama3", f.source() + ": rope_scaling type '" + type +
-                              "' is not supported (supported: llama3, longrope, or null)");
   Fields rf(r, f.source() + ": rope_scaling");
+  if (type == "linear") {  // positions / factor, i.e. every inverse frequency / factor
+    s.linear = true;
+    s.factor = rf.Float("factor");
+    Check(s.factor > 0, f.source() + ": rope_scaling linear factor must be positive, got " +
+                            std::to_string(s.factor));
+    return s;
+  }
+  Check(type == "llama3", f.source() + ": rope_scaling type '" + type +
+                              "' is not supported (supported: llama3, longrope, linear, or null)");
   s.enabled = true;
   s.factor = rf.Float("factor");
   s.low_freq_factor = rf.Float("low_freq_factor");
@@ -236,6 +249,9 @@ int ParseWindowSize(const Fields& f, Arch arch, const json& j) {
       return f.Bool("use_sliding_window", false) ? size(4096) : 0;
     case Arch::kSmolLM3:
       return f.Bool("use_sliding_window", false) ? size(0) : 0;
+    case Arch::kGemma2:
+    case Arch::kGemma3:
+      return size(j.contains("sliding_window") ? 0 : 4096);
   }
   return 0;
 }
@@ -260,6 +276,15 @@ std::vector<int> ParseLayerWindows(const Fields& f, Arch arch, const json& j, in
       Check(w > 0, f.source() + ": " + at + " is sliding_attention but no sliding_window is " +
                        "in effect (use_sliding_window false or sliding_window null)");
       win[i] = w;
+    }
+  } else if (w > 0 && IsGemma(arch)) {
+    // Gemma 2: even layers slide; Gemma 3: all but every sliding_window_pattern-th (default 6).
+    const int every = arch == Arch::kGemma2 ? 2 : f.Int("sliding_window_pattern", 6);
+    Check(every > 0,
+          f.source() + ": sliding_window_pattern must be positive, got " + std::to_string(every));
+    for (int i = 0; i < n_layers; ++i) {
+      const bool sliding = arch == Arch::kGemma2 ? i % 2 == 0 : (i + 1) % every != 0;
+      if (sliding) win[i] = w;
     }
   } else if (w > 0) {
     const int first =
@@ -322,6 +347,14 @@ void WriteWindows(const ModelConfig& c, Arch arch, const std::string& src,
 void WriteArchFields(const ModelConfig& c, Arch arch, const std::string& src,
                      nlohmann::ordered_json& j) {
   WriteWindows(c, arch, src, j);
+  if (IsGemma(arch)) {
+    auto cap = [](float v) { return v > 0 ? JsonFloat(v) : json(nullptr); };
+    j["hidden_activation"] = "gelu_pytorch_tanh";
+    j["query_pre_attn_scalar"] = JsonFloat(c.query_pre_attn_scalar);
+    j["attn_logit_softcapping"] = cap(c.attn_softcap);
+    j["final_logit_softcapping"] = cap(c.final_softcap);
+    if (arch == Arch::kGemma3) j["rope_local_base_freq"] = JsonFloat(c.rope_local_theta);
+  }
   if (arch == Arch::kPhi3) {
     const double factor = static_cast<double>(c.rope_dim()) / c.head_dim;
     Check(static_cast<int>(c.head_dim * factor) == c.rope_dim(),
@@ -351,6 +384,42 @@ void WriteLongRope(const RopeScaling& s, nlohmann::ordered_json& j) {
                        {"attention_factor", JsonFloat(s.attention_factor)}};
 }
 
+// Gemma 2/3 as their config classes and modeling code define them: GeGLU (tanh gelu), four norms
+// per layer stored as offsets from 1, embeddings times sqrt(hidden_size), attention scaled by
+// query_pre_attn_scalar^-0.5, soft-capped scores and logits (Gemma 2's defaults 50 and 30), and
+// Gemma 3's q/k norms and local RoPE theta on sliding layers.
+void ParseGemma(const Fields& f, Arch arch, const json& j, ModelConfig& c) {
+  if (!IsGemma(arch)) return;
+  if (f.Present("hidden_activation")) {
+    Check(f.Raw("hidden_activation") == "gelu_pytorch_tanh",
+          f.source() + ": hidden_activation " + f.Raw("hidden_activation").dump() +
+              " is not supported (gelu_pytorch_tanh)");
+  }
+  c.ffn_activation = FfnActivation::kGeluTanh;
+  c.post_norms = true;
+  c.norm_weight_offset = true;
+  c.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(c.hidden)));
+  c.query_pre_attn_scalar = f.Float("query_pre_attn_scalar", 256.0f);
+  Check(c.query_pre_attn_scalar > 0, f.source() + ": query_pre_attn_scalar must be positive, got " +
+                                         JsonFloat(c.query_pre_attn_scalar).dump());
+  const bool g2 = arch == Arch::kGemma2;
+  auto cap = [&](const char* key, float def) {
+    if (!j.contains(key)) return def;
+    if (j[key].is_null()) return 0.0f;
+    const float v = f.Float(key);
+    Check(v > 0, f.source() + ": " + key + " must be positive or null, got " + j[key].dump());
+    return v;
+  };
+  c.attn_softcap = cap("attn_logit_softcapping", g2 ? 50.0f : 0.0f);
+  c.final_softcap = cap("final_logit_softcapping", g2 ? 30.0f : 0.0f);
+  if (arch == Arch::kGemma3) {
+    c.qk_norm = true;
+    c.rope_local_theta = f.Float("rope_local_base_freq", 10000.0f);
+    Check(c.rope_local_theta > 1, f.source() + ": rope_local_base_freq must be above 1, got " +
+                                      JsonFloat(c.rope_local_theta).dump());
+  }
+}
+
 }  // namespace
 
 ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
@@ -359,7 +428,7 @@ ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
   c.architecture = Architecture(j, source);
   const Arch arch = FindArch(c.architecture, source).arch;
   Fields f(j, source);
-  if (f.Present("hidden_act")) {
+  if (f.Present("hidden_act") && !IsGemma(arch)) {  // Gemma reads hidden_activation
     Check(f.Raw("hidden_act") == "silu",
           source + ": hidden_act " + f.Raw("hidden_act").dump() + " is not supported (silu)");
   }
@@ -370,16 +439,20 @@ ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
   c.n_heads = f.Int("num_attention_heads");
   c.n_kv_heads = f.Int("num_key_value_heads", c.n_heads);
   Check(c.n_heads > 0, source + ": num_attention_heads must be positive");
-  c.head_dim = f.Int("head_dim", c.hidden / c.n_heads);
+  c.head_dim = f.Int("head_dim", IsGemma(arch) ? 256 : c.hidden / c.n_heads);
   c.vocab = f.Int("vocab_size");
   // Defaults of each Hugging Face config class, for keys a config.json leaves out.
-  c.max_position = f.Int("max_position_embeddings", arch == Arch::kLlama  ? 2048
-                                                    : arch == Arch::kPhi3 ? 4096
-                                                                          : 32768);
+  c.max_position = f.Int("max_position_embeddings", arch == Arch::kLlama    ? 2048
+                                                    : arch == Arch::kPhi3   ? 4096
+                                                    : arch == Arch::kGemma2 ? 8192
+                                                    : arch == Arch::kGemma3 ? 131072
+                                                                            : 32768);
   c.norm_eps = f.Float("rms_norm_eps", arch == Arch::kPhi3 ? 1e-5f : 1e-6f);
-  c.rope_theta = f.Float("rope_theta", arch == Arch::kSmolLM3 ? 2e6f : 10000.0f);
+  c.rope_theta = f.Float("rope_theta", arch == Arch::kSmolLM3  ? 2e6f
+                                       : arch == Arch::kGemma3 ? 1e6f
+                                                               : 10000.0f);
   c.rope_pairing = RopePairing::kHalf;  // every HF architecture here uses rotate_half
-  c.tie_embeddings = f.Bool("tie_word_embeddings", arch == Arch::kSmolLM3);
+  c.tie_embeddings = f.Bool("tie_word_embeddings", arch == Arch::kSmolLM3 || IsGemma(arch));
   // Qwen2 always has q/k/v biases (its config has no attention_bias field); Phi-3 never has.
   c.qkv_bias = arch == Arch::kQwen2  ? true
                : arch == Arch::kPhi3 ? false
@@ -398,6 +471,7 @@ ModelConfig HfConfigFromJson(const json& j, const std::string& source) {
   c.rope_scaling = ParseRopeScaling(f, arch == Arch::kPhi3, c.max_position);  // sized by rotary_dim
   c.layer_nope = ParseNoRope(f, arch, c.n_layers);
   c.layer_window = ParseLayerWindows(f, arch, j, c.n_layers, c.layer_nope);
+  ParseGemma(f, arch, j, c);
   ValidateConfig(c, source);
   return c;
 }
@@ -412,8 +486,24 @@ nlohmann::ordered_json HfConfigToJson(const ModelConfig& c) {
   Check(c.rope_pairing == RopePairing::kHalf,
         src + ": adjacent RoPE pairing has no config.json form; permute q/k rows to "
               "rotate_half first (as `sinkquant convert` does)");
-  Check(!c.qk_norm || info.arch == Arch::kQwen3, src + ": qk_norm needs Qwen3ForCausalLM");
-  Check(c.qk_norm || info.arch != Arch::kQwen3, src + ": Qwen3ForCausalLM implies qk_norm");
+  const bool qk_arch = info.arch == Arch::kQwen3 || info.arch == Arch::kGemma3;
+  Check(!c.qk_norm || qk_arch, src + ": qk_norm needs Qwen3ForCausalLM or Gemma3ForCausalLM");
+  Check(c.qk_norm || !qk_arch, src + ": " + c.architecture + " implies qk_norm");
+  const bool gemma = IsGemma(info.arch);
+  Check(gemma ==
+            (c.post_norms && c.norm_weight_offset && c.ffn_activation == FfnActivation::kGeluTanh),
+        src +
+            ": post-norms, (1 + w) norm weights and GeGLU go together with Gemma2ForCausalLM "
+            "or Gemma3ForCausalLM");
+  Check(gemma || (c.attn_softcap == 0 && c.final_softcap == 0 && c.query_pre_attn_scalar == 0 &&
+                  c.embed_scale == 1.0f && c.rope_local_theta == 0),
+        src +
+            ": soft-capping, query_pre_attn_scalar, embedding scale and local RoPE theta need "
+            "a Gemma architecture");
+  Check(!gemma || c.embed_scale == static_cast<float>(std::sqrt(double(c.hidden))),
+        src + ": Gemma scales embeddings by sqrt(hidden_size) only");
+  Check(c.rope_local_theta == 0 || info.arch == Arch::kGemma3,
+        src + ": rope_local_base_freq needs Gemma3ForCausalLM");
   Check(c.qkv_bias || info.arch != Arch::kQwen2, src + ": Qwen2ForCausalLM implies qkv_bias");
   Check(!c.qkv_bias || info.arch != Arch::kPhi3, src + ": Phi3ForCausalLM has no q/k/v biases");
   ValidateConfig(c, src);
@@ -442,10 +532,12 @@ nlohmann::ordered_json HfConfigToJson(const ModelConfig& c) {
                          {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
   } else if (c.rope_scaling.longrope) {
     WriteLongRope(c.rope_scaling, j);
+  } else if (c.rope_scaling.linear) {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", JsonFloat(c.rope_scaling.factor)}};
   } else {
     j["rope_scaling"] = nullptr;
   }
-  j["hidden_act"] = "silu";
+  j["hidden_act"] = gemma ? "gelu_pytorch_tanh" : "silu";
   if (info.arch != Arch::kQwen2) j["attention_bias"] = c.qkv_bias;
   j["mlp_bias"] = false;
   j["tie_word_embeddings"] = c.tie_embeddings;

@@ -1,6 +1,7 @@
 #include "formats/hf_names.h"
 
 #include <cstdlib>
+#include <span>
 
 #include "core/error.h"
 
@@ -42,16 +43,32 @@ constexpr NameEntry kLayerNames[] = {
     {Role::kFfnDown, "mlp.down_proj.weight"},
 };
 
+// Gemma 2/3 (post_norms): four norms per layer, and post_attention_layernorm is the attention
+// output's own norm rather than the FFN's input norm. Looked up before kLayerNames.
+constexpr NameEntry kPostNormLayerNames[] = {
+    {Role::kAttnPostNorm, "post_attention_layernorm.weight"},
+    {Role::kFfnNorm, "pre_feedforward_layernorm.weight"},
+    {Role::kFfnPostNorm, "post_feedforward_layernorm.weight"},
+};
+
 constexpr const char kLayerPrefix[] = "model.layers.";
+
+// The layer-name tables of `c`'s layout, in lookup order.
+std::vector<std::span<const NameEntry>> LayerTables(const ModelConfig& c) {
+  if (c.post_norms) return {kPostNormLayerNames, kLayerNames};
+  return {kLayerNames};
+}
 
 }  // namespace
 
-std::string HfTensorName(TensorId id) {
+std::string HfTensorName(TensorId id, const ModelConfig& c) {
   for (const auto& e : kModelNames) {
     if (e.role == id.role) return e.suffix;
   }
-  for (const auto& e : kLayerNames) {
-    if (e.role == id.role) return kLayerPrefix + std::to_string(id.layer) + "." + e.suffix;
+  for (std::span<const NameEntry> table : LayerTables(c)) {
+    for (const auto& e : table) {
+      if (e.role == id.role) return kLayerPrefix + std::to_string(id.layer) + "." + e.suffix;
+    }
   }
   throw Error(std::string("no Hugging Face name for role ") + RoleName(id.role));
 }
@@ -73,14 +90,16 @@ std::optional<std::pair<int, std::string>> SplitLayerName(const std::string& nam
 
 }  // namespace
 
-std::optional<TensorId> ParseHfTensorName(const std::string& name) {
+std::optional<TensorId> ParseHfTensorName(const std::string& name, const ModelConfig& c) {
   for (const auto& e : kModelNames) {
     if (name == e.suffix) return TensorId{-1, e.role};
   }
   const auto split = SplitLayerName(name);
   if (!split) return std::nullopt;
-  for (const auto& e : kLayerNames) {
-    if (split->second == e.suffix) return TensorId{split->first, e.role};
+  for (std::span<const NameEntry> table : LayerTables(c)) {
+    for (const auto& e : table) {
+      if (split->second == e.suffix) return TensorId{split->first, e.role};
+    }
   }
   return std::nullopt;
 }
@@ -133,6 +152,10 @@ TensorView& WeightSlot(ModelWeights& w, TensorId id) {
     case Role::kAttnQNorm: return L.q_norm;
     case Role::kAttnKNorm: return L.k_norm;
     case Role::kAttnO: return L.wo;
+    case Role::kAttnPostNorm:
+      return L.attn_post_norm;
+    case Role::kFfnPostNorm:
+      return L.ffn_post_norm;
     case Role::kFfnNorm: return L.ffn_norm;
     case Role::kFfnNormGateDown: return L.ffn_norm_gate.down;
     case Role::kFfnNormGateUp: return L.ffn_norm_gate.up;

@@ -13,10 +13,13 @@ namespace sq {
 
 // "model.layers.3.self_attn.q_proj.weight", "model.embed_tokens.weight", "lm_head.weight",
 // GatedNorm gates: "model.layers.3.input_layernorm.gate_down.weight", "model.norm.gate_up.weight".
-std::string HfTensorName(TensorId id);
+// The layout is `c`'s: with Gemma's post-norms, "post_attention_layernorm" is the attention
+// output's norm and "pre_feedforward_layernorm" the FFN's input norm (default: Llama's layout).
+std::string HfTensorName(TensorId id, const ModelConfig& c = ModelConfig());
 
 // The inverse: nullopt for names sinkquant does not use (e.g. "...rotary_emb.inv_freq").
-std::optional<TensorId> ParseHfTensorName(const std::string& name);
+std::optional<TensorId> ParseHfTensorName(const std::string& name,
+                                          const ModelConfig& c = ModelConfig());
 
 // Phi-3 stores q, k, v as one "self_attn.qkv_proj.weight" (their rows stacked in that order) and
 // gate, up as one "mlp.gate_up_proj.weight" (gate rows, then up rows). Split at load; written

@@ -1,5 +1,7 @@
 // The forward pass. One block reads like the paper:
-//   x = Norm(h); h += o_proj(Attention(q(x), k(x), v(x)) * gate);  x = Norm(h); h += down(silu(gate(x)) * up(x))
+//   x = Norm(h); h += o_proj(Attention(q(x), k(x), v(x)) * gate);  x = Norm(h); h +=
+//   down(silu(gate(x)) * up(x))
+// Gemma: gelu_tanh for silu, and each branch output passes its own norm before the add.
 #include "model/model.h"
 
 #include <cmath>
@@ -96,7 +98,7 @@ Mat Attention(const Model& m, int l, const Mat& x, ForwardObserver* obs) {
     HeadNorm(k, L.k_norm, hd, c.norm_eps);
   }
   if (c.rope(l)) {  // NoPE layers (SmolLM3) attend by content alone
-    const RopeTable rope = MakeRopeTable(c, T);
+    const RopeTable rope = MakeRopeTable(LayerRopeConfig(c, l), T);
     ApplyRope(q, hd, rope, c.rope_pairing);
     ApplyRope(k, hd, rope, c.rope_pairing);
   }
@@ -127,7 +129,8 @@ Mat Attention(const Model& m, int l, const Mat& x, ForwardObserver* obs) {
     const int g = h / c.heads_per_kv();  // GQA: heads share KV head g
     Mat o;
     HeadAttention(HeadCols(q, h, hd), HeadCols(k, g, hd), HeadCols(v, g, hd), o,
-                  want_probs ? &probs[h] : nullptr, c.window(l));
+                  want_probs ? &probs[h] : nullptr,
+                  {c.window(l), c.attention_scale(), c.attn_softcap});
     out.middleCols(h * hd, hd) = o;
   }
   for (int h = 0; h < static_cast<int>(probs.size()); ++h) {
@@ -140,6 +143,13 @@ Mat Attention(const Model& m, int l, const Mat& x, ForwardObserver* obs) {
     out = out.cwiseProduct(gate);
   }
   return out;
+}
+
+// Gemma's post-norm of a branch output y [T, d], in place, then the residual rotation when the
+// stream is rotated.
+void PostNorm(const LayerLinears& lin, const TensorView& w, float eps, Mat& y) {
+  y = RmsNorm(y, ToVec(w), eps);
+  if (lin.post_out) lin.post_out->Apply(y);
 }
 
 }  // namespace
@@ -155,6 +165,7 @@ Mat Embed(const Model& m, std::span<const int> tokens) {
     ToFloat(e.dtype, e.data + static_cast<size_t>(tokens[t]) * d * DTypeSize(e.dtype),
             h.row(t).data(), d);
   }
+  if (m.config.embed_scale != 1.0f) h *= m.config.embed_scale;  // Gemma: sqrt(hidden)
   return h;
 }
 
@@ -169,6 +180,7 @@ void ForwardBlock(const Model& m, int l, Mat& h, ForwardObserver* obs) {
   Notify(obs, {Site::kOInput, l}, attn);
   Mat y;
   lin.o->Apply(attn, y);
+  if (c.post_norms) PostNorm(lin, L.attn_post_norm, c.norm_eps, y);  // Gemma
   h += y;
 
   x = Norm(h, L.ffn_norm, L.ffn_norm_gate, c.norm_eps, obs, l, 1);
@@ -176,9 +188,10 @@ void ForwardBlock(const Model& m, int l, Mat& h, ForwardObserver* obs) {
   Mat g, u;
   lin.gate->Apply(x, g);   // [T, f]
   lin.up->Apply(x, u);     // [T, f]
-  const Mat a = SwiGlu(g, u);
+  const Mat a = GatedActivation(c.ffn_activation, g, u);
   Notify(obs, {Site::kDownInput, l}, a);
   lin.down->Apply(a, y);   // [T, d]
+  if (c.post_norms) PostNorm(lin, L.ffn_post_norm, c.norm_eps, y);
   h += y;
   Notify(obs, {Site::kResidual, l}, h);
 }
@@ -189,6 +202,7 @@ Mat Head(const Model& m, const Mat& h, ForwardObserver* obs) {
   Notify(obs, {Site::kHeadInput, c.n_layers}, x);
   Mat logits;
   m.lm_head->Apply(x, logits);  // [T, V]
+  Softcap(logits, c.final_softcap);  // Gemma 2
   Notify(obs, {Site::kLogits, c.n_layers}, logits);
   return logits;
 }

@@ -18,6 +18,9 @@ struct LayerLinears {
   // Null, or Q: the values were rotated by Q (in W_v) for the KV quantizer, and a gate before
   // o_proj keeps Q from folding into W_o, so every head of the attention output gets x Q^T.
   std::shared_ptr<const HeadRotation> attn_out;
+  // Null, or Q [d]: Gemma's post-norm outputs (attention and FFN) get x Q before the residual add
+  // when the residual stream is rotated (Q cannot fold through the post-norm's weight).
+  std::shared_ptr<const HeadRotation> post_out;
 };
 
 struct Model {

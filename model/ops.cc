@@ -46,6 +46,10 @@ std::vector<double> RopeInvFreq(const ModelConfig& c, int seq_len) {
   std::vector<double> inv(half);
   for (int i = 0; i < half; ++i) inv[i] = std::pow(double(c.rope_theta), -2.0 * i / dim);
   const RopeScaling& s = c.rope_scaling;
+  if (s.linear) {
+    for (double& f : inv) f /= s.factor;
+    return inv;
+  }
   if (s.longrope) {
     const std::vector<float>& ext = LongRopeIsLong(c, seq_len) ? s.long_factor : s.short_factor;
     for (int i = 0; i < half; ++i) inv[i] /= ext[i];
@@ -149,9 +153,16 @@ Eigen::Index FirstKey(Eigen::Index t, int window) {
 // sliding window, the keys before it): at 512 tokens 56% of the full products' work.
 constexpr Eigen::Index kQueryBlock = 64;
 
-void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs, int window) {
+void Softcap(Mat& x, float cap) {
+  if (cap > 0) x = x.unaryExpr([cap](float v) { return std::tanh(v / cap) * cap; });
+}
+
+void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs,
+                   AttnShape shape) {
   const Eigen::Index T = q.rows();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(q.cols()));
+  const int window = shape.window;
+  const float scale =
+      shape.scale > 0 ? shape.scale : 1.0f / std::sqrt(static_cast<float>(q.cols()));
   out.resize(T, v.cols());
   if (probs) probs->setZero(T, T);
   Mat s;  // [n, keys of the block]
@@ -160,6 +171,7 @@ void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* prob
     const Eigen::Index width = r0 + n - k0;
     s.noalias() = q.middleRows(r0, n) * k.middleRows(k0, width).transpose();
     s *= scale;
+    Softcap(s, shape.softcap);
     for (Eigen::Index i = 0; i < n; ++i) {
       const Eigen::Index t = r0 + i, j0 = FirstKey(t, window) - k0, j1 = t + 1 - k0;
       auto row = s.row(i).segment(j0, j1 - j0);
@@ -174,8 +186,11 @@ void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* prob
   }
 }
 
-void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs, int window) {
+void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs,
+                      AttnShape shape) {
   const Eigen::Index T = q.rows(), hd = q.cols();
+  const int window = shape.window;
+  const double scale = shape.scale > 0 ? shape.scale : 1.0 / std::sqrt(double(hd));
   out = Mat::Zero(T, v.cols());
   Mat p = Mat::Zero(T, T);
   for (Eigen::Index t = 0; t < T; ++t) {
@@ -185,7 +200,8 @@ void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* p
     for (Eigen::Index j = j0; j <= t; ++j) {
       double dot = 0;
       for (Eigen::Index i = 0; i < hd; ++i) dot += double(q(t, i)) * k(j, i);
-      score[j] = dot / std::sqrt(double(hd));
+      score[j] = dot * scale;
+      if (shape.softcap > 0) score[j] = std::tanh(score[j] / shape.softcap) * shape.softcap;
       m = std::max(m, score[j]);
     }
     double z = 0;
@@ -200,6 +216,14 @@ void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* p
 
 Mat SwiGlu(const Mat& gate, const Mat& up) {
   return gate.binaryExpr(up, [](float g, float u) { return Silu(g) * u; });
+}
+
+Mat GeGlu(const Mat& gate, const Mat& up) {
+  return gate.binaryExpr(up, [](float g, float u) { return GeluTanh(g) * u; });
+}
+
+Mat GatedActivation(FfnActivation act, const Mat& gate, const Mat& up) {
+  return act == FfnActivation::kGeluTanh ? GeGlu(gate, up) : SwiGlu(gate, up);
 }
 
 Mat SwiGluRef(const Mat& gate, const Mat& up) {

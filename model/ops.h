@@ -41,15 +41,34 @@ void ApplyRopeRef(Mat& x, int hd, const RopeTable& t, RopePairing pairing);
 // Causal softmax attention for one head.  q [T, hd], k [T, hd], v [T, hd] -> out [T, hd];
 // probs [T, T] (row t: query t over keys 0..t) is filled when non-null. With window > 0, query
 // t sees only keys j > t - window (Hugging Face's sliding window: `window` keys, itself included).
-void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs, int window = 0);
+// Scores are q.k * scale (0: 1/sqrt(hd)), with softcap > 0 then tanh(s / softcap) * softcap
+// (Gemma 2's attn_logit_softcapping), before the mask.
+struct AttnShape {
+  int window = 0;
+  float scale = 0.0f;
+  float softcap = 0.0f;
+};
+void HeadAttention(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs,
+                   AttnShape shape = {});
 void HeadAttentionRef(const Mat& q, const Mat& k, const Mat& v, Mat& out, Mat* probs,
-                      int window = 0);
+                      AttnShape shape = {});
+// Gemma's soft-cap, in place: x <- tanh(x / cap) * cap (cap 0: unchanged).
+void Softcap(Mat& x, float cap);
 
 // silu(gate) * up, elementwise.  [T, f]
 Mat SwiGlu(const Mat& gate, const Mat& up);
 Mat SwiGluRef(const Mat& gate, const Mat& up);
+// gelu_tanh(gate) * up (Gemma's GeGLU), elementwise.  [T, f]
+Mat GeGlu(const Mat& gate, const Mat& up);
+// The FFN's gated activation of `act`.
+Mat GatedActivation(FfnActivation act, const Mat& gate, const Mat& up);
 
 inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 inline float Silu(float x) { return x / (1.0f + std::exp(-x)); }
+// PyTorch's gelu(approximate="tanh"): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+inline float GeluTanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
 
 }  // namespace sq

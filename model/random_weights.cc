@@ -46,22 +46,19 @@ ModelWeights Layout(const ModelConfig& c) {
       L.k_norm = Slot({hd});
     }
     L.wo = Slot({d, c.q_dim()});
+    if (c.post_norms) L.attn_post_norm = Slot({d});
     L.ffn_norm = Slot({d});
     L.ffn_norm_gate = GateSlots(c);
     L.w_gate = Slot({f, d});
     L.w_up = Slot({f, d});
     L.w_down = Slot({d, f});
+    if (c.post_norms) L.ffn_post_norm = Slot({d});
     w.layers.push_back(L);
   }
   w.final_norm = Slot({d});
   w.final_norm_gate = GateSlots(c);
   w.lm_head = c.tie_embeddings ? w.embed : Slot({c.vocab, d});
   return w;
-}
-
-bool IsNorm(Role r) {
-  return r == Role::kAttnNorm || r == Role::kFfnNorm || r == Role::kFinalNorm ||
-         r == Role::kAttnQNorm || r == Role::kAttnKNorm;
 }
 
 bool IsBias(Role r) {
@@ -104,7 +101,7 @@ ModelWeights RandomWeights(const ModelConfig& c, uint64_t seed) {
   ModelWeights w = Layout(c);
   ForEachTensor(c, w, [&](TensorId id, TensorView& v) {
     Mat m(v.rows(), v.cols());
-    if (IsNorm(id.role)) {
+    if (IsNormRole(id.role)) {
       m.setOnes();
     } else {
       std::normal_distribution<float> dist(0.0f, TestScale(v, id.role));
@@ -127,7 +124,8 @@ std::vector<RandomTensor> RandomCheckpointTensors(const ModelConfig& c) {
   std::vector<RandomTensor> out;
   ForEachTensor(c, layout, [&](TensorId id, const TensorView& v) {
     RandomTensor t{id, v.shape, RandomInit::kNormal, c.initializer_range};
-    if (IsNorm(id.role)) t.init = RandomInit::kOnes;
+    // A norm scales by one: weight 1, or 0 where the checkpoint stores 1 + w (Gemma).
+    if (IsNormRole(id.role)) t.init = c.norm_weight_offset ? RandomInit::kZeros : RandomInit::kOnes;
     if (IsBias(id.role)) t.init = RandomInit::kZeros;
     out.push_back(std::move(t));
   });

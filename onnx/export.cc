@@ -667,6 +667,8 @@ class GraphWriter {
 OnnxExportReport ExportOnnx(const Model& m, const std::string& path, const OnnxExportOptions& opt) {
   Check(!path.empty(), "ONNX export: empty output path");
   Check(m.config.head_dim % 2 == 0, "ONNX export: head_dim must be even for RoPE");
+  Check(!m.config.post_norms, "ONNX export: " + m.config.architecture +
+                                  " (post-norms, GeGLU, soft-capping) is not supported yet");
   OnnxExportReport r;
   OnnxWriteOptions wo;
   wo.external_threshold = opt.external_threshold;

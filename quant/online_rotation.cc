@@ -57,6 +57,7 @@ OnlineRotations FindOnlineRotations(const Model& m) {
     }
     r.layers[l].qk = std::dynamic_pointer_cast<const Rotation>(m.linears[l].qk);
     r.layers[l].attn_out = std::dynamic_pointer_cast<const Rotation>(m.linears[l].attn_out);
+    r.layers[l].post_out = std::dynamic_pointer_cast<const Rotation>(m.linears[l].post_out);
   }
   if (r.empty()) r.layers.clear();
   return r;
@@ -65,7 +66,9 @@ OnlineRotations FindOnlineRotations(const Model& m) {
 bool OnlineRotations::empty() const {
   if (head_in) return false;
   for (const auto& l : layers) {
-    if (l.attn_in || l.o_in || l.ffn_in || l.down_in || l.qk || l.attn_out) return false;
+    if (l.attn_in || l.o_in || l.ffn_in || l.down_in || l.qk || l.attn_out || l.post_out) {
+      return false;
+    }
   }
   return true;
 }
@@ -83,6 +86,7 @@ void WrapOnlineRotations(Model& m, const OnlineRotations& r) {
     }
     m.linears[l].qk = r.layers[l].qk;
     m.linears[l].attn_out = r.layers[l].attn_out;
+    m.linears[l].post_out = r.layers[l].post_out;
   }
   wrap(m.lm_head, r.head_in);
 }

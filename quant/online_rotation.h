@@ -37,6 +37,8 @@ struct LayerOnlineRotations {
   // Not linear inputs (kv-rotate): every head of the queries and keys after RoPE [hd], and the
   // inverse on every head of the attention output (gated attention, values rotated in W_v).
   std::shared_ptr<const Rotation> qk, attn_out;
+  // Gemma's post-norm outputs [d] (residual rotation with post-norms): not a linear input either.
+  std::shared_ptr<const Rotation> post_out;
   // The field of a layer's linear-input site; throws Error for any other site.
   std::shared_ptr<const Rotation>& At(Site site);
   const std::shared_ptr<const Rotation>& At(Site site) const;

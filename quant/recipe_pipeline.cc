@@ -224,9 +224,9 @@ void RecipePipeline::CompactQuantizedLayer(int l) {
   L.wq = src.wq, L.wk = src.wk, L.wv = src.wv, L.wo = src.wo;
   L.w_gate = src.w_gate, L.w_up = src.w_up, L.w_down = src.w_down;
   // Small float tensors the forward pass reads: copied out of the slice's storage.
-  for (TensorView* v : {&L.attn_norm, &L.ffn_norm, &L.q_norm, &L.k_norm, &L.bq, &L.bk, &L.bv,
-                        &L.attn_norm_gate.down, &L.attn_norm_gate.up, &L.ffn_norm_gate.down,
-                        &L.ffn_norm_gate.up}) {
+  for (TensorView* v : {&L.attn_norm, &L.ffn_norm, &L.attn_post_norm, &L.ffn_post_norm, &L.q_norm,
+                        &L.k_norm, &L.bq, &L.bk, &L.bv, &L.attn_norm_gate.down,
+                        &L.attn_norm_gate.up, &L.ffn_norm_gate.down, &L.ffn_norm_gate.up}) {
     if (!v->empty()) *v = q_.weights.Own(ToMat(*v), v->shape);
   }
 }

@@ -101,6 +101,10 @@ TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions&
       for (TensorView* r : {&L.wq, &L.wk, &L.wv, &L.w_gate, &L.w_up}) RotateInput(w, *r, qd);
       if (gated_norm) {
         on.attn_in = on.ffn_in = rd;
+      } else if (c.post_norms) {
+        // Gemma: n(y) * (1 + w) sits between o_proj/down_proj and the add, and Q does not
+        // commute with its weight: the outputs stay unrotated and Q runs after the post-norm.
+        on.post_out = rd;
       } else {
         RotateOutput(w, L.wo, qd);
         RotateOutput(w, L.w_down, qd);
@@ -117,6 +121,7 @@ TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions&
       on.o_in = ro;
     }
   }
+  if (opt.residual && c.post_norms) what += " online after every post-norm;";
   if (opt.down) what += " down_proj input online " + rf->Describe() + ";";
   if (opt.heads) {
     what += c.attn_output_gate ? " o_proj input online (gated attention) " + ro->Describe()

@@ -166,17 +166,23 @@ TEST_CASE("a failed or killed random-model write leaves nothing at --out", "[cli
   CHECK_FALSE(fs::exists(killed));
 }
 
+// Runs random-model on the config.json of case `a`; returns the folder holding its "out".
+static std::string RandomModelOfCase(const test::ArchCase& a) {
+  const std::string dir = TempDir("random_" + a.name);
+  fs::create_directories(dir + "/cfg");
+  WriteTemp(dir + "/cfg", "config.json", a.config.dump());
+  const RunResult r = RandomModel(dir + "/cfg", dir + "/out");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  return dir;
+}
+
 TEST_CASE("random-model writes Phi-3 fused tensors and SmolLM3 NoPE configs from a config dir",
           "[cli][random-model][arch]") {
   for (const test::ArchCase& a : test::ArchCases()) {
     if (a.name != "phi3_partial_window" && a.name != "smollm3_interval_window") continue;
     INFO(a.name);
-    const std::string dir = TempDir("random_" + a.name);
-    fs::create_directories(dir + "/cfg");
-    WriteTemp(dir + "/cfg", "config.json", a.config.dump());
-    const RunResult r = RandomModel(dir + "/cfg", dir + "/out");
-    INFO(r.output);
-    REQUIRE(r.exit_code == 0);
+    const std::string dir = RandomModelOfCase(a);
     const SafetensorsFile st = OpenSafetensors(dir + "/out/model.safetensors");
     CHECK(st.tensors.count("model.layers.2.self_attn.qkv_proj.weight") == (a.fused ? 1u : 0u));
     CHECK(st.tensors.count("model.layers.2.self_attn.q_proj.weight") == (a.fused ? 0u : 1u));
@@ -186,6 +192,32 @@ TEST_CASE("random-model writes Phi-3 fused tensors and SmolLM3 NoPE configs from
       CHECK(ck.config.window(l) == a.window[l]);
       CHECK(ck.config.rope(l) == a.rope[l]);
     }
+    const Mat logits = Forward(BuildDenseModel(ck.config, ck.weights), std::vector<int>{1, 2, 3});
+    CHECK(logits.allFinite());
+    CHECK(logits.cwiseAbs().maxCoeff() > 0);
+  }
+}
+
+TEST_CASE("random-model writes Gemma 2 and Gemma 3 checkpoints from a config dir",
+          "[cli][random-model][arch]") {
+  for (const test::ArchCase& a : test::ArchCases()) {
+    if (a.gemma == 0) continue;
+    INFO(a.name);
+    const std::string dir = RandomModelOfCase(a);
+    // Gemma's names, norms stored as w = 0 (a scale of 1 + 0), read back as the scale 1.
+    const SafetensorsFile st = OpenSafetensors(dir + "/out/model.safetensors");
+    for (const char* n : {"post_attention_layernorm", "pre_feedforward_layernorm",
+                          "post_feedforward_layernorm", "input_layernorm"}) {
+      const std::string name = std::string("model.layers.1.") + n + ".weight";
+      REQUIRE(st.tensors.count(name) == 1);
+      CHECK(ToVec(st.tensors.at(name)).isZero());
+    }
+    CHECK(st.tensors.count("model.layers.1.self_attn.q_norm.weight") == (a.qk_norm ? 1u : 0u));
+    const Checkpoint ck = LoadCheckpoint(dir + "/out");
+    CHECK(ck.config.post_norms);
+    CHECK(ToVec(ck.weights.layers[1].attn_post_norm).isOnes());
+    CHECK(ToVec(ck.weights.layers[1].ffn_norm).isOnes());
+    for (int l = 0; l < ck.config.n_layers; ++l) CHECK(ck.config.window(l) == a.window[l]);
     const Mat logits = Forward(BuildDenseModel(ck.config, ck.weights), std::vector<int>{1, 2, 3});
     CHECK(logits.allFinite());
     CHECK(logits.cwiseAbs().maxCoeff() > 0);

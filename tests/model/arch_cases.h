@@ -25,6 +25,16 @@ struct ArchCase {
   std::vector<double> short_factor = {}, long_factor = {};
   int original_max = 0;
   double attention = 1.0;  // sqrt(1 + ln(max_position / original_max) / ln(original_max))
+  // Gemma 2/3 (gemma 0: none of this). Norms scale by (1 + w) (norm_offset) and the attention
+  // and FFN outputs pass their own norm before the residual add (post_norms); embeddings are
+  // multiplied by embed_scale; scores by query_pre_attn_scalar^-0.5, then soft-capped, as are
+  // the logits (0: no cap); GeGLU; Gemma 3 adds q/k norms, local_theta on sliding layers and
+  // a linear rope_scaling factor on the global ones.
+  int gemma = 0;
+  int head_dim = 0;  // 0: hidden / heads
+  bool norm_offset = false, post_norms = false, qk_norm = false;
+  double embed_scale = 1.0, query_pre_attn_scalar = 0, attn_softcap = 0, final_softcap = 0;
+  double local_theta = 0, linear_factor = 1.0;
 };
 
 // hidden 64, 4 heads of 16 over 2 KV heads, FFN 96, 3 layers, vocab 101 (the ONNX decoding
@@ -101,6 +111,40 @@ inline std::vector<ArchCase> ArchCases() {
        {"sliding_window", 6},
        {"tie_word_embeddings", false}},
       {{}, {}, 16, {0, 0, 6}, {true, true, false}, false, false, false});
+  // Gemma 2: even layers slide, head_dim 24 != hidden / heads, scores scaled by 20^-0.5; caps
+  // small enough to bind on these weights (the defaults, 50 and 30, would barely touch them).
+  ArchCase g2{{}, {}, 24, {5, 0, 5}, all_rope, false, false, true};
+  g2.gemma = 2, g2.head_dim = 24, g2.norm_offset = g2.post_norms = true;
+  g2.embed_scale = 8.0, g2.query_pre_attn_scalar = 20, g2.attn_softcap = 2.0;
+  g2.final_softcap = 3.0;
+  add("gemma2", "Gemma2ForCausalLM",
+      {{"model_type", "gemma2"},
+       {"head_dim", 24},
+       {"hidden_act", nullptr},
+       {"hidden_activation", "gelu_pytorch_tanh"},
+       {"query_pre_attn_scalar", 20},
+       {"sliding_window", 5},
+       {"attn_logit_softcapping", 2.0},
+       {"final_logit_softcapping", 3.0}},
+      g2);
+  // Gemma 3: every 3rd layer global (sliding_window_pattern), RoPE theta 1e6 there with a
+  // linear factor 8, 10000 on the sliding layers; q/k norms; no caps.
+  ArchCase g3{{}, {}, 24, {6, 6, 0}, all_rope, false, false, true};
+  g3.gemma = 3, g3.head_dim = 24, g3.norm_offset = g3.post_norms = g3.qk_norm = true;
+  g3.embed_scale = 8.0, g3.query_pre_attn_scalar = 32, g3.local_theta = 10000.0;
+  g3.linear_factor = 8.0;
+  add("gemma3", "Gemma3ForCausalLM",
+      {{"model_type", "gemma3_text"},
+       {"head_dim", 24},
+       {"hidden_act", nullptr},
+       {"hidden_activation", "gelu_pytorch_tanh"},
+       {"query_pre_attn_scalar", 32},
+       {"sliding_window", 6},
+       {"sliding_window_pattern", 3},
+       {"rope_theta", 1000000.0},
+       {"rope_local_base_freq", 10000.0},
+       {"rope_scaling", {{"rope_type", "linear"}, {"factor", 8.0}}}},
+      g3);
   return cases;
 }
 

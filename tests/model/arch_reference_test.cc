@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <numbers>
 #include <random>
 
 #include "formats/checkpoint.h"
@@ -36,8 +37,18 @@ struct Dims {
 
 Dims DimsOf(const nlohmann::json& j) {
   const int H = j["num_attention_heads"];
-  return {j["hidden_size"],         j["intermediate_size"],          j["num_hidden_layers"], H,
-          j["num_key_value_heads"], j["hidden_size"].get<int>() / H, j["vocab_size"]};
+  const int hd =
+      j.contains("head_dim") ? j["head_dim"].get<int>() : j["hidden_size"].get<int>() / H;
+  return {j["hidden_size"],         j["intermediate_size"],
+          j["num_hidden_layers"],   H,
+          j["num_key_value_heads"], hd,
+          j["vocab_size"]};
+}
+
+// The FFN's input norm: Gemma names it pre_feedforward_layernorm (its post_attention_layernorm
+// is the attention output's own norm).
+std::string FfnNormName(const ArchCase& a) {
+  return a.gemma != 0 ? "pre_feedforward_layernorm" : "post_attention_layernorm";
 }
 
 // Random weights under HF names: linears N(0, 1/in), norms around 1, biases small.
@@ -48,8 +59,9 @@ HfTensors MakeTensors(const ArchCase& a, uint64_t seed) {
   auto mat = [&](const std::string& name, int rows, int cols, float std) {
     w.t[name] = test::RandomMat(rows, cols, ++k, std);
   };
+  // Gemma stores w for a scale of 1 + w: around 0 there, around 1 elsewhere.
   auto norm = [&](const std::string& name, int n) {
-    w.t[name] = (test::RandomMat(1, n, ++k, 0.3f).array() + 1.0f).matrix();
+    w.t[name] = (test::RandomMat(1, n, ++k, 0.3f).array() + (a.gemma ? 0.0f : 1.0f)).matrix();
   };
   const float in_d = 1 / std::sqrt(float(s.d)), in_f = 1 / std::sqrt(float(s.f));
   mat("model.embed_tokens.weight", s.V, s.d, 1.0f);
@@ -57,7 +69,15 @@ HfTensors MakeTensors(const ArchCase& a, uint64_t seed) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     const int q = s.H * s.hd, kv = s.Hkv * s.hd;
     norm(p + "input_layernorm.weight", s.d);
-    norm(p + "post_attention_layernorm.weight", s.d);
+    norm(p + FfnNormName(a) + ".weight", s.d);
+    if (a.gemma != 0) {
+      norm(p + "post_attention_layernorm.weight", s.d);
+      norm(p + "post_feedforward_layernorm.weight", s.d);
+    }
+    if (a.qk_norm) {
+      norm(p + "self_attn.q_norm.weight", s.hd);
+      norm(p + "self_attn.k_norm.weight", s.hd);
+    }
     if (a.fused) {
       mat(p + "self_attn.qkv_proj.weight", q + 2 * kv, s.d, in_d);
       mat(p + "mlp.gate_up_proj.weight", 2 * s.f, s.d, in_d);
@@ -98,11 +118,22 @@ std::string WriteCheckpoint(const ArchCase& a, const HfTensors& w) {
 
 // ---- the reference: HF's formulas, in double ------------------------------------------------
 
-MatD RmsNormD(const MatD& x, const MatD& w, double eps) {
+// Gemma's norms scale by (1 + w) (norm_offset).
+MatD RmsNormD(const MatD& x, const MatD& w, double eps, bool offset = false) {
   MatD y = x;
+  const double one = offset ? 1.0 : 0.0;
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     y.row(t) = x.row(t) / std::sqrt(x.row(t).squaredNorm() / x.cols() + eps);
-    y.row(t) = y.row(t).cwiseProduct(w.row(0));
+    y.row(t) = y.row(t).cwiseProduct((w.row(0).array() + one).matrix());
+  }
+  return y;
+}
+
+// RMSNorm over each head of x [T, n*hd] (Qwen3's and Gemma 3's q/k norms).
+MatD HeadNormD(const MatD& x, const MatD& w, int hd, double eps, bool offset) {
+  MatD y = x;
+  for (Eigen::Index h = 0; h < x.cols() / hd; ++h) {
+    y.middleCols(h * hd, hd) = RmsNormD(x.middleCols(h * hd, hd), w, eps, offset);
   }
   return y;
 }
@@ -110,9 +141,12 @@ MatD RmsNormD(const MatD& x, const MatD& w, double eps) {
 // q_embed = q_rot * cos + rotate_half(q_rot) * sin on dims [0, rot); dims [rot, hd) pass.
 // longrope: inv_freq = 1 / (ext_factors * theta^(2i/rot)), the long list when the sequence (all
 // of x) is longer than original_max, and cos, sin multiplied by the attention factor.
-void RopeD(MatD& x, int n, int hd, const ArchCase& c) {
+// Gemma 3: sliding layers use local_theta and no scaling; global ones rope_theta / linear_factor.
+void RopeD(MatD& x, int n, int hd, const ArchCase& c, int layer) {
   const int rot = c.rotary_dim, half = rot / 2;
-  const double theta = c.config["rope_theta"];
+  const bool local = c.local_theta > 0 && c.window[layer] > 0;
+  const double theta = local ? c.local_theta : c.config["rope_theta"].get<double>();
+  const double linear = local ? 1.0 : c.linear_factor;
   const bool is_long = x.rows() > c.original_max;
   auto ext = [&](int i) {
     return c.short_factor.empty() ? 1.0 : (is_long ? c.long_factor : c.short_factor)[i];
@@ -121,7 +155,7 @@ void RopeD(MatD& x, int n, int hd, const ArchCase& c) {
     for (int h = 0; h < n; ++h) {
       double* v = x.row(t).data() + h * hd;
       for (int i = 0; i < half; ++i) {
-        const double inv = 1.0 / (ext(i) * std::pow(theta, 2.0 * i / rot)), a = t * inv;
+        const double inv = 1.0 / (linear * ext(i) * std::pow(theta, 2.0 * i / rot)), a = t * inv;
         const double cs = std::cos(a) * c.attention, sn = std::sin(a) * c.attention;
         const double x1 = v[i], x2 = v[i + half];
         v[i] = x1 * cs - x2 * sn;
@@ -149,10 +183,17 @@ MatD AttentionD(const ArchCase& a, const HfTensors& w, int l, const MatD& x) {
     q = Linear(x, w, p + "q_proj", a.qkv_bias), k = Linear(x, w, p + "k_proj", a.qkv_bias);
     v = Linear(x, w, p + "v_proj", a.qkv_bias);
   }
-  if (a.rope[l]) {
-    RopeD(q, s.H, s.hd, a);
-    RopeD(k, s.Hkv, s.hd, a);
+  const double eps = a.config["rms_norm_eps"];
+  if (a.qk_norm) {
+    q = HeadNormD(q, w(p + "q_norm.weight"), s.hd, eps, a.norm_offset);
+    k = HeadNormD(k, w(p + "k_norm.weight"), s.hd, eps, a.norm_offset);
   }
+  if (a.rope[l]) {
+    RopeD(q, s.H, s.hd, a, l);
+    RopeD(k, s.Hkv, s.hd, a, l);
+  }
+  const double scale = a.query_pre_attn_scalar > 0 ? 1 / std::sqrt(a.query_pre_attn_scalar)
+                                                   : 1 / std::sqrt(double(s.hd));
   MatD out = MatD::Zero(T, q_dim);
   for (int h = 0; h < s.H; ++h) {
     const int g = h / (s.H / s.Hkv);
@@ -162,8 +203,8 @@ MatD AttentionD(const ArchCase& a, const HfTensors& w, int l, const MatD& x) {
       auto visible = [&](int j) { return j <= i && (a.window[l] == 0 || j > i - a.window[l]); };
       for (int j = 0; j < T; ++j) {
         if (!visible(j)) continue;
-        e[j] = q.row(i).segment(h * s.hd, s.hd).dot(k.row(j).segment(g * s.hd, s.hd)) /
-               std::sqrt(double(s.hd));
+        e[j] = q.row(i).segment(h * s.hd, s.hd).dot(k.row(j).segment(g * s.hd, s.hd)) * scale;
+        if (a.attn_softcap > 0) e[j] = std::tanh(e[j] / a.attn_softcap) * a.attn_softcap;
         mx = std::max(mx, e[j]);
       }
       for (int j = 0; j < T; ++j) z += visible(j) ? (e[j] = std::exp(e[j] - mx)) : 0;
@@ -185,7 +226,13 @@ MatD MlpD(const ArchCase& a, const HfTensors& w, int l, const MatD& x) {
   } else {
     g = Linear(x, w, p + "gate_proj"), u = Linear(x, w, p + "up_proj");
   }
-  const MatD act = g.unaryExpr([](double z) { return z / (1 + std::exp(-z)); }).cwiseProduct(u);
+  // Gemma: gelu_pytorch_tanh, 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))).
+  auto gelu = [](double z) {
+    return 0.5 * z * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (z + 0.044715 * z * z * z)));
+  };
+  auto silu = [](double z) { return z / (1 + std::exp(-z)); };
+  const MatD act =
+      (a.gemma > 0 ? MatD(g.unaryExpr(gelu)) : MatD(g.unaryExpr(silu))).cwiseProduct(u);
   return Linear(act, w, p + "down_proj");
 }
 
@@ -194,14 +241,24 @@ MatD ReferenceLogits(const ArchCase& a, const HfTensors& w, const std::vector<in
   const double eps = a.config["rms_norm_eps"];
   const MatD e = w("model.embed_tokens.weight");
   MatD h(tokens.size(), s.d);
-  for (size_t t = 0; t < tokens.size(); ++t) h.row(t) = e.row(tokens[t]);
+  for (size_t t = 0; t < tokens.size(); ++t) h.row(t) = e.row(tokens[t]) * a.embed_scale;
+  const bool off = a.norm_offset;
   for (int l = 0; l < s.L; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    h += AttentionD(a, w, l, RmsNormD(h, w(p + "input_layernorm.weight"), eps));
-    h += MlpD(a, w, l, RmsNormD(h, w(p + "post_attention_layernorm.weight"), eps));
+    MatD y = AttentionD(a, w, l, RmsNormD(h, w(p + "input_layernorm.weight"), eps, off));
+    if (a.post_norms) y = RmsNormD(y, w(p + "post_attention_layernorm.weight"), eps, off);
+    h += y;
+    y = MlpD(a, w, l, RmsNormD(h, w(p + FfnNormName(a) + ".weight"), eps, off));
+    if (a.post_norms) y = RmsNormD(y, w(p + "post_feedforward_layernorm.weight"), eps, off);
+    h += y;
   }
-  const MatD x = RmsNormD(h, w("model.norm.weight"), eps);
-  return x * (a.tied ? e : w("lm_head.weight")).transpose();
+  const MatD x = RmsNormD(h, w("model.norm.weight"), eps, off);
+  MatD logits = x * (a.tied ? e : w("lm_head.weight")).transpose();
+  if (a.final_softcap > 0) {
+    logits = logits.unaryExpr(
+        [&](double z) { return std::tanh(z / a.final_softcap) * a.final_softcap; });
+  }
+  return logits;
 }
 
 }  // namespace
@@ -238,8 +295,30 @@ TEST_CASE("Sliding window, Phi-3 and NoPE checkpoints match HF's formulas", "[mo
         plain.rotary_dim = c.head_dim;
         plain.short_factor.clear();
         plain.attention = 1.0;
+        plain.local_theta = 0;
+        plain.linear_factor = 1.0;
         const MatD other = ReferenceLogits(plain, w, window);
         CHECK((other - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff() > 1e-3);
+        // Each Gemma feature on its own moves the logits.
+        auto moves = [&](const char* what, auto&& off) {
+          ArchCase b = a;
+          off(b);
+          const MatD o = ReferenceLogits(b, w, window);
+          INFO(a.name << " without " << what);
+          CHECK((o - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff() > 1e-3);
+        };
+        if (a.gemma) {
+          moves("(1 + w) norms", [](ArchCase& b) { b.norm_offset = false; });
+          moves("post-norms", [](ArchCase& b) { b.post_norms = false; });
+          moves("embedding scale", [](ArchCase& b) { b.embed_scale = 1.0; });
+          moves("query_pre_attn_scalar", [](ArchCase& b) { b.query_pre_attn_scalar = 0; });
+          moves("GeGLU", [](ArchCase& b) { b.gemma = -1; });  // Gemma's names, SwiGLU
+        }
+        if (a.attn_softcap > 0) moves("attention softcap", [](ArchCase& b) { b.attn_softcap = 0; });
+        if (a.final_softcap > 0) moves("final softcap", [](ArchCase& b) { b.final_softcap = 0; });
+        if (a.local_theta > 0) moves("local theta", [](ArchCase& b) { b.local_theta = 0; });
+        if (a.linear_factor != 1) moves("linear factor", [](ArchCase& b) { b.linear_factor = 1; });
+        if (a.qk_norm) moves("q/k norms", [](ArchCase& b) { b.qk_norm = false; });
         if (a.original_max == 0) continue;
         ArchCase unscaled = a;  // longrope itself matters too
         unscaled.short_factor.clear();
@@ -350,9 +429,112 @@ TEST_CASE("config.json of windowed, Phi-3 and SmolLM3 models round-trips", "[mod
     CHECK(b.rope_scaling.long_factor == c.rope_scaling.long_factor);
     CHECK(b.rope_scaling.original_max_position == c.rope_scaling.original_max_position);
     CHECK(b.rope_scaling.attention_factor == c.rope_scaling.attention_factor);
+    CHECK(b.rope_scaling.linear == c.rope_scaling.linear);
+    CHECK(b.rope_scaling.factor == c.rope_scaling.factor);
+    CHECK(b.head_dim == c.head_dim);
+    CHECK(b.post_norms == c.post_norms);
+    CHECK(b.norm_weight_offset == c.norm_weight_offset);
+    CHECK(b.ffn_activation == c.ffn_activation);
+    CHECK(b.embed_scale == c.embed_scale);
+    CHECK(b.query_pre_attn_scalar == c.query_pre_attn_scalar);
+    CHECK(b.attn_softcap == c.attn_softcap);
+    CHECK(b.final_softcap == c.final_softcap);
+    CHECK(b.rope_local_theta == c.rope_local_theta);
+    CHECK(b.qk_norm == c.qk_norm);
     if (a.original_max > 0) {
       CHECK(c.rope_scaling.original_max_position == a.original_max);
       CHECK(c.rope_scaling.attention_factor == Approx(a.attention).epsilon(1e-6));
     }
+  }
+}
+
+TEST_CASE("Gemma configs: HF's defaults, and malformed values are errors naming the key",
+          "[model][arch][formats]") {
+  auto parse = [](nlohmann::json j) { return HfConfigFromJson(j, "cfg.json"); };
+  auto gemma = [](const char* arch, int layers) {
+    nlohmann::json j = test::TinyShape(arch);
+    j.erase("hidden_act");
+    j.erase("rope_theta");
+    j["num_hidden_layers"] = layers;
+    return j;
+  };
+  // Gemma2Config: caps 50 and 30, query_pre_attn_scalar 256, head_dim 256, even layers slide
+  // (4096), tied embeddings; embeddings times sqrt(64).
+  const ModelConfig c2 = parse(gemma("Gemma2ForCausalLM", 3));
+  CHECK(c2.attn_softcap == 50.0f);
+  CHECK(c2.final_softcap == 30.0f);
+  CHECK(c2.query_pre_attn_scalar == 256.0f);
+  CHECK(c2.head_dim == 256);
+  CHECK(c2.layer_window == std::vector<int>{4096, 0, 4096});
+  CHECK(c2.tie_embeddings);
+  CHECK(c2.embed_scale == 8.0f);
+  CHECK(c2.rope_theta == 10000.0f);
+  CHECK((c2.post_norms && c2.norm_weight_offset && !c2.qk_norm));
+  CHECK(c2.ffn_activation == FfnActivation::kGeluTanh);
+  CHECK(c2.rope_local_theta == 0.0f);
+  // Gemma3TextConfig: no caps, theta 1e6 global and 10000 local, every 6th layer global.
+  const ModelConfig c3 = parse(gemma("Gemma3ForCausalLM", 7));
+  CHECK(c3.attn_softcap == 0.0f);
+  CHECK(c3.final_softcap == 0.0f);
+  CHECK(c3.qk_norm);
+  CHECK(c3.rope_theta == 1e6f);
+  CHECK(c3.rope_local_theta == 10000.0f);
+  CHECK(c3.layer_window == std::vector<int>{4096, 4096, 4096, 4096, 4096, 0, 4096});
+  CHECK(LayerRopeConfig(c3, 0).rope_theta == 10000.0f);
+  CHECK(LayerRopeConfig(c3, 5).rope_theta == 1e6f);
+  nlohmann::json typed = gemma("Gemma3ForCausalLM", 3);
+  typed["layer_types"] = {"full_attention", "sliding_attention", "full_attention"};
+  CHECK(parse(typed).layer_window == std::vector<int>{0, 4096, 0});
+
+  using Catch::Contains;
+  auto bad = [&](const char* arch, const char* key, nlohmann::json v) {
+    nlohmann::json j = gemma(arch, 3);
+    j[key] = v;
+    return j;
+  };
+  CHECK_THROWS_WITH(parse(bad("Gemma2ForCausalLM", "attn_logit_softcapping", -1.0)),
+                    Contains("cfg.json: attn_logit_softcapping must be positive or null, got -1"));
+  CHECK_THROWS_WITH(parse(bad("Gemma2ForCausalLM", "final_logit_softcapping", 0)),
+                    Contains("cfg.json: final_logit_softcapping must be positive or null"));
+  CHECK_THROWS_WITH(parse(bad("Gemma3ForCausalLM", "attn_logit_softcapping", "x")),
+                    Contains("cfg.json: attn_logit_softcapping must be a number"));
+  CHECK_THROWS_WITH(parse(bad("Gemma2ForCausalLM", "query_pre_attn_scalar", 0)),
+                    Contains("cfg.json: query_pre_attn_scalar must be positive, got 0"));
+  CHECK_THROWS_WITH(parse(bad("Gemma3ForCausalLM", "query_pre_attn_scalar", -4.0)),
+                    Contains("cfg.json: query_pre_attn_scalar must be positive"));
+  CHECK_THROWS_WITH(parse(bad("Gemma3ForCausalLM", "rope_local_base_freq", 0.5)),
+                    Contains("cfg.json: rope_local_base_freq must be above 1"));
+  CHECK_THROWS_WITH(parse(bad("Gemma2ForCausalLM", "hidden_activation", "silu")),
+                    Contains("cfg.json: hidden_activation \"silu\" is not supported"));
+  CHECK_THROWS_WITH(parse(bad("Gemma3ForCausalLM", "sliding_window_pattern", 0)),
+                    Contains("cfg.json: sliding_window_pattern must be positive"));
+  CHECK_THROWS_WITH(
+      parse(bad("Gemma3ForCausalLM", "rope_scaling", {{"rope_type", "linear"}, {"factor", -2.0}})),
+      Contains("cfg.json: rope_scaling linear factor must be positive"));
+  CHECK_THROWS_WITH(parse(bad("Gemma2ForCausalLM", "sliding_window", -3)),
+                    Contains("cfg.json: sliding_window must be positive or null"));
+}
+
+TEST_CASE("A Gemma checkpoint written by sinkquant stores (1 + w) norms as w and reads back",
+          "[model][arch]") {
+  for (const ArchCase& a : test::ArchCases()) {
+    if (a.gemma == 0) continue;
+    INFO(a.name);
+    const HfTensors w = MakeTensors(a, 9);
+    const Checkpoint ck = LoadCheckpoint(WriteCheckpoint(a, w));
+    // Loaded: the scale 1 + w.
+    const std::string post = "model.layers.1.post_attention_layernorm.weight";
+    CHECK(ToVec(ck.weights.layers[1].attn_post_norm)[3] == 1.0f + w.t.at(post)(0, 3));
+    const std::string dir = test::TempDir("arch_rewrite_" + a.name);
+    WriteHfCheckpoint(dir, ck.config, ck.weights);
+    const SafetensorsFile st = OpenSafetensors(dir + "/model.safetensors");
+    CHECK(st.tensors.count("model.layers.2.pre_feedforward_layernorm.weight") == 1);
+    CHECK(st.tensors.count("model.layers.2.post_feedforward_layernorm.weight") == 1);
+    CHECK(ToVec(st.tensors.at(post))[3] == Approx(w.t.at(post)(0, 3)).margin(1e-7));
+    const Checkpoint back = LoadCheckpoint(dir);
+    const std::vector<int> tokens = {1, 5, 9, 2, 7, 3, 11, 4, 8, 6};
+    const Mat x = Forward(BuildDenseModel(ck.config, ck.weights), tokens);
+    const Mat y = Forward(BuildDenseModel(back.config, back.weights), tokens);
+    CHECK((x - y).cwiseAbs().maxCoeff() <= 1e-6f * x.cwiseAbs().maxCoeff());
   }
 }

@@ -102,14 +102,36 @@ TEST_CASE("sliding-window attention sees exactly the last `window` keys", "[mode
   for (auto [T, window] : {std::pair{11, 4}, {150, 4}, {150, 70}}) {
     Mat q = RandomMat(T, 8, 6), k = RandomMat(T, 8, 7), v = RandomMat(T, 8, 8);
     Mat o1, o2, p1, p2;
-    HeadAttention(q, k, v, o1, &p1, window);
-    HeadAttentionRef(q, k, v, o2, &p2, window);
+    HeadAttention(q, k, v, o1, &p1, {window});
+    HeadAttentionRef(q, k, v, o2, &p2, {window});
     CHECK(MaxRelDiff(o1, o2) < kOpTolerance);
     CHECK(MaxRelDiff(p1, p2) < kOpTolerance);
     for (int t = 0; t < T; ++t) {  // HF: key j is kept iff j > t - window (t itself too)
       for (int j = 0; j < T; ++j) CHECK((p1(t, j) > 0) == (j <= t && j > t - window));
     }
   }
+}
+
+TEST_CASE("attention with Gemma's scale and soft-cap equals its reference", "[model][arch]") {
+  const int T = 90;
+  Mat q = RandomMat(T, 8, 16, 3.0f), k = RandomMat(T, 8, 17, 3.0f), v = RandomMat(T, 8, 18);
+  Mat o1, o2, p1, p2, plain;
+  const AttnShape shape{5, 0.25f, 2.0f};
+  HeadAttention(q, k, v, o1, &p1, shape);
+  HeadAttentionRef(q, k, v, o2, &p2, shape);
+  CHECK(MaxRelDiff(o1, o2) < kOpTolerance);
+  CHECK(MaxRelDiff(p1, p2) < kOpTolerance);
+  HeadAttention(q, k, v, plain, nullptr, {5});  // the cap and the scale change the result
+  CHECK(MaxRelDiff(o1, plain) > 1e-2);
+}
+
+TEST_CASE("GeGLU is PyTorch's tanh gelu times up", "[model][arch]") {
+  // torch.nn.functional.gelu(torch.tensor([-3., -1., 0.5, 2.]), approximate="tanh")
+  const float want[] = {-0.00363739f, -0.1588080f, 0.3457140f, 1.9545977f};
+  const float x[] = {-3.0f, -1.0f, 0.5f, 2.0f};
+  for (int i = 0; i < 4; ++i) CHECK(GeluTanh(x[i]) == Approx(want[i]).epsilon(1e-5).margin(1e-6));
+  Mat g = RandomMat(5, 33, 9, 4.0f), u = RandomMat(5, 33, 10);
+  CHECK(GatedActivation(FfnActivation::kGeluTanh, g, u)(2, 3) == GeluTanh(g(2, 3)) * u(2, 3));
 }
 
 TEST_CASE("SwiGLU equals its scalar reference", "[model]") {

@@ -256,6 +256,14 @@ TEST_CASE("Sliding-window, partial-rotary and NoPE exports run identically in ON
   // (phi4mini_partial and smollm3_nope add no graph feature beyond these four.)
   for (const test::ArchCase& a : test::ArchCases()) {
     if (a.name == "phi4mini_partial" || a.name == "smollm3_nope") continue;
+    if (a.gemma != 0) {  // not exported yet: a clear refusal
+      const ModelConfig c = HfConfigFromJson(a.config, a.name);
+      CHECK_THROWS_WITH(ExportOnnx(BuildDenseModel(c, RandomWeights(c, 13)),
+                                   test::TempDir("arch_" + a.name) + "/m.onnx", {}),
+                        Catch::Contains("ONNX export: " + c.architecture) &&
+                            Catch::Contains("not supported yet"));
+      continue;
+    }
     SECTION(a.name) {
       const ModelConfig c = HfConfigFromJson(a.config, a.name);
       const Model m = BuildDenseModel(c, RandomWeights(c, 13));

@@ -48,6 +48,10 @@ Model RandomNormsModel(const ModelConfig& c) {
   for (LayerWeights& L : w.layers) {
     randomize(L.attn_norm);
     randomize(L.ffn_norm);
+    if (c.post_norms) {  // Gemma: transforms must leave these alone
+      randomize(L.attn_post_norm);
+      randomize(L.ffn_post_norm);
+    }
   }
   randomize(w.final_norm);
   return BuildDenseModel(c, w);
@@ -152,6 +156,8 @@ TEST_CASE("Transforms keep logits: sliding window, Phi-3 partial rotary, SmolLM3
       CheckInvariance(m, RandomWindows(3, 24, V, 7), RandomWindows(2, 32, V, 8));
       const TransformedModel r = RotateHadamard(FoldNorms(Untransformed(m)), {});
       CHECK(r.online.layers[0].down_in);
+      // Gemma: the residual rotation runs after each post-norm, o_proj/down_proj stay unrotated.
+      CHECK((r.online.layers[0].post_out != nullptr) == m.config.post_norms);
       CHECK(r.config.layer_window == m.config.layer_window);
       CHECK(r.config.rope_dim() == m.config.rope_dim());
     }
