@@ -35,8 +35,8 @@ struct CompareCliOptions {
 
 std::vector<BitSetting> ParseParetoFlags(Args& a, int kv_bits) {
   const bool on = a.Flag("pareto");
+  Check(on || !a.Has("pareto-bits"), "--pareto-bits needs --pareto");
   const std::string list = a.Str("pareto-bits", kParetoBits);
-  Check(on || list == kParetoBits, "--pareto-bits needs --pareto");
   std::vector<BitSetting> out;
   if (!on) return out;
   for (const std::string& item : SplitList(list, ',')) {
@@ -95,7 +95,7 @@ void PrintTable(const std::vector<RecipeRow>& rows) {
 // Smallest first; on a tie in size, fewest activation bits, then fewest KV bits, then lowest KL.
 std::vector<RecipeRow> ByCost(std::vector<RecipeRow> rows) {
   auto key = [](const RecipeRow& r) {
-    return std::make_tuple(r.weight_bytes, r.bit_setting.a_bits, r.bit_setting.kv_bits, r.kld);
+    return std::make_tuple(r.weight_bytes, r.act_bits, r.bit_setting.kv_bits, r.kld);
   };
   std::stable_sort(rows.begin(), rows.end(),
                    [&](const RecipeRow& a, const RecipeRow& b) { return key(a) < key(b); });
@@ -107,7 +107,7 @@ std::vector<RecipeRow> ByCost(std::vector<RecipeRow> rows) {
 std::string WhatItBuys(const RecipeRow& r, const std::vector<RecipeRow>& frontier) {
   const RecipeRow* base = nullptr;
   auto cost = [](const RecipeRow& x) {
-    return x.bits_per_weight + x.bit_setting.a_bits + x.bit_setting.kv_bits;
+    return x.bits_per_weight + x.act_bits + x.bit_setting.kv_bits;
   };
   for (const RecipeRow& o : frontier) {
     if (&o != &r && CostsAtMost(o, r) && (!base || cost(o) > cost(*base))) base = &o;

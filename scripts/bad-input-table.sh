@@ -293,6 +293,7 @@ row "--mixed-layers with float weights" eval --model "$model" --data "$valid" --
 row "--mixed-bits W8A8KV4 (no KV width here)" eval --model "$model" --data "$valid" --w-bits 4 --mixed-layers 1 --mixed-bits W8A8KV4
 row "--pareto-bits W4A4+9L (more layers than the model)" compare --model "$model" --calib "$T/data_copy.txt" --data "$valid" --pareto --pareto-bits W4A4+9L
 row "--pareto-bits without --pareto" compare --model "$model" --calib "$valid" --data "$valid" --pareto-bits W4A8
+row "--pareto-bits (the default list) without --pareto" compare --model "$model" --calib "$valid" --data "$valid" --pareto-bits W8A8,W4A16,W4A8,W4A4+2L,W4A4
 row "--sink-mass 7 (profile threshold)" profile --model "$model" --data "$valid" --out "$T/prof" --sink-mass 7
 row "--outlier-ratio -1 (profile threshold)" profile --model "$model" --data "$valid" --out "$T/prof" --outlier-ratio -1
 
