@@ -303,6 +303,11 @@ TEST_CASE("Gemma 2 and Gemma 3 exports (float, rotated, W4A4) run identically in
                                      /*check_cache=*/true);
       INFO(f.dump(2));
       CHECK(f["ppl_rel_diff"].get<double>() < kFloatPplRtol);
+      OnnxExportOptions scoring;  // the other layout slices its own RoPE tables
+      scoring.layout = OnnxLayout::kScoring;
+      const auto sc =
+          ExportAndVerify(fp, a.name + "_scoring", scoring, kFloatPplRtol, kLogitTolerance);
+      CHECK(sc["ppl_rel_diff"].get<double>() < kFloatPplRtol);
       // Rotated: Q folds into q/k/v, gate/up, embedding and lm_head, and runs online after each
       // post-norm (LayerLinears::post_out).
       const Model rot = BuildModel(RotateHadamard(FoldNorms(Untransformed(fp)), {.seed = 3}));
