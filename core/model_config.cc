@@ -100,8 +100,12 @@ void ValidateConfig(const ModelConfig& c, const std::string& source) {
             std::to_string(int64_t{c.n_heads} * c.head_dim) + " is implausibly large");
 }
 
+bool LocalRope(const ModelConfig& c, int layer) {
+  return c.rope_local_theta != 0 && c.window(layer) != 0;
+}
+
 ModelConfig LayerRopeConfig(const ModelConfig& c, int layer) {
-  if (c.rope_local_theta == 0 || c.window(layer) == 0) return c;
+  if (!LocalRope(c, layer)) return c;
   ModelConfig local = c;
   local.rope_theta = c.rope_local_theta;
   local.rope_scaling = RopeScaling{};

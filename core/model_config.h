@@ -97,8 +97,12 @@ struct ModelConfig {
   }
 };
 
-// The RoPE facts of layer `layer`: `c` itself, or for a sliding-window layer of a model with
-// rope_local_theta, that theta and no rope_scaling (Gemma 3's local rotary embedding).
+// True for a sliding-window layer of a model with rope_local_theta (Gemma 3's local rotary
+// embedding): such layers share one RoPE table of their own.
+bool LocalRope(const ModelConfig& c, int layer);
+
+// The RoPE facts of layer `layer`: `c` itself, or for a LocalRope layer, rope_local_theta and
+// no rope_scaling.
 ModelConfig LayerRopeConfig(const ModelConfig& c, int layer);
 
 // Keeps layers [first, first + count) of `c`: n_layers and the per-layer facts move together

@@ -106,10 +106,12 @@ class GraphWriter {
     }
     std::string h = b_.Node("Gather", {Embedding(), "input_ids"}, {{"axis", int64_t{0}}},
                             "embed");  // [B, T, d]
+    if (c_.embed_scale != 1.0f) h = Op("Mul", {h, F(c_.embed_scale)}, "embed_scaled");  // Gemma
     for (int l = 0; l < c_.n_layers; ++l) h = Block(l, h);
     const std::string p = "final_norm";
     const std::string x = Norm(h, m_.weights.final_norm, m_.weights.final_norm_gate, p);
-    const std::string logits = Linear(*m_.lm_head, x, "lm_head", m_.weights.lm_head);
+    const std::string logits =
+        Softcap(Linear(*m_.lm_head, x, "lm_head", m_.weights.lm_head), c_.final_softcap, "final");
     b_.Node("Identity", {logits}, {}, "logits");
     b_.AddOutput("logits", OnnxType::kFloat, {kBatch, kSeq, int64_t{c_.vocab}});
     for (const std::string& present : presents_) {
@@ -176,57 +178,87 @@ class GraphWriter {
   // has identical rows): [max_position, hd/2] each. With longrope the short_factor table of
   // a sequence of original_max_position tokens comes first, then the long_factor table of
   // max_position rows, and RopeOffset picks the rows of the half HF would use.
-  RopeTable ExportedRopeTable() const {
-    if (!c_.rope_scaling.longrope) return MakeRopeTable(c_, c_.max_position);
-    const int orig = c_.rope_scaling.original_max_position, rows = orig + c_.max_position;
-    const RopeTable s = MakeRopeTable(c_, orig, orig),
-                    l = MakeRopeTable(c_, c_.max_position, orig + 1);
+  // `rc` is the layer's RoPE config (LayerRopeConfig).
+  static RopeTable ExportedRopeTable(const ModelConfig& rc) {
+    if (!rc.rope_scaling.longrope) return MakeRopeTable(rc, rc.max_position);
+    const int orig = rc.rope_scaling.original_max_position, rows = orig + rc.max_position;
+    const RopeTable s = MakeRopeTable(rc, orig, orig),
+                    l = MakeRopeTable(rc, rc.max_position, orig + 1);
     RopeTable both{Mat(rows, s.cos.cols()), Mat(rows, s.cos.cols())};
     both.cos << s.cos, l.cos;
     both.sin << s.sin, l.sin;
     return both;
   }
-  std::pair<std::string, std::string> RopeTables() {
-    const RopeTable rope = ExportedRopeTable();
-    const int64_t rows = rope.cos.rows(), half = c_.rope_dim() / 2;
-    return {b_.Float("rope/cos_table", {rows, half}, Flat(rope.cos)),
-            b_.Float("rope/sin_table", {rows, half}, Flat(rope.sin))};
+  std::pair<std::string, std::string> RopeTables(const ModelConfig& rc, const std::string& p) {
+    const RopeTable rope = ExportedRopeTable(rc);
+    const int64_t rows = rope.cos.rows(), half = rc.rope_dim() / 2;
+    return {b_.Float(p + "/cos_table", {rows, half}, Flat(rope.cos)),
+            b_.Float(p + "/sin_table", {rows, half}, Flat(rope.sin))};
   }
 
   // The first table row for a forward call whose sequence is `len` tokens long (a rank-0
   // int64): 0, or with longrope past original_max_position the start of the long_factor
   // half, as HF's longrope_frequency_update switches per call.
-  std::string RopeOffset(const std::string& len) {
-    const int64_t orig = c_.rope_scaling.original_max_position;
-    const std::string is_long = Op("Greater", {len, IScalar(orig)}, "rope/is_long");
+  std::string RopeOffset(const ModelConfig& rc, const std::string& len, const std::string& p) {
+    const int64_t orig = rc.rope_scaling.original_max_position;
+    const std::string is_long = Op("Greater", {len, IScalar(orig)}, p + "/is_long");
     return Op("Mul",
-              {Op("Cast", {is_long}, "rope/is_long_i64", {{"to", int64_t{7}}}), IScalar(orig)},
-              "rope/offset");
+              {Op("Cast", {is_long}, p + "/is_long_i64", {{"to", int64_t{7}}}), IScalar(orig)},
+              p + "/offset");
   }
 
   // The table rows of the decoder's positions: position_ids, shifted into the long_factor half
   // when longrope's sequence, max(position_ids) + 1 as HF counts it, is long.
-  std::string DecoderRopeRows() {
-    if (!c_.rope_scaling.longrope) return "position_ids";
+  std::string DecoderRopeRows(const ModelConfig& rc, const std::string& p) {
+    if (!rc.rope_scaling.longrope) return "position_ids";
     const std::string max_pos =
-        Op("ReduceMax", {"position_ids"}, "rope/max_pos", {{"keepdims", int64_t{0}}});
-    const std::string len = Op("Add", {max_pos, IScalar(1)}, "rope/seq_len");
-    return Op("Add", {"position_ids", RopeOffset(len)}, "rope/rows");
+        Op("ReduceMax", {"position_ids"}, p + "/max_pos", {{"keepdims", int64_t{0}}});
+    const std::string len = Op("Add", {max_pos, IScalar(1)}, p + "/seq_len");
+    return Op("Add", {"position_ids", RopeOffset(rc, len, p)}, p + "/rows");
   }
 
-  // Decoder: RoPE rows gathered at position_ids, and the mask "key after the query in the
-  // cache, or a key the attention_mask drops". The query of new token i sits at cache index
-  // P + i, with P = S - T read off the mask's shape.
-  void DecoderPrologue() {
-    auto [cos_table, sin_table] = RopeTables();
-    const std::string rows = DecoderRopeRows();
+  // cos and sin of layer `l`'s RoPE, built on first use: one pair per distinct table (Gemma 3's
+  // local layers have their own). Decoder: [B, T, 1, hd/2]; scoring: [T, 1, hd/2].
+  const std::pair<std::string, std::string>& RopeOf(int l) {
+    const bool local = LocalRope(c_, l);
+    auto [it, fresh] = rope_.try_emplace(local);
+    if (!fresh) return it->second;
+    const ModelConfig rc = LayerRopeConfig(c_, l);
+    const std::string p = local ? "rope_local" : "rope";
+    it->second = decoder() ? DecoderRope(rc, p) : ScoringRope(rc, p);
+    return it->second;
+  }
+
+  // Decoder: the table rows gathered at position_ids.
+  std::pair<std::string, std::string> DecoderRope(const ModelConfig& rc, const std::string& p) {
+    auto [cos_table, sin_table] = RopeTables(rc, p);
+    const std::string rows = DecoderRopeRows(rc, p);
     auto table = [&](const std::string& full, const std::string& name) {
       const std::string g =
           Op("Gather", {full, rows}, name + "/gather", {{"axis", int64_t{0}}});  // [B, T, hd/2]
       return Op("Unsqueeze", {g, I({2})}, name);                                 // [B, T, 1, hd/2]
     };
-    cos_ = table(cos_table, "rope/cos");
-    sin_ = table(sin_table, "rope/sin");
+    return {table(cos_table, p + "/cos"), table(sin_table, p + "/sin")};
+  }
+
+  // Scoring: the tables sliced to the T rows of positions 0..T-1.
+  std::pair<std::string, std::string> ScoringRope(const ModelConfig& rc, const std::string& p) {
+    auto [cos_table, sin_table] = RopeTables(rc, p);
+    std::string first = I({0}), last = seq_len_;  // [1] each: the rows [first, last) of the tables
+    if (rc.rope_scaling.longrope) {
+      first = Op("Unsqueeze", {RopeOffset(rc, seq_len_scalar_, p), I({0})}, p + "/first");
+      last = Op("Add", {first, seq_len_}, p + "/last");
+    }
+    auto table = [&](const std::string& full, const std::string& name) {
+      const std::string s = Op("Slice", {full, first, last, I({0})}, name + "/slice");  // [T, hd/2]
+      return Op("Unsqueeze", {s, I({1})}, name);  // [T, 1, hd/2]: broadcasts over B and heads
+    };
+    return {table(cos_table, p + "/cos"), table(sin_table, p + "/sin")};
+  }
+
+  // Decoder: the mask "key after the query in the cache, or a key the attention_mask drops".
+  // The query of new token i sits at cache index P + i, with P = S - T read off the mask's shape.
+  void DecoderPrologue() {
     const std::string t = Op("Gather", {Op("Shape", {"input_ids"}, "seq/shape"), IScalar(1)},
                              "seq/len");                                           // T
     const std::string s = Op("Gather", {Op("Shape", {"attention_mask"}, "total/shape"),
@@ -254,24 +286,13 @@ class GraphWriter {
     fill_ = F(std::numeric_limits<float>::lowest());
   }
 
-  // Scoring: RoPE tables sliced to T and the causal mask [T, T].
+  // Scoring: the sequence length (for ScoringRope) and the causal mask [T, T].
   void ScoringPrologue() {
     const std::string shape = Op("Shape", {"input_ids"}, "seq/shape");                  // [2]
-    const std::string t1 = Op("Slice", {shape, I({1}), I({2}), I({0})}, "seq/len");     // [1]
-    const std::string t0 = Op("Gather", {shape, IScalar(1)}, "seq/len_scalar");         // []
-    auto [cos_table, sin_table] = RopeTables();
-    std::string first = I({0}), last = t1;  // [1] each: the rows [first, last) of the tables
-    if (c_.rope_scaling.longrope) {
-      first = Op("Unsqueeze", {RopeOffset(t0), I({0})}, "rope/first");
-      last = Op("Add", {first, t1}, "rope/last");
-    }
-    auto table = [&](const std::string& full, const std::string& name) {
-      const std::string s = Op("Slice", {full, first, last, I({0})}, name + "/slice");  // [T, hd/2]
-      return Op("Unsqueeze", {s, I({1})}, name);  // [T, 1, hd/2]: broadcasts over B and heads
-    };
-    cos_ = table(cos_table, "rope/cos");
-    sin_ = table(sin_table, "rope/sin");
-    const std::string pos = Op("Range", {IScalar(0), t0, IScalar(1)}, "mask/pos");      // [T]
+    seq_len_ = Op("Slice", {shape, I({1}), I({2}), I({0})}, "seq/len");                 // [1]
+    seq_len_scalar_ = Op("Gather", {shape, IScalar(1)}, "seq/len_scalar");              // []
+    const std::string pos =
+        Op("Range", {IScalar(0), seq_len_scalar_, IScalar(1)}, "mask/pos");             // [T]
     query_pos_ = Op("Unsqueeze", {pos, I({1})}, "mask/query");                          // [T, 1]
     key_pos_ = Op("Unsqueeze", {pos, I({0})}, "mask/key");                              // [1, T]
     blocked_ = Op("Greater", {key_pos_, query_pos_}, "mask/future");  // [T, T]: key after query
@@ -305,13 +326,42 @@ class GraphWriter {
     p += std::to_string(l) + "/";
     std::string x = Norm(h, L.attn_norm, L.attn_norm_gate, p + "attn_norm");
     const std::string attn = Attention(l, x, p);                                  // [B, T, H*hd]
-    h = Op("Add", {h, Linear(*lin.o, attn, p + "o_proj", L.wo)}, p + "attn_residual");
+    std::string y = Linear(*lin.o, attn, p + "o_proj", L.wo);
+    if (c_.post_norms) y = PostNorm(lin, y, L.attn_post_norm, p + "attn_post_norm");  // Gemma
+    h = Op("Add", {h, y}, p + "attn_residual");
     x = Norm(h, L.ffn_norm, L.ffn_norm_gate, p + "ffn_norm");
     const std::string g = Linear(*lin.gate, x, p + "gate_proj", L.w_gate);       // [B, T, f]
     const std::string u = Linear(*lin.up, x, p + "up_proj", L.w_up);
+    y = Linear(*lin.down, GatedActivation(g, u, p), p + "down_proj", L.w_down);
+    if (c_.post_norms) y = PostNorm(lin, y, L.ffn_post_norm, p + "ffn_post_norm");
+    return Op("Add", {h, y}, p + "ffn_residual");
+  }
+
+  // Gemma's post-norm of a branch output, then the residual stream's rotation when it is rotated
+  // (PostNorm in model/model.cc: Q cannot fold through the norm's weight, so it runs here).
+  std::string PostNorm(const LayerLinears& lin, const std::string& y, const TensorView& w,
+                       const std::string& p) {
+    const std::string n = RmsNorm(y, w, p);
+    return lin.post_out ? Rotate(n, HeadRotationOf(*lin.post_out), p + "/rotate") : n;
+  }
+
+  // act(gate) * up: SwiGLU, or Gemma's GeGLU with ONNX's Gelu(approximate="tanh") (opset 20+),
+  // the formula of GeluTanh.
+  std::string GatedActivation(const std::string& g, const std::string& u, const std::string& p) {
+    if (c_.ffn_activation == FfnActivation::kGeluTanh) {
+      const std::string gelu = Op("Gelu", {g}, p + "gelu", {{"approximate", std::string("tanh")}});
+      return Op("Mul", {gelu, u}, p + "geglu");
+    }
     const std::string silu = Op("Mul", {g, Op("Sigmoid", {g}, p + "silu/sigmoid")}, p + "silu");
-    const std::string a = Op("Mul", {silu, u}, p + "swiglu");
-    return Op("Add", {h, Linear(*lin.down, a, p + "down_proj", L.w_down)}, p + "ffn_residual");
+    return Op("Mul", {silu, u}, p + "swiglu");
+  }
+
+  // tanh(x / cap) * cap as Softcap computes it; cap 0 leaves x alone.
+  std::string Softcap(const std::string& x, float cap, const std::string& p) {
+    if (cap <= 0) return x;
+    const std::string t =
+        Op("Tanh", {Op("Div", {x, F(cap)}, p + "/softcap_div")}, p + "/softcap_tanh");
+    return Op("Mul", {t, F(cap)}, p + "/softcap");
   }
 
   // x * (1 / sqrt(mean(x^2) + eps)) * w over the last axis, as RmsNorm computes it.
@@ -364,8 +414,8 @@ class GraphWriter {
       k4 = RmsNorm(k4, L.k_norm, p + "k_norm");
     }
     if (c_.rope(l)) {  // NoPE layers (SmolLM3) attend by content alone
-      q4 = Rope(q4, H, p + "q_rope");
-      k4 = Rope(k4, Hkv, p + "k_rope");
+      q4 = Rope(q4, H, RopeOf(l), p + "q_rope");
+      k4 = Rope(k4, Hkv, RopeOf(l), p + "k_rope");
     }
     if (lin.qk) {  // kv-rotate: [B, T, n, hd] x [hd, hd], so the cache holds rotated keys
       const Rotation& r = HeadRotationOf(*lin.qk);
@@ -390,8 +440,9 @@ class GraphWriter {
     const std::string qt = Op("Transpose", {q4}, p + "q_t", {{"perm", heads_first}});
     const std::string kt = Op("Transpose", {kh}, p + "k_t", {{"perm", Ints{0, 1, 3, 2}}});
     const std::string& vt = vh;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    std::string s = Op("Mul", {Op("MatMul", {qt, kt}, p + "qk"), F(scale)}, p + "scores");
+    std::string s =
+        Op("Mul", {Op("MatMul", {qt, kt}, p + "qk"), F(c_.attention_scale())}, p + "scores");
+    s = Softcap(s, c_.attn_softcap, p + "scores");  // Gemma 2, before the mask as HF does
     s = Op("Where", {Blocked(c_.window(l)), fill_, s}, p + "masked");
     const std::string pr = Op("Softmax", {s}, p + "probs", {{"axis", int64_t{-1}}});  // [B,H,T,S]
     std::string o = Op("MatMul", {pr, vt}, p + "attn");                               // [B,H,T,hd]
@@ -414,24 +465,30 @@ class GraphWriter {
 
   // Rotates x [B, T, n, hd] with the pairing of the config. Partial rotary (Phi-3): only the
   // first rope_dim dims rotate, the rest are concatenated back unchanged.
-  std::string Rope(const std::string& x, int64_t n, const std::string& p) {
+  // `cs` is the layer's (cos, sin) from RopeOf.
+  std::string Rope(const std::string& x, int64_t n, const std::pair<std::string, std::string>& cs,
+                   const std::string& p) {
     const int64_t hd = c_.head_dim, rot = c_.rope_dim();
-    if (rot == hd) return RopeDims(x, n, rot, p);
+    if (rot == hd) return RopeDims(x, n, rot, cs, p);
     const auto parts =
         b_.NodeN("Split", {x, I({rot, hd - rot})}, 2, {{"axis", int64_t{-1}}}, p + "/partial");
-    return Op("Concat", {RopeDims(parts[0], n, rot, p + "/rot"), parts[1]}, p,
+    return Op("Concat", {RopeDims(parts[0], n, rot, cs, p + "/rot"), parts[1]}, p,
               {{"axis", int64_t{-1}}});
   }
 
   // Rotates all `dim` dims of each head of x [B, T, n, dim].
-  std::string RopeDims(const std::string& x, int64_t n, int64_t dim, const std::string& p) {
+  std::string RopeDims(const std::string& x, int64_t n, int64_t dim,
+                       const std::pair<std::string, std::string>& cs, const std::string& p) {
     const int64_t hd = dim, half = hd / 2;
+    const std::string &cos_t = cs.first, &sin_t = cs.second;
     auto rotate = [&](const std::string& x0, const std::string& x1, std::string* y0,
                       std::string* y1) {
-      *y0 = Op("Sub", {Op("Mul", {x0, cos_}, p + "/x0_cos"), Op("Mul", {x1, sin_}, p + "/x1_sin")},
-               p + "/y0");
-      *y1 = Op("Add", {Op("Mul", {x1, cos_}, p + "/x1_cos"), Op("Mul", {x0, sin_}, p + "/x0_sin")},
-               p + "/y1");
+      *y0 =
+          Op("Sub", {Op("Mul", {x0, cos_t}, p + "/x0_cos"), Op("Mul", {x1, sin_t}, p + "/x1_sin")},
+             p + "/y0");
+      *y1 =
+          Op("Add", {Op("Mul", {x1, cos_t}, p + "/x1_cos"), Op("Mul", {x0, sin_t}, p + "/x0_sin")},
+             p + "/y1");
     };
     std::string y0, y1;
     if (c_.rope_pairing == RopePairing::kHalf) {  // (x[i], x[i + hd/2])
@@ -655,7 +712,9 @@ class GraphWriter {
   std::map<std::pair<std::string, const Rotation*>, std::string> rotated_;
   std::map<const Rotation*, std::string> rotations_;
   std::map<const Rotation*, std::string> inverse_rotations_;  // Q^T constants
-  std::string embed_, cos_, sin_;
+  std::string embed_;
+  std::map<bool, std::pair<std::string, std::string>> rope_;  // LocalRope -> (cos, sin)
+  std::string seq_len_, seq_len_scalar_;                      // scoring: T as [1] and as a scalar
   std::string blocked_, fill_;  // attention mask (true = masked out) and the score it gets
   std::string query_pos_, key_pos_;      // cache positions [T, 1] and [1, S] the masks compare
   std::map<int, std::string> windowed_;  // sliding window -> its mask
@@ -667,8 +726,6 @@ class GraphWriter {
 OnnxExportReport ExportOnnx(const Model& m, const std::string& path, const OnnxExportOptions& opt) {
   Check(!path.empty(), "ONNX export: empty output path");
   Check(m.config.head_dim % 2 == 0, "ONNX export: head_dim must be even for RoPE");
-  Check(!m.config.post_norms, "ONNX export: " + m.config.architecture +
-                                  " (post-norms, GeGLU, soft-capping) is not supported yet");
   OnnxExportReport r;
   OnnxWriteOptions wo;
   wo.external_threshold = opt.external_threshold;

@@ -11,7 +11,9 @@
 // The whole forward pass of model/model.cc in standard ops (opset 21, IR 10): RMSNorm from
 // Mul/ReduceMean/Add/Sqrt/Reciprocal, GatedNorm gates, RoPE from constant cos/sin tables gathered
 // at position_ids (or sliced to the sequence), masked attention with GQA, gated attention,
-// q/k-norm, SwiGLU. Quantized linears (quant/quant_linear.h) become INT4/UINT4 initializers + (blocked)
+// q/k-norm, SwiGLU; Gemma's embedding scale, post-norms (the residual rotation after them when
+// rotated), GeGLU (Gelu approximate="tanh", opset 20+), score and logit soft-caps, and one RoPE
+// table per kind of layer (Gemma 3's local layers). Quantized linears (quant/quant_linear.h) become INT4/UINT4 initializers + (blocked)
 // DequantizeLinear + MatMul, or com.microsoft MatMulNBits; their input is fake-quantized per
 // token with standard ops in the exact float op order of FakeQuantRows. A Linear kind the exporter does not know is refused
 // with an Error: it never writes something that computes differently.

@@ -9,6 +9,8 @@
 #include "calib/dataset.h"
 #include "core/model_config.h"
 #include "core/tensor.h"
+#include "model/model.h"
+#include "model/random_weights.h"
 
 namespace sq::test {
 
@@ -60,6 +62,29 @@ inline std::vector<Window> RandomWindows(int n, int len, int vocab, uint64_t see
     for (int& t : w.tokens) t = static_cast<int>(rng() % vocab);
   }
   return ws;
+}
+
+// Random weights with random norm weights (not ones), so that folding has something to fold
+// and a norm's weight (Gemma's post-norms and q/k norms too) changes the logits.
+inline Model RandomNormsModel(const ModelConfig& c) {
+  ModelWeights w = RandomWeights(c, 11);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(0.2f, 3.0f);
+  auto randomize = [&](TensorView& v) {
+    Mat g(v.numel(), 1);
+    for (Eigen::Index i = 0; i < g.size(); ++i) g(i) = u(rng);
+    v = w.Own(g, v.shape);
+  };
+  for (LayerWeights& L : w.layers) {
+    randomize(L.attn_norm);
+    randomize(L.ffn_norm);
+    if (c.post_norms) {  // Gemma: transforms must leave these alone
+      randomize(L.attn_post_norm);
+      randomize(L.ffn_post_norm);
+    }
+  }
+  randomize(w.final_norm);
+  return BuildDenseModel(c, w);
 }
 
 }  // namespace sq::test

@@ -24,6 +24,7 @@
 #include "onnx/export_folder.h"
 #include "onnx/writer.h"
 #include "quant/kv_quant.h"
+#include "quant/norm_fold.h"
 #include "quant/online_rotation.h"
 #include "quant/quantize_model.h"
 #include "quant/rotate.h"
@@ -256,14 +257,7 @@ TEST_CASE("Sliding-window, partial-rotary and NoPE exports run identically in ON
   // (phi4mini_partial and smollm3_nope add no graph feature beyond these four.)
   for (const test::ArchCase& a : test::ArchCases()) {
     if (a.name == "phi4mini_partial" || a.name == "smollm3_nope") continue;
-    if (a.gemma != 0) {  // not exported yet: a clear refusal
-      const ModelConfig c = HfConfigFromJson(a.config, a.name);
-      CHECK_THROWS_WITH(ExportOnnx(BuildDenseModel(c, RandomWeights(c, 13)),
-                                   test::TempDir("arch_" + a.name) + "/m.onnx", {}),
-                        Catch::Contains("ONNX export: " + c.architecture) &&
-                            Catch::Contains("not supported yet"));
-      continue;
-    }
+    if (a.gemma != 0) continue;  // the Gemma test below, with random norm weights
     SECTION(a.name) {
       const ModelConfig c = HfConfigFromJson(a.config, a.name);
       const Model m = BuildDenseModel(c, RandomWeights(c, 13));
@@ -294,6 +288,42 @@ QuantConfig W4A4(int group, bool sym, int kv_bits) {
 }
 
 }  // namespace
+
+TEST_CASE("Gemma 2 and Gemma 3 exports (float, rotated, W4A4) run identically in ONNX Runtime",
+          "[quant][onnx][arch][gemma]") {
+  // Every Gemma feature binds in these configs (arch_cases.h): embedding scale, post-norms with
+  // random weights, GeGLU, query_pre_attn_scalar, both soft-caps (Gemma 2), sliding windows of
+  // 5-6 against 18-24 tokens, local and linearly scaled global RoPE and q/k norms (Gemma 3).
+  // Gemma 2's final cap squeezes random logits into ties, so the logits are compared, not argmax.
+  for (const test::ArchCase& a : test::ArchCases()) {
+    if (a.gemma == 0) continue;
+    SECTION(a.name) {
+      const Model fp = test::RandomNormsModel(HfConfigFromJson(a.config, a.name));
+      const auto f = ExportAndVerify(fp, a.name + "_float", {}, kFloatPplRtol, kLogitTolerance,
+                                     /*check_cache=*/true);
+      INFO(f.dump(2));
+      CHECK(f["ppl_rel_diff"].get<double>() < kFloatPplRtol);
+      OnnxExportOptions scoring;  // the other layout slices its own RoPE tables
+      scoring.layout = OnnxLayout::kScoring;
+      const auto sc =
+          ExportAndVerify(fp, a.name + "_scoring", scoring, kFloatPplRtol, kLogitTolerance);
+      CHECK(sc["ppl_rel_diff"].get<double>() < kFloatPplRtol);
+      // Rotated: Q folds into q/k/v, gate/up, embedding and lm_head, and runs online after each
+      // post-norm (LayerLinears::post_out).
+      const Model rot = BuildModel(RotateHadamard(FoldNorms(Untransformed(fp)), {.seed = 3}));
+      REQUIRE(rot.linears[0].post_out);
+      const auto r = ExportAndVerify(rot, a.name + "_rotated", {}, kFloatPplRtol, kLogitTolerance);
+      INFO(r.dump(2));
+      CHECK(r["ppl_rel_diff"].get<double>() < kFloatPplRtol);
+      OnnxExportOptions o;
+      o.format = a.gemma == 2 ? OnnxFormat::kQdq : OnnxFormat::kMatMulNBits;
+      const auto q = ExportAndVerify(QuantizeModel(rot, W4A4(16, true, 16), {}), a.name + "_w4a4",
+                                     o, kQuantPplRtol, 1e30);
+      INFO(q.dump(2));
+      CHECK(q["ppl_rel_diff"].get<double>() < kQuantPplRtol);
+    }
+  }
+}
 
 TEST_CASE("W4A4 RTN exports (QDQ and MatMulNBits) reproduce sinkquant's simulation",
           "[quant][onnx]") {

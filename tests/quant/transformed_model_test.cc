@@ -1,7 +1,6 @@
 // "Float logits unchanged": every exact transform must leave the model's logits within
 // kInvariance (max |delta| / max |logit|) on random gated models and on real text.
 #include <catch2/catch.hpp>
-#include <random>
 
 #include "calib/dataset.h"
 #include "formats/hf_config.h"
@@ -16,6 +15,7 @@
 #include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::RandomNormsModel;
 using sq::test::RandomWindows;
 
 namespace {
@@ -33,28 +33,6 @@ double MaxRelLogitDiff(const Model& a, const Model& b, const std::vector<Window>
     worst = std::max(worst, MaxRelDiff(Forward(a, w.tokens), Forward(b, w.tokens)));
   }
   return worst;
-}
-
-// Random weights with random norm weights (not ones), so that folding has something to fold.
-Model RandomNormsModel(const ModelConfig& c) {
-  ModelWeights w = RandomWeights(c, 11);
-  std::mt19937_64 rng(5);
-  std::uniform_real_distribution<float> u(0.2f, 3.0f);
-  auto randomize = [&](TensorView& v) {
-    Mat g(v.numel(), 1);
-    for (Eigen::Index i = 0; i < g.size(); ++i) g(i) = u(rng);
-    v = w.Own(g, v.shape);
-  };
-  for (LayerWeights& L : w.layers) {
-    randomize(L.attn_norm);
-    randomize(L.ffn_norm);
-    if (c.post_norms) {  // Gemma: transforms must leave these alone
-      randomize(L.attn_post_norm);
-      randomize(L.ffn_post_norm);
-    }
-  }
-  randomize(w.final_norm);
-  return BuildDenseModel(c, w);
 }
 
 // A small model with GQA; optionally gated attention and GatedNorm.
