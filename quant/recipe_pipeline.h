@@ -22,8 +22,10 @@
 
 #include "calib/dataset.h"
 #include "model/layer_major.h"
+#include "quant/learn_rotation.h"
 #include "quant/recipe.h"
 #include "quant/sink_aware.h"
+#include "quant/smooth.h"
 
 namespace sq {
 
@@ -61,6 +63,12 @@ class RecipePipeline {
     return calibrates_ && recipe_.config.seq_calib ? &calib_tf_ : nullptr;
   }
   Model LayerSlice(int l) const;   // fp's layer l as a one-layer model
+  // The transforms before `upto` of the recipe, on one layer's slice (`log` gets their lines).
+  Model TransformSlice(Model cur, const std::string& upto, const ChannelAbsMax& stats,
+                       std::vector<std::string>& log) const;
+  // rotate-learned's samples, layer by layer over every calibration window (each rank all of
+  // them, so every rank learns the same Q), through the transforms before it.
+  Mat SampleResidualInputs() const;
   Model QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states,
                       std::vector<Mat>* float_states);
   void Install(Model& shell, Model& slice, int l, std::vector<std::shared_ptr<const void>>& keep);
@@ -80,6 +88,7 @@ class RecipePipeline {
   std::vector<Mat> calib_tf_;       // ... in the transformed float model (+seq's targets)
   std::vector<Mat> calib_q_;        // ... in the transformed, weight-quantized model (GPTQ and
                                     // the activation clip search: QuantConfig::Calibrates())
+  LearnedRotation learned_;         // rotate-learned's Q, learned once for every layer
   std::vector<std::string> log_;
   QuantizeReport report_;
   std::shared_ptr<SinkCounts> sink_counts_;
