@@ -515,10 +515,8 @@ TEST_CASE("stories260K W4A4 rotate exports: ONNX Runtime perplexity equals sinkq
   CheckStoriesW4A4("rotate");
 }
 
-TEST_CASE(
-    "stories260K W4A4 rotate-learned exports (a dense learned residual Q folded into the "
-    "weights): ONNX Runtime perplexity equals sinkquant's simulation",
-    "[quant][onnx][real][learnrot]") {
+TEST_CASE("stories260K W4A4 rotate-learned exports: ONNX Runtime perplexity equals sinkquant's "
+          "simulation", "[quant][onnx][real][learnrot]") {
   CheckStoriesW4A4("rotate-learned");
 }
 
