@@ -8,6 +8,10 @@
 // the evaluation streams, and dropped. Resident memory is one transformed layer, the hidden
 // states and the model-level tensors instead of whole-model float copies.
 //
+// rotate-learned needs its residual Q before layer 0 is transformed: a first pass runs the
+// calibration windows through every layer (each read once and released) to sample the inputs
+// it learns from, the same samples ApplyRecipe's ObserveLayerMajor takes.
+//
 // Every step does the arithmetic ApplyRecipe does for that layer, so the two give the same
 // quantized model bit for bit (tests/quant/recipe_pipeline_test.cc).
 // Under mpirun each rank calibrates on its block of the calibration windows; the SmoothQuant
