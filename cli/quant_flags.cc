@@ -55,6 +55,9 @@ QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults) {
   c.alt_a_bits = alt.a_bits;
   c.smooth_alpha = static_cast<float>(a.Float("alpha", defaults.smooth_alpha, 0.0, 1.0));
   c.sink_ratio = static_cast<float>(a.Float("sink-ratio", defaults.sink_ratio, 1.0, 1e9));
+  c.learn_steps = a.Int("learn-steps", defaults.learn_steps, 0, 10000);
+  c.learn_lr = a.Float("learn-lr", defaults.learn_lr, 1e-6, 1.0);
+  c.learn_tokens = a.Int("learn-tokens", defaults.learn_tokens, 16, 1 << 20);
   if (a.Has("seed")) c.seed = static_cast<uint64_t>(SeedFlag(a));
   return c;
 }

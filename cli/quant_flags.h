@@ -22,7 +22,7 @@ QuantConfig FloatDefaults();
 
 // --w-bits --a-bits --kv-bits --w-group --kv-group --a-clip --a-clip-min --w-asym
 // --no-clip-search --act-order --gptq-block --gptq-damp --keep-float --mixed-layers
-// --mixed-bits --alpha --sink-ratio --seed. An absent
+// --mixed-bits --alpha --sink-ratio --learn-steps --learn-lr --learn-tokens --seed. An absent
 // flag keeps its value in `defaults` (`compare` defaults to W4A4, `eval` and `quantize` to
 // float).
 QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults);
@@ -40,6 +40,7 @@ inline constexpr const char* kQuantFlagsUsage =
     "  [--kv-bits 2..8|16] [--kv-group G] [--keep-float LIST (default lm_head; 'none')]\n"
     "  [--mixed-layers LIST (layers at --mixed-bits, default W8A8)]\n"
     "  [--alpha 0.5 (smooth)] [--sink-ratio 64 (+sink-aware)] [--a-clip-min 0.5 (+act-clip)]\n"
+    "  [--learn-steps 100] [--learn-lr 0.05] [--learn-tokens 4096] (rotate-learned)\n"
     "  [--seed N]\n";
 
 // --method NAME (one recipe, with +modifiers; --gptq is short for --method gptq), --calib FILE

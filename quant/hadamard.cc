@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 
 #include "core/error.h"
 
@@ -172,7 +173,15 @@ Rotation::Rotation(int n, uint64_t seed) : n_(n) {
   q_ = signs_.asDiagonal() * h / std::sqrt(static_cast<float>(n));
 }
 
+Rotation::Rotation(Mat q, std::string what)
+    : n_(static_cast<int>(q.rows())), what_(std::move(what)) {
+  Check(n_ > 0 && q.cols() == n_, "Rotation: a given matrix must be square and non-empty, got " +
+                                      std::to_string(q.rows()) + " x " + std::to_string(q.cols()));
+  q_ = std::move(q);
+}
+
 std::string Rotation::Describe() const {
+  if (!what_.empty()) return what_;
   const std::string n = std::to_string(n_);
   if (base_ == 0) return "random-orthogonal " + n + " (QR of a seeded Gaussian)";
   if (base_ == 1) return "hadamard " + n + " (sylvester, random signs)";

@@ -30,6 +30,9 @@ int HadamardBase(int n);
 class Rotation : public HeadRotation {
  public:
   Rotation(int n, uint64_t seed);
+  // A given orthogonal q [n, n] (a learned rotation, quant/learn_rotation.h), applied densely;
+  // `what` is its Describe().
+  Rotation(Mat q, std::string what);
 
   int size() const override { return n_; }
   bool is_hadamard() const { return base_ > 0; }
@@ -50,10 +53,11 @@ class Rotation : public HeadRotation {
   void ApplyFast(Eigen::Ref<Mat> x) const;  // one block of rows
 
   int n_ = 0;
-  int base_ = 0;     // Paley factor m; 0 = random orthogonal (dense)
+  int base_ = 0;     // Paley factor m; 0 = dense (random orthogonal or given)
   Vec signs_;        // [n] random +-1 (Hadamard only)
   Mat base_h_;       // [m, m] +-1 Paley block (m > 1)
   Mat q_;            // [n, n]
+  std::string what_;  // Describe() of a given matrix
 };
 
 // In-place unnormalised Walsh-Hadamard transform of every row of x [T, n] (n a power of two),

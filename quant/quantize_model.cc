@@ -97,6 +97,9 @@ void QuantConfig::Validate() const {
   Check(!seq_calib || (w_bits < 16 && gptq) || SearchesActClip(),
         "+seq changes GPTQ's and +act-clip's calibration: use it with a GPTQ recipe or +act-clip "
         "(and --a-bits below 16 for +act-clip)");
+  Check(learn_steps >= 0, "--learn-steps must be >= 0, got " + std::to_string(learn_steps));
+  Check(learn_lr > 0, "--learn-lr must be positive, got " + std::to_string(learn_lr));
+  Check(learn_tokens > 0, "--learn-tokens must be positive, got " + std::to_string(learn_tokens));
   Check(gptq_block > 0, "GPTQ block must be positive");
   Check(gptq_damp > 0, "GPTQ dampening must be positive");
 }

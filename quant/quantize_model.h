@@ -47,6 +47,11 @@ struct QuantConfig {
   uint64_t seed = 0;         // for transforms that draw random numbers
   float smooth_alpha = 0.5f;  // SmoothQuant migration strength (recipes with `smooth`)
   float sink_ratio = 64.0f;   // sink-aware: outlier token when row max > ratio x median
+  // rotate-learned (quant/learn_rotation.h): Cayley steps, step size on the orthogonal group,
+  // sampled residual-stream tokens.
+  int learn_steps = 100;
+  double learn_lr = 0.05;
+  int learn_tokens = 4096;
 
   WeightQuantSpec weight_spec() const { return {w_bits, w_group, w_sym, clip_search}; }
   ActQuantSpec act_spec() const { return {a_bits, a_clip}; }

@@ -22,6 +22,7 @@ constexpr StepDef kSteps[] = {
     {"fold-norms", FoldNormsStep, nullptr, nullptr},
     {"smooth", SmoothStep, nullptr, SmoothSettings},
     {"rotate", RotateStep, nullptr, nullptr},
+    {"rotate-learned", RotateLearnedStep, nullptr, LearnRotationSettings},
     {"kv-rotate", KvRotateStep, nullptr, nullptr},
     {"sink-aware", nullptr, SinkAwareStep, SinkAwareSettings},
 };
@@ -55,6 +56,12 @@ constexpr RecipeDef kRecipes[] = {
      Quantizer::kRtn},
     {"rotate-gptq", "fold norms, Hadamard rotation, then GPTQ", "fold-norms,rotate",
      Quantizer::kGptq},
+    {"rotate-learned",
+     "fold norms, rotation learned on the calibration text (Cayley descent on the kurtosis of the "
+     "linears' residual-stream inputs from rotate's Hadamard, --learn-steps/-lr/-tokens), then RTN",
+     "fold-norms,rotate-learned", Quantizer::kRtn},
+    {"rotate-learned-gptq", "fold norms, learned rotation (as rotate-learned), then GPTQ",
+     "fold-norms,rotate-learned", Quantizer::kGptq},
     {"smooth-rotate", "SmoothQuant, fold norms, Hadamard rotation, then RTN",
      "smooth,fold-norms,rotate", Quantizer::kRtn},
     {"kv-rotate",

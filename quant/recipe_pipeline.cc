@@ -74,11 +74,18 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
         "recipe '" + recipe_.name + "': smooth must be its first transform");
   const bool smooth = Has(steps, "smooth");
   Check(!smooth || !calib_.empty(), "transform smooth needs calibration text (--calib FILE)");
+  Check(!smooth || !Has(steps, "rotate-learned"),
+        "recipe '" + recipe_.name + "': smooth and rotate-learned cannot be streamed together");
   head_t_ = HeadOnly(fp_);
   for (const std::string& name : steps) {
-    head_t_ = name == "smooth"
-                  ? SmoothWithStats(head_t_, recipe_.config, ChannelAbsMax{}, calib_.size(), log_)
-                  : FindTransform(name, recipe_.name)(head_t_, recipe_.config, calib_, log_);
+    if (name == "rotate-learned") {
+      learned_ = LearnAndLog(SampleResidualInputs(), recipe_.config, log_);
+      head_t_ = RotateWithLearned(head_t_, recipe_.config, learned_, log_);
+    } else if (name == "smooth") {
+      head_t_ = SmoothWithStats(head_t_, recipe_.config, ChannelAbsMax{}, calib_.size(), log_);
+    } else {
+      head_t_ = FindTransform(name, recipe_.name)(head_t_, recipe_.config, calib_, log_);
+    }
   }
   for (const std::string& name : recipe_.post) {
     if (name == "sink-aware") {
@@ -138,6 +145,37 @@ Model RecipePipeline::LayerSlice(int l) const {
   return s;
 }
 
+Model RecipePipeline::TransformSlice(Model cur, const std::string& upto, const ChannelAbsMax& stats,
+                                     std::vector<std::string>& log) const {
+  for (const std::string& name : recipe_.transforms) {
+    if (name == upto) break;
+    if (name == "rotate-learned") {
+      cur = RotateWithLearned(cur, recipe_.config, learned_, log);
+    } else if (name == "smooth") {
+      cur = SmoothWithStats(cur, recipe_.config, stats, calib_.size(), log);
+    } else {
+      cur = FindTransform(name, recipe_.name)(cur, recipe_.config, calib_, log);
+    }
+  }
+  return cur;
+}
+
+Mat RecipePipeline::SampleResidualInputs() const {
+  Check(!calib_.empty(), "transform rotate-learned needs calibration text (--calib FILE)");
+  const ModelConfig& c = fp_.config;
+  ResidualInputSampler sampler(c.hidden, ResidualInputRows(c, calib_), recipe_.config.learn_tokens);
+  std::vector<Mat> states;
+  for (const Window& w : calib_) states.push_back(Embed(fp_, w.tokens));
+  std::vector<std::string> ignored;
+  for (int l = 0; l < c.n_layers; ++l) {
+    // The same blocks on the same states as ObserveLayerMajor over the transformed model.
+    const Model cur = TransformSlice(LayerSlice(l), "rotate-learned", ChannelAbsMax{}, ignored);
+    for (Mat& h : states) ForwardBlock(cur, 0, h, &sampler);
+    ReleaseLayerPages(fp_, l);
+  }
+  return sampler.Take();
+}
+
 Model RecipePipeline::QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states,
                                     std::vector<Mat>* float_states) {
   QuantConfig cfg = recipe_.config.ForLayer(layer);  // the slice's one layer is its layer 0
@@ -184,11 +222,7 @@ void RecipePipeline::PrepareLayer(int l) {
     MaxAcrossRanks(stats);
   }
   std::vector<std::string> ignored;  // the log was written by the model-level pass
-  for (const std::string& name : recipe_.transforms) {
-    cur = name == "smooth"
-              ? SmoothWithStats(cur, recipe_.config, stats, calib_.size(), ignored)
-              : FindTransform(name, recipe_.name)(cur, recipe_.config, calib_, ignored);
-  }
+  cur = TransformSlice(std::move(cur), "", stats, ignored);
   Model q = QuantizeSlice(cur, l, calibrates_ ? &calib_q_ : nullptr, FloatStates());
   if (!q_.kv_quant) q_.kv_quant = q.kv_quant;  // one KV quantizer serves every layer
   Install(t_, cur, l, t_layer_);

@@ -8,6 +8,10 @@
 // the evaluation streams, and dropped. Resident memory is one transformed layer, the hidden
 // states and the model-level tensors instead of whole-model float copies.
 //
+// rotate-learned needs its residual Q before layer 0 is transformed: a first pass runs the
+// calibration windows through every layer (each read once and released) to sample the inputs
+// it learns from, the same samples ApplyRecipe's ObserveLayerMajor takes.
+//
 // Every step does the arithmetic ApplyRecipe does for that layer, so the two give the same
 // quantized model bit for bit (tests/quant/recipe_pipeline_test.cc).
 // Under mpirun each rank calibrates on its block of the calibration windows; the SmoothQuant
@@ -22,8 +26,10 @@
 
 #include "calib/dataset.h"
 #include "model/layer_major.h"
+#include "quant/learn_rotation.h"
 #include "quant/recipe.h"
 #include "quant/sink_aware.h"
+#include "quant/smooth.h"
 
 namespace sq {
 
@@ -61,6 +67,12 @@ class RecipePipeline {
     return calibrates_ && recipe_.config.seq_calib ? &calib_tf_ : nullptr;
   }
   Model LayerSlice(int l) const;   // fp's layer l as a one-layer model
+  // The transforms before `upto` of the recipe, on one layer's slice (`log` gets their lines).
+  Model TransformSlice(Model cur, const std::string& upto, const ChannelAbsMax& stats,
+                       std::vector<std::string>& log) const;
+  // rotate-learned's samples, layer by layer over every calibration window (each rank all of
+  // them, so every rank learns the same Q), through the transforms before it.
+  Mat SampleResidualInputs() const;
   Model QuantizeSlice(const Model& t, int layer, std::vector<Mat>* states,
                       std::vector<Mat>* float_states);
   void Install(Model& shell, Model& slice, int l, std::vector<std::shared_ptr<const void>>& keep);
@@ -80,6 +92,7 @@ class RecipePipeline {
   std::vector<Mat> calib_tf_;       // ... in the transformed float model (+seq's targets)
   std::vector<Mat> calib_q_;        // ... in the transformed, weight-quantized model (GPTQ and
                                     // the activation clip search: QuantConfig::Calibrates())
+  LearnedRotation learned_;         // rotate-learned's Q, learned once for every layer
   std::vector<std::string> log_;
   QuantizeReport report_;
   std::shared_ptr<SinkCounts> sink_counts_;

@@ -75,7 +75,9 @@ TransformedModel RotateHadamard(const TransformedModel& in, const RotateOptions&
   const ModelConfig& c = t.config;
   ModelWeights& w = t.weights;
   const bool gated_norm = c.gated_norm_rank > 0;
-  auto rd = SharedRotation(c.hidden, opt.seed);
+  auto rd = opt.residual_q ? opt.residual_q : SharedRotation(c.hidden, opt.seed);
+  Check(rd->size() == c.hidden, "rotate: the residual rotation is " + std::to_string(rd->size()) +
+                                    " wide, the model's hidden size " + std::to_string(c.hidden));
   auto rf = SharedRotation(c.intermediate, opt.seed + 1);
   auto rh = SharedRotation(c.head_dim, opt.seed + 2);
   auto ro = SharedRotation(c.q_dim(), opt.seed + 3);

@@ -29,6 +29,9 @@ struct RotateOptions {
   bool residual = true;  // rotate the residual stream (or, with GatedNorm, the gated norm outputs)
   bool down = true;      // online rotation of the down_proj input
   bool heads = true;     // v/o: per-head fold, or online o_proj rotation with gated attention
+  // The residual stream's Q [hidden, hidden] (a learned rotation, quant/learn_rotation.h); null:
+  // Rotation(hidden, seed). The online rotations are drawn from the seed either way.
+  std::shared_ptr<const Rotation> residual_q;
 };
 
 // The Rotation(n, seed), shared while anyone holds it: a model rotated one layer at a time

@@ -288,6 +288,10 @@ row "--pareto-bits W4 (no activation width)" compare --model "$model" --calib "$
 row "--pareto-bits W4A4KV99" compare --model "$model" --calib "$valid" --data "$valid" --pareto --pareto-bits W4A4KV99
 row "--a-clip-min 0 (+act-clip grid)" compare --model "$model" --calib "$T/data_copy.txt" --data "$valid" --methods rotate+act-clip --a-clip-min 0
 row "rotate+seq (nothing calibrated to make sequential)" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate+seq --w-bits 4
+row "--learn-steps -1 (rotate-learned)" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate-learned --w-bits 4 --learn-steps -1
+row "--learn-lr 0 (rotate-learned)" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate-learned --w-bits 4 --learn-lr 0
+row "--learn-tokens 8 (too few to learn from)" quantize --model "$model" --out "$T/q.onnx" --calib "$T/data_copy.txt" --method rotate-learned --w-bits 4 --learn-tokens 8
+row "rotate-learned without --calib" quantize --model "$model" --out "$T/q.onnx" --method rotate-learned --w-bits 4
 row "--mixed-layers past the last layer" eval --model "$model" --data "$valid" --w-bits 4 --mixed-layers 0,9
 row "--mixed-layers with float weights" eval --model "$model" --data "$valid" --a-bits 4 --mixed-layers 1
 row "--mixed-bits W8A8KV4 (no KV width here)" eval --model "$model" --data "$valid" --w-bits 4 --mixed-layers 1 --mixed-bits W8A8KV4

@@ -545,6 +545,11 @@ TEST_CASE("stories260K W4A4 rotate exports: ONNX Runtime perplexity equals sinkq
   CheckStoriesW4A4("rotate");
 }
 
+TEST_CASE("stories260K W4A4 rotate-learned exports: ONNX Runtime perplexity equals sinkquant's "
+          "simulation", "[quant][onnx][real][learnrot]") {
+  CheckStoriesW4A4("rotate-learned");
+}
+
 TEST_CASE(
     "stories260K W4A4 rotate-gptq+act-clip exports (a searched clip per linear): ONNX "
     "Runtime perplexity equals sinkquant's simulation",

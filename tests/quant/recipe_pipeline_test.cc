@@ -69,6 +69,24 @@ TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[q
   RequirePipelineMatches(lm, "rtn", base, calib, eval, false);
 }
 
+TEST_CASE("recipe pipeline equals ApplyRecipe for the learned rotation",
+          "[quant][pipeline][learnrot]") {
+  // The pipeline samples the residual-stream inputs layer by layer; the same samples must give
+  // the same learned Q bit for bit.
+  LoadedModel lm = LoadModel(test::RequireShared("models/stories260K/stories260K.bin"), "");
+  const auto calib = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-calib.txt")),
+                                 *lm.tokenizer, {128, 300}, "calib");
+  const auto eval = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-valid.txt")),
+                                *lm.tokenizer, {96, 250}, "valid");
+  QuantConfig base;
+  base.a_bits = 4;
+  base.kv_bits = 4;
+  base.learn_steps = 20;
+  for (const char* m : {"rotate-learned", "rotate-learned-gptq+kv-rotate+act-clip"}) {
+    RequirePipelineMatches(lm, m, base, calib, eval, true);
+  }
+}
+
 TEST_CASE("recipe pipeline equals ApplyRecipe with per-layer windows, NoPE, partial rotary",
           "[quant][pipeline][arch]") {
   // The pipeline transforms and quantizes one-layer slices: each must keep its own layer's
