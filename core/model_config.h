@@ -25,7 +25,7 @@ struct RopeScaling {
   float high_freq_factor = 4.0f;
   int original_max_position = 8192;
   bool longrope = false;
-  std::vector<float> short_factor, long_factor;  // rope_dim/2 entries each
+  std::vector<float> short_factor = {}, long_factor = {};  // rope_dim/2 entries each
   float attention_factor = 1.0f;
   // rope_scaling of type "linear" (Gemma 3's global layers): every inverse frequency / factor.
   bool linear = false;

@@ -31,7 +31,7 @@ struct RotateOptions {
   bool heads = true;     // v/o: per-head fold, or online o_proj rotation with gated attention
   // The residual stream's Q [hidden, hidden] (a learned rotation, quant/learn_rotation.h); null:
   // Rotation(hidden, seed). The online rotations are drawn from the seed either way.
-  std::shared_ptr<const Rotation> residual_q;
+  std::shared_ptr<const Rotation> residual_q = nullptr;
 };
 
 // The Rotation(n, seed), shared while anyone holds it: a model rotated one layer at a time

@@ -121,7 +121,8 @@ ModelConfig FullConfig(RopePairing pairing) {
       test::SmallConfig({.hidden = 64, .intermediate = 96, .n_layers = 2, .n_heads = 4,
                          .n_kv_heads = 2, .head_dim = 16, .vocab = 97, .max_position = 64});
   c.rope_pairing = pairing;
-  c.rope_scaling = {true, 8.0f, 1.0f, 4.0f, 16};
+  c.rope_scaling = {.enabled = true, .factor = 8.0f, .low_freq_factor = 1.0f,
+                    .high_freq_factor = 4.0f, .original_max_position = 16};
   c.tie_embeddings = true;
   c.qkv_bias = true;
   c.qk_norm = true;
