@@ -42,17 +42,30 @@ void RequirePipelineMatches(const LoadedModel& lm, const std::string& method, Qu
   CHECK(pipe.report().linears.size() == rr.report.linears.size());
 }
 
+// stories260K with short calibration and evaluation windows (a few hundred tokens each).
+struct Stories {
+  LoadedModel lm = LoadModel(test::RequireShared("models/stories260K/stories260K.bin"), "");
+  std::vector<Window> calib =
+      MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-calib.txt")),
+                  *lm.tokenizer, {128, 300}, "calib");
+  std::vector<Window> eval =
+      MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-valid.txt")),
+                  *lm.tokenizer, {96, 250}, "valid");
+  static QuantConfig W4A4KV4() {
+    QuantConfig c;
+    c.a_bits = 4;
+    c.kv_bits = 4;
+    return c;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[quant][pipeline]") {
-  LoadedModel lm = LoadModel(test::RequireShared("models/stories260K/stories260K.bin"), "");
-  const auto calib = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-calib.txt")),
-                                 *lm.tokenizer, {128, 300}, "calib");
-  const auto eval = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-valid.txt")),
-                                *lm.tokenizer, {96, 250}, "valid");
-  QuantConfig base;
-  base.a_bits = 4;
-  base.kv_bits = 4;
+  const Stories s;
+  const LoadedModel& lm = s.lm;
+  const auto &calib = s.calib, &eval = s.eval;
+  QuantConfig base = s.W4A4KV4();
   for (const char* m :
        {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate", "rotate+sink-aware",
         "gptq+sink-aware", "rotate+kv-rotate", "rotate+act-clip", "rotate-gptq+act-clip",
@@ -73,14 +86,10 @@ TEST_CASE("recipe pipeline equals ApplyRecipe for the learned rotation",
           "[quant][pipeline][learnrot]") {
   // The pipeline samples the residual-stream inputs layer by layer; the same samples must give
   // the same learned Q bit for bit.
-  LoadedModel lm = LoadModel(test::RequireShared("models/stories260K/stories260K.bin"), "");
-  const auto calib = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-calib.txt")),
-                                 *lm.tokenizer, {128, 300}, "calib");
-  const auto eval = MakeWindows(ReadTextFile(test::RequireShared("corpora/tinystories-valid.txt")),
-                                *lm.tokenizer, {96, 250}, "valid");
-  QuantConfig base;
-  base.a_bits = 4;
-  base.kv_bits = 4;
+  const Stories s;
+  const LoadedModel& lm = s.lm;
+  const auto &calib = s.calib, &eval = s.eval;
+  QuantConfig base = s.W4A4KV4();
   base.learn_steps = 20;
   for (const char* m : {"rotate-learned", "rotate-learned-gptq+kv-rotate+act-clip"}) {
     RequirePipelineMatches(lm, m, base, calib, eval, true);
