@@ -55,6 +55,17 @@ TEST_CASE("Rotation is orthogonal and its fast path equals the dense reference",
   CHECK((Rotation(64, 1).matrix() - Rotation(64, 1).matrix()).cwiseAbs().maxCoeff() == 0.0f);
 }
 
+TEST_CASE("A given (dense) rotation applied in row blocks equals one product", "[quant]") {
+  // An embedding-sized input crosses the 4096-row blocks Apply uses to bound its temporary.
+  const Rotation r(Rotation(24, 5).matrix(), "given 24");
+  CHECK_FALSE(r.is_hadamard());
+  Mat x = RandomMat(9000, 24, 11), ref = x;
+  r.Apply(x);
+  r.ApplyRef(ref);
+  CHECK((x - ref).cwiseAbs().maxCoeff() < kRotationTolerance * 10);
+  CHECK((x.row(8999) - ref.row(8999)).cwiseAbs().maxCoeff() < kRotationTolerance * 10);
+}
+
 TEST_CASE("FwhtRows equals multiplication by Sylvester's matrix", "[quant]") {
   Mat h;
   REQUIRE(HadamardMatrix(32, &h));
