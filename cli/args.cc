@@ -5,7 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
+
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/strings.h"
@@ -61,6 +64,19 @@ std::string Args::Str(const std::string& name, const std::string& def) {
 std::string Args::Required(const std::string& name) {
   Check(Has(name), command_ + ": missing required flag --" + name);
   return Str(name, "");
+}
+
+std::string Args::OutputFile(const std::string& name, bool required) {
+  const std::string path = required ? Required(name) : Str(name, "");
+  if (path.empty()) return path;
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  const std::string shown = folder.empty() ? "." : folder.string();
+  std::error_code ec;
+  Check(std::filesystem::is_directory(folder.empty() ? "." : folder, ec),
+        command_ + ": --" + name + " " + path + ": folder " + shown + " does not exist");
+  Check(::access(shown.c_str(), W_OK | X_OK) == 0,
+        command_ + ": --" + name + " " + path + ": folder " + shown + " is not writable");
+  return path;
 }
 
 namespace {

@@ -21,6 +21,9 @@ class Args {
   bool Flag(const std::string& name);                // boolean flag (no value)
   std::string Str(const std::string& name, const std::string& def);
   std::string Required(const std::string& name);     // throws when missing
+  // A file the command will write (--json, --logits-out, a .onnx --out): its folder must exist
+  // and be writable now, not after the minutes of work that precede the write. "" when absent.
+  std::string OutputFile(const std::string& name, bool required = false);
   // Numeric flags, validated here and nowhere else: decimal integer syntax only ("4x", "1e3",
   // "0x10" and out-of-range values are refused), finite numbers, and the flag's own range, each
   // with an Error naming the flag. The default is returned as given when the flag is absent.

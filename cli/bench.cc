@@ -49,7 +49,7 @@ int RunBench(Args& a) {
   const std::string path = a.Required("model");
   const int ctx = a.Int("ctx", 512, 1, kMaxCtx);
   const int reps = a.Int("reps", 3, 1, 1 << 20);
-  const std::string json = a.Str("json", "");
+  const std::string json = a.OutputFile("json");
   SetNumThreads(ThreadsFlag(a));
   a.Finish();
   Check(ctx > 0 && reps > 0, "--ctx and --reps must be positive");

@@ -235,7 +235,7 @@ int RunBenchKernels(Args& a) {
   const std::string model = a.Str("model", "");
   const int ctx = a.Int("ctx", 512, 1, kMaxCtx);
   const std::string onnx_dir = a.Str("onnx-dir", "");
-  const std::string json = a.Str("json", "");
+  const std::string json = a.OutputFile("json");
   const std::string float_dtype = a.Str("float", "");
   SetNumThreads(ThreadsFlag(a));
   a.Finish();

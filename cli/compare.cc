@@ -59,7 +59,7 @@ CompareCliOptions ParseCompareOptions(Args& a) {
   o.tokenizer = a.Str("tokenizer", "");
   o.calib = a.Required("calib");
   o.data = a.Required("data");
-  o.json = a.Str("json", "");
+  o.json = a.OutputFile("json");
   o.windows.ctx = CtxFlag(a);
   o.windows.max_tokens = TokensFlag(a, "max-tokens");
   o.calib_tokens = TokensFlag(a, "calib-tokens");

@@ -45,7 +45,7 @@ EvalOptions ParseEvalOptions(Args& a) {
   o.data = a.Required("data");
   o.windows.ctx = CtxFlag(a);
   o.windows.max_tokens = TokensFlag(a, "max-tokens");
-  o.json = a.Str("json", "");
+  o.json = a.OutputFile("json");
   o.threads = ThreadsFlag(a);
   o.fake_quant = a.Flag("fake-quant");
 

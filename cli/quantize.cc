@@ -38,13 +38,15 @@ QuantizeOptions ParseQuantizeOptions(Args& a) {
   o.model = a.Required("model");
   o.tokenizer = a.Str("tokenizer", "");
   o.out = a.Required("out");
+  // A .onnx file's folder must already exist; a new export folder is checked below.
+  if (std::filesystem::path(o.out).extension() == ".onnx") a.OutputFile("out", true);
   o.config = ParseQuantConfig(a, FloatDefaults());
   o.recipe = ParseMethodFlags(a, o.config);
   o.onnx.format = ParseOnnxFormat(a.Str("onnx-format", "qdq"));
   o.onnx.layout = ParseOnnxLayout(a.Str("layout", "decoder"));
   const int threshold = a.Int("external-threshold", 1024, 0, kIntMax);
   o.onnx.external_threshold = static_cast<size_t>(threshold);
-  o.logits_out = a.Str("logits-out", "");
+  o.logits_out = a.OutputFile("logits-out");
   o.data = a.Str("data", "");
   o.windows.ctx = CtxFlag(a);
   o.windows.max_tokens = TokensFlag(a, "max-tokens");

@@ -306,6 +306,9 @@ ln -sf "$T/data_copy.txt" "$T/data_sym.txt"
 row "eval --json is --data under a symlink" eval --model "$model" --data "$T/data_copy.txt" --max-tokens 64 --json "$T/data_sym.txt"
 row "eval --json is --data spelled T/./" eval --model "$model" --data "$T/data_copy.txt" --max-tokens 64 --json "$T/./data_copy.txt"
 row "eval --json /dev/null (a device)" eval --model "$model" --data "$valid" --max-tokens 64 --json /dev/null
+row "eval --json into a folder that does not exist" eval --model "$model" --data "$valid" --json "$T/no_such_dir/e.json"
+row "quantize --out a .onnx in a folder that does not exist" quantize --model "$model" --tokenizer "$tok" --out "$T/no_such_dir/m.onnx" --w-bits 4
+row "quantize --logits-out into a folder that does not exist" quantize --model "$model" --tokenizer "$tok" --out "$T/q.onnx" --data "$valid" --logits-out "$T/no_such_dir/r.json"
 cp "$model" "$T/m_copy.bin"; ln -f "$T/m_copy.bin" "$T/m_link.onnx"
 row "quantize --out a hard link to --model" quantize --model "$T/m_copy.bin" --tokenizer "$tok" --out "$T/m_link.onnx" --w-bits 4
 mkdir -p "$T/holder"; cp "$model" "$T/holder/m.bin"

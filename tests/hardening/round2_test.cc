@@ -198,6 +198,23 @@ TEST_CASE("flags: one table validates syntax, finiteness and range with the flag
   CHECK_THAT(r.output, Contains("--sink-mass must be between 0 and 1"));
 }
 
+TEST_CASE("flags: an output file's folder is checked when the flags are read", "[hardening][flags]") {
+  Args ok = MakeArgs({"--json", Dir() + "/out.json"});
+  CHECK(ok.OutputFile("json") == Dir() + "/out.json");
+  Args bare = MakeArgs({"--json", "out.json"});  // the working folder
+  CHECK(bare.OutputFile("json") == "out.json");
+  Args none = MakeArgs({});
+  CHECK(none.OutputFile("json").empty());
+  REQUIRE_THROWS_WITH(none.OutputFile("out", true), Contains("missing required flag --out"));
+  Args missing = MakeArgs({"--logits-out", Dir() + "/no_such_dir/r.json"});
+  REQUIRE_THROWS_WITH(missing.OutputFile("logits-out"),
+                      Contains("--logits-out " + Dir() + "/no_such_dir/r.json: folder " + Dir() +
+                               "/no_such_dir does not exist"));
+  const std::string file = Write("plain.txt", "x");  // a file where the folder should be
+  Args under_file = MakeArgs({"--json", file + "/out.json"});
+  REQUIRE_THROWS_WITH(under_file.OutputFile("json"), Contains("does not exist"));
+}
+
 TEST_CASE("outputs: inputs are never overwritten, special outputs never replaced, stdout errors",
           "[hardening][outputs]") {
   const TrackInputs track;
