@@ -69,13 +69,13 @@ std::string Args::Required(const std::string& name) {
 std::string Args::OutputFile(const std::string& name, bool required) {
   const std::string path = required ? Required(name) : Str(name, "");
   if (path.empty()) return path;
-  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
-  const std::string shown = folder.empty() ? "." : folder.string();
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string folder = parent.empty() ? "." : parent.string();
   std::error_code ec;
-  Check(std::filesystem::is_directory(folder.empty() ? "." : folder, ec),
-        command_ + ": --" + name + " " + path + ": folder " + shown + " does not exist");
-  Check(::access(shown.c_str(), W_OK | X_OK) == 0,
-        command_ + ": --" + name + " " + path + ": folder " + shown + " is not writable");
+  Check(std::filesystem::is_directory(folder, ec),
+        command_ + ": --" + name + " " + path + ": folder " + folder + " does not exist");
+  Check(::access(folder.c_str(), W_OK | X_OK) == 0,
+        command_ + ": --" + name + " " + path + ": folder " + folder + " is not writable");
   return path;
 }
 

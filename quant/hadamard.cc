@@ -196,19 +196,6 @@ void Rotation::ApplyRef(Eigen::Ref<Mat> x) const {
   x = x * q_;
 }
 
-void Rotation::ApplyDense(Eigen::Ref<Mat> x) const {
-  Check(x.cols() == n_, [&] {
-    return "Rotation: input width " + std::to_string(x.cols()) + ", expected " + std::to_string(n_);
-  });
-  // Blocks of rows: x = x * q needs a temporary as large as x, and x can be a 128k-row
-  // embedding (1 GiB in f32 at 1B); a block's temporary is 4096 rows.
-  constexpr Eigen::Index kRows = 4096;
-  for (Eigen::Index r0 = 0; r0 < x.rows(); r0 += kRows) {
-    auto rows = x.middleRows(r0, std::min(kRows, x.rows() - r0));
-    rows = rows * q_;
-  }
-}
-
 void Rotation::ApplyTransposed(Eigen::Ref<Mat> x) const {
   Check(x.cols() == n_, [&] {
     return "Rotation: input width " + std::to_string(x.cols()) + ", expected " + std::to_string(n_);
@@ -217,10 +204,18 @@ void Rotation::ApplyTransposed(Eigen::Ref<Mat> x) const {
 }
 
 void Rotation::Apply(Eigen::Ref<Mat> x) const {
-  if (base_ == 0) return ApplyDense(x);
   Check(x.cols() == n_, [&] {
     return "Rotation: input width " + std::to_string(x.cols()) + ", expected " + std::to_string(n_);
   });
+  if (base_ == 0) {
+    // A dense Q (given or random-orthogonal) in blocks of rows: x = x * q needs a temporary as
+    // large as x, and x can be a 128k-row embedding (1 GiB in f32 at 1B).
+    constexpr Eigen::Index kDenseRows = 4096;
+    for (Eigen::Index r0 = 0; r0 < x.rows(); r0 += kDenseRows) {
+      ApplyRef(x.middleRows(r0, std::min(kDenseRows, x.rows() - r0)));
+    }
+    return;
+  }
   // Blocks of rows bound the transposed scratch of the Paley path (an embedding has 10^5 rows).
   constexpr Eigen::Index kRows = 64;
   const Eigen::Index T = x.rows();

@@ -51,7 +51,6 @@ class Rotation : public HeadRotation {
 
  private:
   void ApplyFast(Eigen::Ref<Mat> x) const;  // one block of rows
-  void ApplyDense(Eigen::Ref<Mat> x) const;  // x Q for a given or random-orthogonal Q
 
   int n_ = 0;
   int base_ = 0;     // Paley factor m; 0 = dense (random orthogonal or given)

@@ -96,7 +96,8 @@ LearnedRotation LearnRotation(const Mat& x, const LearnRotationOptions& opt) {
   LearnedRotation out;
   out.samples = static_cast<int>(x.rows());
   const int d = static_cast<int>(x.cols());
-  Eigen::MatrixXd q = Rotation(d, opt.seed).matrix().cast<double>();
+  const Rotation start(d, opt.seed);
+  Eigen::MatrixXd q = start.matrix().cast<double>();
   Mat g;
   double loss = KurtosisLoss(x, q.cast<float>(), &g);
   out.curve.push_back({0, loss});
@@ -119,7 +120,7 @@ LearnedRotation LearnRotation(const Mat& x, const LearnRotationOptions& opt) {
   }
   out.q = std::make_shared<const Rotation>(
       q.cast<float>(), "learned " + std::to_string(d) + " (Cayley descent on kurtosis from " +
-                           Rotation(d, opt.seed).Describe() + ", " + std::to_string(opt.steps) +
+                           start.Describe() + ", " + std::to_string(opt.steps) +
                            " steps, loss " + Fixed4(out.curve.front().loss) + " -> " +
                            Fixed4(loss) + ")");
   return out;
