@@ -71,6 +71,7 @@ CompareCliOptions ParseCompareOptions(Args& a) {
   o.run.ratio_windows = a.Int("ratio-windows", 4, 0, 1 << 20);
   o.run.integer_kernels = !a.Flag("fake-quant");
   o.run.base = ParseQuantConfig(a, W4A4Defaults());
+  CheckFlagsRead(a, o.run.methods, o.run.base, "methods");
   o.pareto = ParseParetoFlags(a, o.run.base.kv_bits);
   a.Finish();
   return o;

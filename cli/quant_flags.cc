@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "quant/recipe.h"
 
 namespace sq {
 
@@ -72,7 +73,28 @@ MethodFlags ParseMethodFlags(Args& a, const QuantConfig& c) {
   m.calib_tokens = TokensFlag(a, "calib-tokens");
   m.quant = c.w_bits < 16 || c.a_bits < 16 || c.kv_bits < 16 || !m.method.empty();
   if (m.quant && m.method.empty()) m.method = "rtn";
+  CheckFlagsRead(a, {m.method}, c, "method");
   return m;
+}
+
+void CheckFlagsRead(Args& a, const std::vector<std::string>& methods, const QuantConfig& base,
+                    const std::string& flag) {
+  std::vector<Recipe> recipes;
+  std::string names;
+  for (const std::string& m : methods) {
+    if (m.empty() || m == "fp") continue;
+    recipes.push_back(MakeRecipe(m, base));
+    names += (names.empty() ? "" : ",") + m;
+  }
+  for (const std::string& f : RecipeOnlyFlags()) {
+    if (!a.Has(f)) continue;
+    const bool read = std::any_of(recipes.begin(), recipes.end(),
+                                  [&](const Recipe& r) { return RecipeReadsFlag(r, f); });
+    Check(read,
+          "--" + f + ": not read by " +
+              (names.empty() ? "the float model (no --" + flag + ")" : "--" + flag + " " + names) +
+              " (read by " + RecipesReading(f) + ")");
+  }
 }
 
 int ResolveCtx(int ctx, const ModelConfig& c) {

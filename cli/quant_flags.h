@@ -51,7 +51,15 @@ struct MethodFlags {
   long calib_tokens = 0;
   bool quant = false;  // a bit width below 16 or a --method: quantize at all
 };
+// Also refuses a recipe-only flag the method does not read (CheckFlagsRead).
 MethodFlags ParseMethodFlags(Args& a, const QuantConfig& c);
+
+// Refuses a flag of RecipeOnlyFlags() that was given but that none of `methods` ("fp" and ""
+// read none) reads: "--alpha: not read by --method rotate (read by smooth, smooth-rotate)".
+// A setting that would change nothing is a mistake, never silently ignored. `flag` names the
+// flag that chose the methods. Throws Error for an unknown method first.
+void CheckFlagsRead(Args& a, const std::vector<std::string>& methods, const QuantConfig& base,
+                    const std::string& flag);
 
 // --ctx 0 means min(max_position_embeddings, 512); a larger --ctx than the model allows is refused.
 int ResolveCtx(int ctx, const ModelConfig& c);

@@ -10,22 +10,29 @@ namespace sq {
 
 namespace {
 
-// A step names what it runs (before quantization or after it) and the settings it reads.
+// A step names what it runs (before quantization or after it), the settings it reads and the
+// command-line flags that set them.
 struct StepDef {
   std::string_view name;
   TransformStep transform;  // float model -> float model, before quantization; or null
   PostQuantStep post;       // on the quantized model; or null
   StepSettings settings;    // or null: it reads nothing beyond QuantConfig::Settings()
+  std::string_view flags = "";  // comma-separated, without dashes
 };
 
 constexpr StepDef kSteps[] = {
     {"fold-norms", FoldNormsStep, nullptr, nullptr},
-    {"smooth", SmoothStep, nullptr, SmoothSettings},
+    {"smooth", SmoothStep, nullptr, SmoothSettings, "alpha"},
     {"rotate", RotateStep, nullptr, nullptr},
-    {"rotate-learned", RotateLearnedStep, nullptr, LearnRotationSettings},
+    {"rotate-learned", RotateLearnedStep, nullptr, LearnRotationSettings,
+     "learn-steps,learn-lr,learn-tokens"},
     {"kv-rotate", KvRotateStep, nullptr, nullptr},
-    {"sink-aware", nullptr, SinkAwareStep, SinkAwareSettings},
+    {"sink-aware", nullptr, SinkAwareStep, SinkAwareSettings, "sink-ratio"},
 };
+
+// Flags read by a quantizer setting rather than by a step: GPTQ's, and +act-clip's floor.
+constexpr std::string_view kGptqFlags = "act-order,gptq-block,gptq-damp";
+constexpr std::string_view kActClipFlags = "a-clip-min";
 
 // What a recipe sets in the QuantConfig: the quantizer (a modifier leaves the base's).
 enum class Quantizer { kBase, kRtn, kGptq };
@@ -121,6 +128,34 @@ std::string RecipeNames() {
   return s;
 }
 
+std::vector<std::string> RecipeOnlyFlags() {
+  std::vector<std::string> out = SplitList(std::string(kGptqFlags), ',');
+  out.push_back(std::string(kActClipFlags));
+  for (const StepDef& d : kSteps) {
+    for (const std::string& f : SplitList(std::string(d.flags), ',')) {
+      if (!f.empty()) out.push_back(f);
+    }
+  }
+  return out;
+}
+
+bool RecipeReadsFlag(const Recipe& r, const std::string& flag) {
+  auto listed = [&](std::string_view list) {
+    for (const std::string& f : SplitList(std::string(list), ',')) {
+      if (f == flag) return true;
+    }
+    return false;
+  };
+  if (r.config.gptq && listed(kGptqFlags)) return true;
+  if (r.config.a_clip_search && listed(kActClipFlags)) return true;
+  for (const auto* steps : {&r.transforms, &r.post}) {
+    for (const std::string& s : *steps) {
+      if (const StepDef* d = FindStep(s); d && listed(d->flags)) return true;
+    }
+  }
+  return false;
+}
+
 SettingList Recipe::Settings() const {
   std::string t;
   for (const std::string& s : transforms) {
@@ -137,7 +172,10 @@ SettingList Recipe::Settings() const {
   return out;
 }
 
-Recipe MakeRecipe(const std::string& method, const QuantConfig& base) {
+namespace {
+
+// MakeRecipe without the final validation of its settings.
+Recipe BuildRecipe(const std::string& method, const QuantConfig& base) {
   const std::vector<std::string> parts = SplitList(method, '+');  // rotate, sink-aware
   auto find = [&](const std::string& name, bool modifier) -> const RecipeDef& {
     for (const RecipeDef& d : kRecipes) {
@@ -157,6 +195,13 @@ Recipe MakeRecipe(const std::string& method, const QuantConfig& base) {
       (s && s->post ? r.post : r.transforms).push_back(step);
     }
   }
+  return r;
+}
+
+}  // namespace
+
+Recipe MakeRecipe(const std::string& method, const QuantConfig& base) {
+  Recipe r = BuildRecipe(method, base);
   r.config.Validate();
   return r;
 }
@@ -173,6 +218,20 @@ RecipeResult ApplyRecipe(const Model& fp, const Recipe& r, const std::vector<Win
     out.quantized = FindPostStep(name, r.name)(out.quantized, r.config, out.log);
   }
   return out;
+}
+
+std::string RecipesReading(const std::string& flag) {
+  const bool by_rtn = RecipeReadsFlag(BuildRecipe("rtn", QuantConfig{}), flag);
+  std::string s;
+  for (const RecipeDef& d : kRecipes) {
+    std::string name(d.name);
+    if (d.modifier) name.insert(0, 1, '+');
+    const Recipe r = BuildRecipe(d.modifier ? std::string("rtn").append(name) : name, {});
+    if (!RecipeReadsFlag(r, flag) || (d.modifier && by_rtn)) continue;
+    if (!s.empty()) s += ", ";
+    s += name;
+  }
+  return s;
 }
 
 }  // namespace sq

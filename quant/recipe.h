@@ -53,6 +53,14 @@ std::string RecipeNames();         // "rtn, gptq, ..., +sink-aware" for messages
 // known names for an unknown method.
 Recipe MakeRecipe(const std::string& method, const QuantConfig& base);
 
+// The flags only some recipes read (--alpha by smooth, --learn-* by the learned rotation,
+// --sink-ratio by +sink-aware, GPTQ's and +act-clip's settings), without their dashes; whether
+// `r` reads `flag`; and the recipes and modifiers that do ("smooth, smooth-rotate"). A command
+// refuses such a flag when none of its methods reads it (cli/quant_flags.h).
+std::vector<std::string> RecipeOnlyFlags();
+bool RecipeReadsFlag(const Recipe& r, const std::string& flag);
+std::string RecipesReading(const std::string& flag);
+
 struct RecipeResult {
   Model transformed;               // float model after the transforms (SQNR reference)
   Model quantized;

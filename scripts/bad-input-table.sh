@@ -283,6 +283,7 @@ row "--w-bits 20 (no silent float)" quantize --model "$model" --out "$T/q.onnx" 
 row "--kv-bits 1" eval --model "$model" --data "$valid" --kv-bits 1
 row "--a-clip nan" quantize --model "$model" --out "$T/q.onnx" --w-bits 4 --a-clip nan
 row "--gptq-damp 0" quantize --model "$model" --out "$T/q.onnx" --w-bits 4 --gptq-damp 0
+row "--alpha with a method that does not smooth" eval --model "$model" --data "$valid" --method rotate --w-bits 4 --alpha 0.7
 row "--alpha inf" compare --model "$model" --calib "$valid" --data "$valid" --alpha inf
 row "--pareto-bits W4 (no activation width)" compare --model "$model" --calib "$valid" --data "$valid" --pareto --pareto-bits W4
 row "--pareto-bits W4A4KV99" compare --model "$model" --calib "$valid" --data "$valid" --pareto --pareto-bits W4A4KV99

@@ -8,13 +8,16 @@ using namespace sq::test;
 
 namespace {
 
-// Each command with its required flags; the model does not exist, so a run that gets past
-// flag parsing stops at loading it, and the flag table's verdict is what the output shows.
-std::vector<std::string> Commands(const std::string& dir) {
+// Each command with its required flags and `method` (when not empty); the model does not
+// exist, so a run that gets past flag parsing stops at loading it, and the flag table's verdict
+// is what the output shows.
+std::vector<std::string> Commands(const std::string& dir, const std::string& method = "") {
   const std::string model = "--model " + dir + "/missing.bin";
-  return {"compare " + model + " --calib " + dir + "/c.txt --data " + dir + "/d.txt",
-          "eval " + model + " --data " + dir + "/d.txt",
-          "quantize " + model + " --out " + dir + "/q.onnx"};
+  const std::string m = method.empty() ? "" : " --method " + method;
+  return {"compare " + model + " --calib " + dir + "/c.txt --data " + dir + "/d.txt" +
+              (method.empty() ? "" : " --methods fp," + method),
+          "eval " + model + " --data " + dir + "/d.txt" + m,
+          "quantize " + model + " --out " + dir + "/q.onnx" + m};
 }
 
 // The error line without the command's name: "error: eval: flag --x ..." -> "flag --x ...".
@@ -34,8 +37,8 @@ TEST_CASE("compare, eval and quantize accept and refuse the same quantization fl
   const std::string all =
       " --w-bits 4 --a-bits 8 --kv-bits 4 --w-group 32 --kv-group 8 --a-clip 0.9 --w-asym"
       " --no-clip-search --act-order --gptq-block 64 --gptq-damp 0.1 --keep-float lm_head,down"
-      " --alpha 0.7 --sink-ratio 32 --seed 3";
-  for (const std::string& cmd : Commands(dir)) {
+      " --sink-ratio 32 --seed 3";
+  for (const std::string& cmd : Commands(dir, "gptq+sink-aware")) {
     const RunResult r = RunSinkquant(cmd + all);
     INFO(cmd << "\n" << r.output);
     CHECK(r.exit_code == 1);
@@ -63,4 +66,30 @@ TEST_CASE("compare, eval and quantize accept and refuse the same quantization fl
       CHECK_THAT(ErrorOf(r.output), Catch::StartsWith(c.expect));
     }
   }
+}
+
+TEST_CASE("a recipe's own flag given to methods that do not read it is refused", "[cli]") {
+  const std::string dir = TempDir("quant_flags_unread");
+  struct Case {
+    std::string method, flags, expect;
+  } cases[] = {
+      {"rotate", "--alpha 0.7", "--alpha: not read by --method"},
+      {"rtn", "--act-order", "--act-order: not read by --method"},
+      {"rotate-gptq", "--learn-steps 5", "--learn-steps: not read by --method"},
+      {"smooth", "--sink-ratio 8", "--sink-ratio: not read by --method"},
+      {"", "--a-clip-min 0.7", "--a-clip-min: not read by"},
+  };
+  for (const Case& c : cases) {
+    for (const std::string& cmd : Commands(dir, c.method)) {
+      const RunResult r = RunSinkquant(cmd + " " + c.flags);
+      INFO(cmd << " " << c.flags << "\n" << r.output);
+      CHECK(r.exit_code == 1);
+      CHECK_THAT(ErrorOf(r.output), Catch::StartsWith(c.expect));
+    }
+  }
+  // Where it says who does read it, and where one method of a list reads it, it runs on.
+  const RunResult r = RunSinkquant(Commands(dir, "rotate")[1] + " --alpha 0.7");
+  CHECK_THAT(ErrorOf(r.output), Catch::EndsWith("(read by smooth, smooth-rotate)"));
+  const RunResult both = RunSinkquant(Commands(dir, "rotate,smooth")[0] + " --alpha 0.7");
+  CHECK_THAT(ErrorOf(both.output), Catch::EndsWith("missing.bin does not exist"));
 }
