@@ -173,15 +173,21 @@ json RopeJson(const ProfileResult& r) {
                  {"sink_key_share", Nums(h.sink_key_share)},
                  {"other_key_share", Nums(h.other_key_share)}});
   }
-  json nope = json::array();
+  json nope = json::array(), local = json::array();
   for (int l = 0; l < r.config.n_layers; ++l) {
     if (!r.config.rope(l)) nope.push_back(l);
+    if (r.config.rope(l) && LocalRope(r.config, l)) local.push_back(l);
   }
-  return {{"inv_freq", Nums(r.inv_freq)},
-          {"rotary_dim", r.config.rope_dim()},
-          {"nope_layers", nope},
-          {"query", q},
-          {"key", k}};
+  json out = {{"inv_freq", Nums(r.inv_freq)},
+              {"rotary_dim", r.config.rope_dim()},
+              {"nope_layers", nope},
+              {"query", q},
+              {"key", k}};
+  if (!r.local_inv_freq.empty()) {
+    out["local_inv_freq"] = Nums(r.local_inv_freq);
+    out["local_rope_layers"] = local;
+  }
+  return out;
 }
 
 json GatesJson(const ProfileResult& r) {

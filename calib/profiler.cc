@@ -655,6 +655,9 @@ ProfileResult Profiler::Finish(const std::function<std::string(int)>& token_text
   r.tokens = s.total_tokens;
   r.sink_windows = s.sink_windows;
   r.inv_freq = RopeInvFreq(s.m.config);
+  for (int l = 0; l < s.m.config.n_layers && r.local_inv_freq.empty(); ++l) {
+    if (LocalRope(s.m.config, l)) r.local_inv_freq = RopeInvFreq(LayerRopeConfig(s.m.config, l));
+  }
   r.sites = s.sites;
   r.residual = s.residual;
   DetectOutlierChannels(r);

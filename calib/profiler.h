@@ -127,6 +127,8 @@ struct ProfileResult {
   int64_t tokens = 0;
   int64_t sink_windows = 0;  // windows long enough for the sink statistics
   std::vector<double> inv_freq;                 // [P]
+  // [P]: the table of the LocalRope layers (Gemma 3's sliding layers), or empty.
+  std::vector<double> local_inv_freq;
   std::vector<SiteProfile> sites;               // per layer: attn, o, ffn, down; then head
   std::vector<OutlierChannel> outlier_channels; // by ratio, descending
   std::vector<ResidualLayer> residual;          // layers -1..L-1

@@ -297,3 +297,32 @@ TEST_CASE("RoPE bands report NoPE layers and cover only the rotated dims", "[cal
     CHECK(j["rope"]["rotary_dim"] == a.rotary_dim);
   }
 }
+
+TEST_CASE("RoPE bands give Gemma 3's sliding layers their own local table", "[calib][gemma]") {
+  for (const test::ArchCase& a : test::ArchCases()) {
+    if (a.name != "gemma3") continue;
+    const ModelConfig c = HfConfigFromJson(a.config, a.name);
+    const ProfileResult r = Profile(c, RandomWeights(c, 3), Windows(2, 24, c.vocab, -1, 4));
+    const size_t pairs = a.rotary_dim / 2;
+    REQUIRE(r.inv_freq.size() == pairs);
+    REQUIRE(r.local_inv_freq.size() == pairs);
+    // HF: 1 / theta^(2i / rotary_dim), the global table divided by the linear factor.
+    for (size_t i = 0; i < pairs; ++i) {
+      const double e = 2.0 * static_cast<double>(i) / a.rotary_dim;
+      CHECK(r.local_inv_freq[i] == Approx(std::pow(a.local_theta, -e)).epsilon(1e-6));
+      CHECK(r.inv_freq[i] == Approx(std::pow(1e6, -e) / a.linear_factor).epsilon(1e-6));
+    }
+    const nlohmann::json j = ProfileToJson(r, {});
+    nlohmann::json local = nlohmann::json::array();
+    for (int l = 0; l < c.n_layers; ++l) {
+      if (a.window[l] > 0) local.push_back(l);
+    }
+    CHECK(j["rope"]["local_rope_layers"] == local);
+    CHECK(j["rope"]["local_inv_freq"].size() == pairs);
+  }
+  // A model without a local table writes neither key.
+  const ModelConfig c = ProfilerConfig();
+  const nlohmann::json j =
+      ProfileToJson(Profile(c, RandomWeights(c, 3), Windows(1, 16, c.vocab, -1, 4)), {});
+  CHECK_FALSE(j["rope"].contains("local_inv_freq"));
+}
