@@ -124,6 +124,11 @@ CompareResult EvalQuantized(const Model& fp, const Model& q, const std::vector<W
                                            {&q, nullptr}};
   streams[0].seconds = &fp_seconds;
   streams[1].seconds = &q_seconds;
+  if (opt.fp_final_states && opt.fp_final_states->empty()) {
+    streams[0].record_final_states = opt.fp_final_states;
+  } else if (opt.fp_final_states) {
+    streams[0].final_states = opt.fp_final_states;
+  }
   if (&ref != &fp && sqnr_obs) streams.push_back({&ref, sqnr_obs, opt.sqnr_windows, false});
   streams.insert(streams.end(), opt.extra_streams.begin(), opt.extra_streams.end());
 

@@ -34,6 +34,11 @@ struct CompareOptions {
   // ride along on the same layer loop (e.g. input statistics of the transformed model).
   LayerMajorHooks hooks;
   std::vector<LayerMajorStream> extra_streams;
+  // The float model's states after its last layer: when empty, this run fills them; when
+  // filled (by a run over the same windows), the float stream replays them and runs only its
+  // head (LayerMajorStream::final_states), so comparing several quantized models to one float
+  // model runs its layers once. Needs sqnr_windows == 0 or an sqnr_reference.
+  std::vector<Mat>* fp_final_states = nullptr;
 };
 
 struct CompareResult {

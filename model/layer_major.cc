@@ -69,6 +69,12 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
   for (size_t s = 0; s < streams.size(); ++s) {
     const LayerMajorStream& st = streams[s];
     const size_t last = std::min<size_t>(mine.end, WindowsOf(st, windows.size()));
+    if (st.final_states) {
+      Check(!st.obs && st.final_states->size() == last - mine.begin,
+            "ForwardLayerMajor: a replayed stream needs one state per window and no observer");
+      hidden[s] = *st.final_states;
+      continue;
+    }
     for (size_t w = mine.begin; w < last; ++w) {
       Tell(st, static_cast<int>(w), windows[w]);
       Timed(st, [&] { hidden[s].push_back(Embed(*st.model, windows[w])); });
@@ -82,7 +88,7 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
     if (hooks.before_layer) hooks.before_layer(l);
     for (size_t s = 0; s < streams.size(); ++s) {
       const LayerMajorStream& st = streams[s];
-      for (size_t i = 0; i < hidden[s].size(); ++i) {
+      for (size_t i = 0; !st.final_states && i < hidden[s].size(); ++i) {
         Tell(st, static_cast<int>(mine.begin + i), windows[mine.begin + i]);
         Timed(st, [&] { ForwardBlock(*st.model, l, hidden[s][i], st.obs); });
       }
@@ -99,6 +105,7 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
       const LayerMajorStream& st = streams[s];
       logits[s].resize(0, 0);
       if (i >= hidden[s].size()) continue;
+      if (st.record_final_states) st.record_final_states->push_back(hidden[s][i]);
       Tell(st, static_cast<int>(w), windows[w]);
       if (st.logits || WantsHead(st, c.n_layers)) {
         Timed(st, [&] { logits[s] = Head(*st.model, hidden[s][i], st.obs); });

@@ -23,6 +23,12 @@ struct LayerMajorStream {
   int windows = -1;                // run only the first n windows (-1: all)
   bool logits = true;              // compute the head (false: only the observer's sites matter)
   double* seconds = nullptr;       // if set, receives the time spent running this stream
+  // Replay: this stream's states after its last layer from an earlier run of the same model over
+  // the same windows (this rank's block, in order). Its layers are skipped and only the head
+  // runs, on the same states, so its logits are the same bit for bit. No observer.
+  const std::vector<Mat>* final_states = nullptr;
+  // Record: receives this stream's states after its last layer (this rank's block), to replay.
+  std::vector<Mat>* record_final_states = nullptr;
 };
 
 // logits[s] is stream s's [T, V] logits of the window (empty for streams without logits or

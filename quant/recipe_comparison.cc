@@ -75,6 +75,7 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
   std::vector<RecipeRow> rows;
   double fp_ppl = 0;
   size_t next = 0;
+  std::vector<Mat> fp_final;  // the float model's layers run once, for the first recipe
   for (const std::string& m : opt.methods) {
     auto progress = [&](int done, int total) {
       if (opt.progress) opt.progress(m, done, total);
@@ -113,6 +114,7 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     co.sqnr_windows = 0;
     co.progress = progress;
     co.hooks = pipe.Hooks();
+    co.fp_final_states = &fp_final;
     co.extra_streams = {
         {&pipe.transformed(), &ratios, opt.ratio_windows > 0 ? opt.ratio_windows : -1, false}};
     const CompareResult c = EvalQuantized(fp, pipe.quantized(), eval, co);

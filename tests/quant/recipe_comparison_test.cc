@@ -72,3 +72,24 @@ TEST_CASE("a bit-setting sweep sizes every row and marks the size/quality fronti
   CHECK(alt != mixed.settings.end());
   CHECK(rows[1].kld < rows[3].kld);  // W8A8 beats W4A4
 }
+
+TEST_CASE("compare runs the float model's layers once: later methods replay its final states",
+          "[quant]") {
+  const ModelConfig c = test::SmallConfig(test::SmallShape{});
+  const Model fp = BuildDenseModel(c, RandomWeights(c, 7));
+  const auto calib = test::RandomWindows(2, 16, c.vocab, 3);
+  const auto eval = test::RandomWindows(3, 16, c.vocab, 4);
+  CompareRecipesOptions opt;
+  opt.base.a_bits = 4;
+  opt.methods = {"rtn", "rotate"};  // rotate replays the float states rtn's run recorded
+  const RecipeRow replayed = CompareRecipes(fp, calib, eval, opt)[1];
+  opt.methods = {"rotate"};  // rotate runs the float model itself
+  const RecipeRow alone = CompareRecipes(fp, calib, eval, opt)[0];
+  REQUIRE(replayed.method == "rotate");
+  CHECK(replayed.kld > 0);
+  CHECK(replayed.kld == alone.kld);
+  CHECK(replayed.kld_p99 == alone.kld_p99);
+  CHECK(replayed.top1 == alone.top1);
+  CHECK(replayed.ppl == alone.ppl);
+  CHECK(replayed.delta_ppl == alone.delta_ppl);
+}
