@@ -84,12 +84,14 @@ std::string LocateNonFinite(const Model& m, const std::vector<int>& tokens) {
 
 PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
                              ForwardObserver* obs, const LogitsCallback& on_logits,
-                             const std::function<void(int, int)>& progress) {
+                             const std::function<void(int, int)>& progress,
+                             std::vector<Mat>* record_final_states) {
   const auto start = std::chrono::steady_clock::now();
   NllSums sums;
   long forward_tokens = 0;
   for (const Window& w : windows) forward_tokens += static_cast<long>(w.tokens.size());
-  const LayerMajorStream stream{&m, obs};
+  LayerMajorStream stream{&m, obs};
+  stream.record_final_states = record_final_states;
   auto score = [&](int w, std::span<const Mat> logits_of) {
     const Window& win = windows[w];
     const Mat& logits = logits_of[0];  // [T, V]

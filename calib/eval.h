@@ -46,9 +46,11 @@ using LogitsCallback = std::function<void(int window_index, const Window&, const
 // Forward) and accumulates the NLL of the scored tokens. `obs` sees every window, told by
 // OnWindow. `progress` (may be null) is called after each layer with (layers done, total).
 // Under mpirun the ranks split the windows and combine the sums, unless `obs` or `on_logits` is
-// given: those see every window, so each rank then runs them all.
+// given: those see every window, so each rank then runs them all. `record_final_states`, if
+// set, receives the states after the last layer (LayerMajorStream::record_final_states).
 PplResult EvaluatePerplexity(const Model& m, const std::vector<Window>& windows,
                              ForwardObserver* obs = nullptr, const LogitsCallback& on_logits = {},
-                             const std::function<void(int, int)>& progress = {});
+                             const std::function<void(int, int)>& progress = {},
+                             std::vector<Mat>* record_final_states = nullptr);
 
 }  // namespace sq

@@ -75,7 +75,8 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
   std::vector<RecipeRow> rows;
   double fp_ppl = 0;
   size_t next = 0;
-  std::vector<Mat> fp_final;  // the float model's layers run once, for the first recipe
+  std::vector<Mat>
+      fp_final;  // the float model's layers run once: by the fp row or the first recipe
   for (const std::string& m : opt.methods) {
     auto progress = [&](int done, int total) {
       if (opt.progress) opt.progress(m, done, total);
@@ -84,7 +85,8 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     row.method = m;
     if (m == "fp") {
       const auto t0 = std::chrono::steady_clock::now();
-      const PplResult r = EvaluatePerplexity(fp, eval, nullptr, {}, progress);
+      const PplResult r = EvaluatePerplexity(fp, eval, nullptr, {}, progress,
+                                             fp_final.empty() ? &fp_final : nullptr);
       row.bits = row.bit_setting.Name();
       row.ppl = r.ppl;
       row.ppl_stderr = r.ppl_stderr;

@@ -83,6 +83,8 @@ TEST_CASE("compare runs the float model's layers once: later methods replay its 
   opt.base.a_bits = 4;
   opt.methods = {"rtn", "rotate"};  // rotate replays the float states rtn's run recorded
   const RecipeRow replayed = CompareRecipes(fp, calib, eval, opt)[1];
+  opt.methods = {"fp", "rotate"};  // ... or those the fp row's run recorded
+  const RecipeRow after_fp = CompareRecipes(fp, calib, eval, opt)[1];
   opt.methods = {"rotate"};  // rotate runs the float model itself
   const RecipeRow alone = CompareRecipes(fp, calib, eval, opt)[0];
   REQUIRE(replayed.method == "rotate");
@@ -92,4 +94,7 @@ TEST_CASE("compare runs the float model's layers once: later methods replay its 
   CHECK(replayed.top1 == alone.top1);
   CHECK(replayed.ppl == alone.ppl);
   CHECK(replayed.delta_ppl == alone.delta_ppl);
+  CHECK(after_fp.kld == alone.kld);
+  CHECK(after_fp.top1 == alone.top1);
+  CHECK(after_fp.delta_ppl == alone.delta_ppl);
 }
