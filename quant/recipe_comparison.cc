@@ -75,8 +75,8 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
   std::vector<RecipeRow> rows;
   double fp_ppl = 0;
   size_t next = 0;
-  std::vector<Mat>
-      fp_final;  // the float model's layers run once: by the fp row or the first recipe
+  // The float model's layers run once, by the fp row or the first recipe; the rest replay them.
+  std::vector<Mat> fp_final;
   for (const std::string& m : opt.methods) {
     auto progress = [&](int done, int total) {
       if (opt.progress) opt.progress(m, done, total);
