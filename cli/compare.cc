@@ -83,9 +83,9 @@ void PrintTable(const std::vector<RecipeRow>& rows) {
               "time s");
   for (const RecipeRow& r : rows) {
     std::printf("%-20s %-10s %8.4f %+8.4f %7.4f %6.3f %8.1f %-18s %8.1f %-18s %6.1f\n",
-                r.method.c_str(), r.bits.c_str(), r.ppl, r.delta_ppl, r.kld, r.top1, r.worst_ratio,
-                r.worst_site.c_str(), r.worst_token_ratio, r.worst_token_site.c_str(),
-                r.quantize_seconds + r.eval_seconds);
+                r.method.c_str(), r.bit_setting.Name().c_str(), r.ppl, r.delta_ppl, r.kld, r.top1,
+                r.worst_ratio, r.worst_site.c_str(), r.worst_token_ratio,
+                r.worst_token_site.c_str(), r.quantize_seconds + r.eval_seconds);
   }
   for (const RecipeRow& r : rows) {
     for (const std::string& line : r.log) std::printf("  %s: %s\n", r.method.c_str(), line.c_str());
@@ -115,7 +115,8 @@ std::string WhatItBuys(const RecipeRow& r, const std::vector<RecipeRow>& frontie
   }
   if (!base) return "";
   char b[256];
-  std::string s = base->method + " " + base->bits + " -> " + r.method + " " + r.bits + ":";
+  std::string s = base->method + " " + base->bit_setting.Name() + " -> " + r.method + " " +
+                  r.bit_setting.Name() + ":";
   auto add = [&](double d, const char* what, const char* fmt) {
     if (d == 0) return;
     std::snprintf(b, sizeof b, fmt, d, what);
@@ -141,8 +142,9 @@ std::string ParetoTable(const std::vector<RecipeRow>& rows, bool md) {
   char b[512];
   std::vector<RecipeRow> frontier;
   for (const RecipeRow& r : ByCost(rows)) {
-    std::snprintf(b, sizeof b, fmt, r.method.c_str(), r.bits.c_str(), r.weight_bytes / 1048576.0,
-                  r.bits_per_weight, r.ppl, r.kld, r.top1, r.pareto ? "*" : "");
+    std::snprintf(b, sizeof b, fmt, r.method.c_str(), r.bit_setting.Name().c_str(),
+                  r.weight_bytes / 1048576.0, r.bits_per_weight, r.ppl, r.kld, r.top1,
+                  r.pareto ? "*" : "");
     s += b;
     if (r.pareto) frontier.push_back(r);
   }
@@ -156,8 +158,8 @@ std::string ParetoTable(const std::vector<RecipeRow>& rows, bool md) {
   }
   std::set<std::string> said;  // mixed precision: which layers, and why those (once a setting)
   for (const RecipeRow& r : rows) {
-    if (r.mixed.empty() || !said.insert(r.bits).second) continue;
-    s += (md ? "- " : "  ") + r.bits + " (every method): " + r.mixed + "\n";
+    if (r.mixed.empty() || !said.insert(r.bit_setting.Name()).second) continue;
+    s += (md ? "- " : "  ") + r.bit_setting.Name() + " (every method): " + r.mixed + "\n";
   }
   return s;
 }
@@ -166,7 +168,7 @@ nlohmann::json RowJson(const RecipeRow& r) {
   nlohmann::json settings = nlohmann::json::object();
   for (const auto& [k, v] : r.settings) settings[k] = v;
   return {{"method", r.method},
-          {"bits", r.bits},
+          {"bits", r.bit_setting.Name()},
           {"ppl", r.ppl},
           {"ppl_stderr", r.ppl_stderr},
           {"delta_ppl", r.delta_ppl},
@@ -183,7 +185,8 @@ nlohmann::json RowJson(const RecipeRow& r) {
           {"sink_aware", r.sink},
           {"weight_bytes", r.weight_bytes},
           {"bits_per_weight", r.bits_per_weight},
-          {"pareto", r.pareto},           {"act_bits", r.act_bits},
+          {"pareto", r.pareto},
+          {"act_bits", r.act_bits},
           {"mixed_precision", r.mixed},
           {"settings", settings},
           {"transforms", r.log}};

@@ -9,7 +9,6 @@
 #include "cli/args.h"
 #include "core/model_config.h"
 #include "quant/quantize_model.h"
-#include "quant/recipe_comparison.h"
 
 namespace sq {
 

@@ -104,6 +104,12 @@ void QuantConfig::Validate() const {
   Check(gptq_damp > 0, "GPTQ dampening must be positive");
 }
 
+std::string BitSetting::Name() const {
+  char b[32];
+  std::snprintf(b, sizeof b, "W%dA%dKV%d", w_bits, a_bits, kv_bits);
+  return b + (sensitive_layers > 0 ? "+" + std::to_string(sensitive_layers) + "L" : "");
+}
+
 void QuantConfig::CheckLayers(int n_layers) const {
   for (int l : alt_layers) {
     Check(l >= 0 && l < n_layers, "--mixed-layers: layer " + std::to_string(l) +

@@ -15,6 +15,14 @@
 
 namespace sq {
 
+// A weight / activation / KV bit width setting (a row's, or one of a --pareto sweep).
+struct BitSetting {
+  int w_bits = 4, a_bits = 4, kv_bits = 16;
+  // Mixed precision: this many layers, those most sensitive to the bits above, at W8A8.
+  int sensitive_layers = 0;
+  std::string Name() const;  // "W4A8KV16", "W4A4KV16+2L"
+};
+
 struct QuantConfig {
   int w_bits = 4;            // 2..8, or 16: weights stay float
   int w_group = 0;           // G columns per scale along K; 0: per output channel

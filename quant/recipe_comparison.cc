@@ -87,7 +87,6 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
       const auto t0 = std::chrono::steady_clock::now();
       const PplResult r = EvaluatePerplexity(fp, eval, nullptr, {}, progress,
                                              fp_final.empty() ? &fp_final : nullptr);
-      row.bits = row.bit_setting.Name();
       row.ppl = r.ppl;
       row.ppl_stderr = r.ppl_stderr;
       row.tokens = r.tokens;
@@ -108,7 +107,6 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     row.act_bits = 0;
     for (int l = 0; l < fp.config.n_layers; ++l) row.act_bits += rc.ForLayer(l).a_bits;
     row.act_bits /= fp.config.n_layers;
-    row.bits = row.bit_setting.Name();
     row.settings = recipe.Settings();
     row.log = pipe.log();
     InputRatioObserver ratios(pipe.transformed());
@@ -141,12 +139,6 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
 bool CostsAtMost(const RecipeRow& a, const RecipeRow& b) {
   return a.weight_bytes <= b.weight_bytes && a.act_bits <= b.act_bits &&
          a.bit_setting.kv_bits <= b.bit_setting.kv_bits;
-}
-
-std::string BitSetting::Name() const {
-  char b[32];
-  std::snprintf(b, sizeof b, "W%dA%dKV%d", w_bits, a_bits, kv_bits);
-  return b + (sensitive_layers > 0 ? "+" + std::to_string(sensitive_layers) + "L" : "");
 }
 
 namespace {
@@ -258,7 +250,7 @@ std::string RecipeTableMarkdown(const std::vector<RecipeRow>& rows) {
   for (const RecipeRow& r : rows) {
     std::snprintf(b, sizeof b,
                   "| %s | %s | %.4f | %+.4f | %.4f | %.3f | %.1f (%s) | %.1f (%s) | %.1f |\n",
-                  r.method.c_str(), r.bits.c_str(), r.ppl, r.delta_ppl, r.kld, r.top1,
+                  r.method.c_str(), r.bit_setting.Name().c_str(), r.ppl, r.delta_ppl, r.kld, r.top1,
                   r.worst_ratio, r.worst_site.c_str(), r.worst_token_ratio,
                   r.worst_token_site.c_str(), r.quantize_seconds + r.eval_seconds);
     s += b;

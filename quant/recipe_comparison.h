@@ -14,18 +14,9 @@
 
 namespace sq {
 
-// A weight / activation / KV bit width setting (a row's, or one of a --pareto sweep).
-struct BitSetting {
-  int w_bits = 4, a_bits = 4, kv_bits = 16;
-  // Mixed precision: this many layers, those most sensitive to the bits above, at W8A8.
-  int sensitive_layers = 0;
-  std::string Name() const;  // "W4A8KV16", "W4A4KV16+2L"
-};
-
 struct RecipeRow {
   std::string method;
-  BitSetting bit_setting{16, 16, 16};
-  std::string bits;  // bit_setting.Name(): "W4A4KV16" ("W16A16KV16" for fp)
+  BitSetting bit_setting{16, 16, 16};  // its Name() is the row's "bits" ("W16A16KV16" for fp)
   double ppl = 0, ppl_stderr = 0, delta_ppl = 0;
   double kld = 0, kld_p99 = 0, top1 = 1;
   long tokens = 0;

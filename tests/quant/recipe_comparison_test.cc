@@ -27,7 +27,8 @@ TEST_CASE("a bit-setting sweep sizes every row and marks the size/quality fronti
                          test::RandomWindows(2, 16, c.vocab, 2), opt, settings);
   REQUIRE(rows.size() == 1 + settings.size());
   CHECK(rows[0].method == "fp");
-  for (size_t i = 0; i < settings.size(); ++i) CHECK(rows[i + 1].bits == settings[i].Name());
+  for (size_t i = 0; i < settings.size(); ++i)
+    CHECK(rows[i + 1].bit_setting.Name() == settings[i].Name());
 
   // Linears' weights: the layers' quantized (int4 two a byte or int8, a float scale per output
   // row), the lm_head kept float at 16 bits.
@@ -53,7 +54,7 @@ TEST_CASE("a bit-setting sweep sizes every row and marks the size/quality fronti
                    o.bit_setting.a_bits <= r.bit_setting.a_bits &&
                    o.bit_setting.kv_bits <= r.bit_setting.kv_bits && o.kld < r.kld;
     }
-    INFO(r.bits);
+    INFO(r.bit_setting.Name());
     CHECK(r.pareto == !dominated);
   }
   CHECK(rows[0].pareto);
@@ -62,7 +63,7 @@ TEST_CASE("a bit-setting sweep sizes every row and marks the size/quality fronti
   // Mixed: the layer whose W4A4 costs most alone (the other at W8A8) kept at W8A8; one layer's
   // int4 codes become int8, and activations average 6 bits.
   const RecipeRow& mixed = rows.back();
-  CHECK(mixed.bits == "W4A4KV16+1L");
+  CHECK(mixed.bit_setting.Name() == "W4A4KV16+1L");
   CHECK(mixed.weight_bytes == rows[3].weight_bytes + layer / 2);
   CHECK(mixed.act_bits == 6);
   CHECK(mixed.mixed.find(" at W8A8; KL of W4A4KV16 on one layer alone") != std::string::npos);
