@@ -9,6 +9,7 @@
 #include "formats/hf_names.h"
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
+#include "tests/config_checks.h"
 #include "tests/test_paths.h"
 
 using namespace sq;
@@ -164,29 +165,7 @@ TEST_CASE("WriteHfConfig round-trips through ParseHfConfig", "[formats]") {
     ModelConfig a = ParseHfConfig(test::RequireShared(rel));
     WriteHfConfig(dir + "/config.json", a);
     ModelConfig b = ParseHfConfig(dir + "/config.json");
-    CHECK(b.architecture == a.architecture);
-    CHECK(b.hidden == a.hidden);
-    CHECK(b.intermediate == a.intermediate);
-    CHECK(b.n_layers == a.n_layers);
-    CHECK(b.n_heads == a.n_heads);
-    CHECK(b.n_kv_heads == a.n_kv_heads);
-    CHECK(b.head_dim == a.head_dim);
-    CHECK(b.vocab == a.vocab);
-    CHECK(b.max_position == a.max_position);
-    CHECK(b.norm_eps == a.norm_eps);
-    CHECK(b.rope_theta == a.rope_theta);
-    CHECK(b.rope_scaling.enabled == a.rope_scaling.enabled);
-    CHECK(b.rope_scaling.factor == a.rope_scaling.factor);
-    CHECK(b.rope_scaling.low_freq_factor == a.rope_scaling.low_freq_factor);
-    CHECK(b.rope_scaling.high_freq_factor == a.rope_scaling.high_freq_factor);
-    CHECK(b.rope_scaling.original_max_position == a.rope_scaling.original_max_position);
-    CHECK(b.tie_embeddings == a.tie_embeddings);
-    CHECK(b.qkv_bias == a.qkv_bias);
-    CHECK(b.qk_norm == a.qk_norm);
-    CHECK(b.attn_output_gate == a.attn_output_gate);
-    CHECK(b.gated_norm_rank == a.gated_norm_rank);
-    CHECK(b.bos_id == a.bos_id);
-    CHECK(b.eos_id == a.eos_id);
+    test::CheckSameConfig(b, a);
   }
   ModelConfig adj = ParseHfConfig(test::RequireShared("models/bytelm-austen/config.json"));
   adj.rope_pairing = RopePairing::kAdjacent;

@@ -15,6 +15,7 @@
 #include "formats/safetensors.h"
 #include "model/model.h"
 #include "tests/model/arch_cases.h"
+#include "tests/config_checks.h"
 #include "tests/test_paths.h"
 #include "tests/test_util.h"
 
@@ -418,29 +419,7 @@ TEST_CASE("config.json of windowed, Phi-3 and SmolLM3 models round-trips", "[mod
     INFO(a.name);
     const ModelConfig c = HfConfigFromJson(a.config, a.name);
     const ModelConfig b = HfConfigFromJson(nlohmann::json::parse(HfConfigToJson(c).dump()), "rt");
-    CHECK(b.architecture == c.architecture);
-    CHECK(b.rotary_dim == c.rotary_dim);
-    CHECK(b.layer_window == c.layer_window);
-    CHECK(b.layer_nope == c.layer_nope);
-    CHECK(b.tie_embeddings == c.tie_embeddings);
-    CHECK(b.qkv_bias == c.qkv_bias);
-    CHECK(b.rope_scaling.longrope == c.rope_scaling.longrope);
-    CHECK(b.rope_scaling.short_factor == c.rope_scaling.short_factor);
-    CHECK(b.rope_scaling.long_factor == c.rope_scaling.long_factor);
-    CHECK(b.rope_scaling.original_max_position == c.rope_scaling.original_max_position);
-    CHECK(b.rope_scaling.attention_factor == c.rope_scaling.attention_factor);
-    CHECK(b.rope_scaling.linear == c.rope_scaling.linear);
-    CHECK(b.rope_scaling.factor == c.rope_scaling.factor);
-    CHECK(b.head_dim == c.head_dim);
-    CHECK(b.post_norms == c.post_norms);
-    CHECK(b.norm_weight_offset == c.norm_weight_offset);
-    CHECK(b.ffn_activation == c.ffn_activation);
-    CHECK(b.embed_scale == c.embed_scale);
-    CHECK(b.query_pre_attn_scalar == c.query_pre_attn_scalar);
-    CHECK(b.attn_softcap == c.attn_softcap);
-    CHECK(b.final_softcap == c.final_softcap);
-    CHECK(b.rope_local_theta == c.rope_local_theta);
-    CHECK(b.qk_norm == c.qk_norm);
+    test::CheckSameConfig(b, c);
     if (a.original_max > 0) {
       CHECK(c.rope_scaling.original_max_position == a.original_max);
       CHECK(c.rope_scaling.attention_factor == Approx(a.attention).epsilon(1e-6));
