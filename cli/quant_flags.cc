@@ -17,18 +17,20 @@ QuantConfig FloatDefaults() {
 
 BitSetting ParseBitSetting(const std::string& flag, const std::string& item, int kv_bits,
                            bool sweep) {
-  static const std::regex kForm("W(\\d{1,2})A(\\d{1,2})(KV(\\d{1,2}))?(\\+(\\d{1,4})L)?",
-                                std::regex::icase);
+  static const std::regex kForm(
+      "W(\\d{1,2})A(\\d{1,2})(KV(\\d{1,2}))?(\\+(\\d{1,4})L)?(\\+([1-9]\\d{0,4})C)?",
+      std::regex::icase);
   const auto bits_ok = [](int v) {
     return std::find(kBitsChoices.begin(), kBitsChoices.end(), v) != kBitsChoices.end();
   };
   std::smatch m;
   BitSetting b{0, 0, kv_bits};
-  if (std::regex_match(item, m, kForm) && (sweep || (!m[3].matched && !m[5].matched))) {
+  if (std::regex_match(item, m, kForm) &&
+      (sweep || (!m[3].matched && !m[5].matched && !m[7].matched))) {
     b = {std::stoi(m[1]), std::stoi(m[2]), m[4].matched ? std::stoi(m[4]) : kv_bits,
-         m[6].matched ? std::stoi(m[6]) : 0};
+         m[6].matched ? std::stoi(m[6]) : 0, m[8].matched ? std::stoi(m[8]) : 0};
   }
-  const std::string form = sweep ? "W<bits>A<bits>[KV<bits>][+<n>L]" : "W<bits>A<bits>";
+  const std::string form = sweep ? "W<bits>A<bits>[KV<bits>][+<n>L][+<k>C]" : "W<bits>A<bits>";
   Check(bits_ok(b.w_bits) && bits_ok(b.a_bits) && bits_ok(b.kv_bits),
         "--" + flag + ": \"" + item + "\" is not " + form + " with bits 2-8 or 16");
   return b;
@@ -56,6 +58,8 @@ QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults) {
   c.alt_a_bits = alt.a_bits;
   c.smooth_alpha = static_cast<float>(a.Float("alpha", defaults.smooth_alpha, 0.0, 1.0));
   c.sink_ratio = static_cast<float>(a.Float("sink-ratio", defaults.sink_ratio, 1.0, 1e9));
+  c.outlier_channels = a.Int("outlier-channels", defaults.outlier_channels, 1, 1 << 20);
+  c.outlier_bits = a.Int("outlier-bits", defaults.outlier_bits, 2, 8);
   c.learn_steps = a.Int("learn-steps", defaults.learn_steps, 0, 10000);
   c.learn_lr = a.Float("learn-lr", defaults.learn_lr, 1e-6, 1.0);
   c.learn_tokens = a.Int("learn-tokens", defaults.learn_tokens, 16, 1 << 20);

@@ -21,13 +21,14 @@ QuantConfig FloatDefaults();
 
 // --w-bits --a-bits --kv-bits --w-group --kv-group --a-clip --a-clip-min --w-asym
 // --no-clip-search --act-order --gptq-block --gptq-damp --keep-float --mixed-layers
-// --mixed-bits --alpha --sink-ratio --learn-steps --learn-lr --learn-tokens --seed. An absent
-// flag keeps its value in `defaults` (`compare` defaults to W4A4, `eval` and `quantize` to
-// float).
+// --mixed-bits --alpha --sink-ratio --outlier-channels --outlier-bits --learn-steps --learn-lr
+// --learn-tokens --seed. An absent flag keeps its value in `defaults` (`compare` defaults to W4A4,
+// `eval` and `quantize` to float).
 QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults);
 
 // "W4A8", and where `sweep` (--pareto-bits) also "W4A4KV4" (the KV width defaults to
-// `kv_bits`) and "W4A4+2L" (the 2 layers most sensitive to those bits at W8A8); any case.
+// `kv_bits`), "W4A4+2L" (the 2 layers most sensitive to those bits at W8A8) and "W4A4+32C"
+// (+outliers with 32 channels per linear at 8 bits); any case.
 // Throws Error naming --`flag` for anything else or a width not in kBitsChoices.
 BitSetting ParseBitSetting(const std::string& flag, const std::string& item, int kv_bits,
                            bool sweep);
@@ -39,6 +40,7 @@ inline constexpr const char* kQuantFlagsUsage =
     "  [--kv-bits 2..8|16] [--kv-group G] [--keep-float LIST (default lm_head; 'none')]\n"
     "  [--mixed-layers LIST (layers at --mixed-bits, default W8A8)]\n"
     "  [--alpha 0.5 (smooth)] [--sink-ratio 64 (+sink-aware)] [--a-clip-min 0.5 (+act-clip)]\n"
+    "  [--outlier-channels 32] [--outlier-bits 8] (+outliers)\n"
     "  [--learn-steps 100] [--learn-lr 0.05] [--learn-tokens 4096] (rotate-learned)\n"
     "  [--seed N]\n";
 

@@ -75,8 +75,12 @@ void PrintSizes(const OnnxExportReport& r) {
     std::printf(" + %s (%.3f MiB)", r.files.data_path.c_str(), MiB(r.files.data_bytes));
   }
   std::printf("\n");
-  std::printf("linears: %d with integer weights, %d float; %d with per-token activation "
-              "fake-quant\n", r.quantized_linears, r.float_linears, r.act_quantized_linears);
+  std::printf(
+      "linears: %d with integer weights, %d float; %d with per-token activation "
+      "fake-quant",
+      r.quantized_linears, r.float_linears, r.act_quantized_linears);
+  if (r.outlier_sides > 0) std::printf("; %d with an outlier-channel side", r.outlier_sides);
+  std::printf("\n");
   const double ratio = r.linear_bytes > 0 ? double(r.linear_f32_bytes) / r.linear_bytes : 0;
   std::printf("linear weights: %.3f MiB as written vs %.3f MiB in f32 (%.2fx smaller), "
               "%.3f MiB in the checkpoint's dtype\n",

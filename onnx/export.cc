@@ -20,6 +20,7 @@
 #include "model/ops.h"
 #include "quant/kv_quant.h"
 #include "quant/online_rotation.h"
+#include "quant/outlier_channels.h"
 #include "quant/quant_linear.h"
 #include "quant/quantizer.h"
 
@@ -556,6 +557,13 @@ class GraphWriter {
   // ---- linears --------------------------------------------------------------------------
   // FakeQuantRows (ActQuantSpec::RowScale, then the codes) in the same float op order.
   std::string ActQuant(const std::string& x, const ActQuantSpec& a, const std::string& p) {
+    const auto [codes, s] = ActCodes(x, a, p);
+    return Op("Mul", {codes, s}, p);
+  }
+
+  // QuantizeActRows: the codes (as floats) and the per-token scale [.., 1].
+  std::pair<std::string, std::string> ActCodes(const std::string& x, const ActQuantSpec& a,
+                                               const std::string& p) {
     const float qmax = a.qmax(), qmin = a.qmin();
     std::string amax = Op("ReduceMax", {Op("Abs", {x}, p + "/abs"), I({-1})}, p + "/absmax",
                           {{"keepdims", int64_t{1}}});
@@ -563,7 +571,7 @@ class GraphWriter {
     amax = Op("Max", {amax, F(kActScaleEps)}, p + "/absmax_eps");
     const std::string s = Op("Div", {amax, F(qmax)}, p + "/scale");
     const std::string r = Op("Round", {Op("Div", {x, s}, p + "/div")}, p + "/round");
-    return Op("Mul", {Op("Clip", {r, F(qmin), F(qmax)}, p + "/code"), s}, p);
+    return {Op("Clip", {r, F(qmin), F(qmax)}, p + "/code"), s};
   }
 
   std::string AddBias(const std::string& y, const Vec& bias, const std::string& p) {
@@ -605,9 +613,60 @@ class GraphWriter {
     if (const auto* rot = dynamic_cast<const OnlineRotation*>(&lin)) {
       return LinearOp(*rot->inner(), Rotate(x, *rot->rotation(), p), p);
     }
+    if (const auto* o = dynamic_cast<const OutlierChannelsLinear*>(&lin)) {
+      const auto& [masked, gathered] = SplitChannels(x, o->channels(), o->in_features(), p);
+      const std::string main = LinearOp(*o->inner(), masked, p);
+      return Op("Add", {main, SideOp(*o->side(), gathered, p + ".outliers")}, p + "/add_outliers");
+    }
     throw Error(std::string("ONNX export: ") + p + " is a Linear of unknown kind (" +
                 typeid(lin).name() + "); refusing to export a graph that would compute "
                 "something else");
+  }
+
+  // +outliers: x with `channels` zeroed (Mul by a 0/1 mask) and x[..., channels] (Gather),
+  // computed once for the linears that share x and the channels (q/k/v, gate/up).
+  const std::pair<std::string, std::string>& SplitChannels(const std::string& x,
+                                                           const std::vector<int>& channels,
+                                                           int64_t width, const std::string& p) {
+    auto [it, fresh] = split_.try_emplace({x, channels});
+    if (!fresh) return it->second;
+    std::vector<float> mask(width, 1.0f);
+    for (int c : channels) mask[c] = 0.0f;
+    const std::vector<int64_t> idx(channels.begin(), channels.end());
+    const std::string m = b_.Float(b_.Unique(p + ".outlier_mask"), {width}, mask);
+    const std::string i = b_.Int64(b_.Unique(p + ".outlier_channels"), {int64_t(idx.size())}, idx);
+    it->second = {Op("Mul", {x, m}, p + "/mask_outliers"),
+                  Op("Gather", {x, i}, p + "/gather_outliers", {{"axis", int64_t{-1}}})};
+    return it->second;
+  }
+
+  // An outlier side (8-bit weights: no MatMulNBits form). With quantized activations it is
+  // written as QuantWeightLinear::ApplyToCodes computes it: the code products summed by a float
+  // MatMul (exact in any order while FloatSumsExact holds: up to 1024 channels at 8 bits), times
+  // the weight scale, times the token scale. The same floats as sinkquant, so 8-bit rounding in
+  // ORT never flips against it (a QDQ product rounds differently, and the large outlier values
+  // make those flips frequent). Weight-only: QDQ, as QuantWeightLinear::Apply.
+  std::string SideOp(const sq::Linear& side, const std::string& x, const std::string& p) {
+    const auto* a = dynamic_cast<const ActQuantLinear*>(&side);
+    const auto* q = dynamic_cast<const QuantWeightLinear*>(a ? a->inner().get() : &side);
+    Check(q != nullptr && q->weight()->n_groups() == 1,
+          "ONNX export: " + p + " is an outlier side of unknown kind");
+    ++r_.outlier_sides;  // part of a linear already counted
+    if (!a || !a->act().enabled()) return AddBias(Qdq(*q->weight(), x, p), q->bias(), p);
+    const QuantizedWeight& w = *q->weight();
+    const auto [codes, s] = ActCodes(x, a->act(), p + "/act_quant");
+    Mat wc;
+    w.CentredCodes(0, w.rows, 0, wc);  // [N, K]
+    const Mat wct = wc.transpose();
+    const Vec sw = w.scales.col(0);
+    const int64_t before = b_.initializer_bytes();
+    const std::string wcn = b_.Float(p + ".weight_codes", {wct.rows(), wct.cols()}, Flat(wct));
+    const std::string swn =
+        b_.Float(p + ".weight_scale", {sw.size()}, {sw.data(), size_t(sw.size())});
+    r_.linear_bytes += b_.initializer_bytes() - before;
+    const std::string dot = Op("MatMul", {codes, wcn}, p + "/code_dot");
+    const std::string y = Op("Mul", {Op("Mul", {dot, swn}, p + "/weight_scale"), s}, p);
+    return AddBias(y, q->bias(), p);
   }
 
   // x Q as a constant MatMul over the last axis (the same product Rotation::ApplyRef computes).
@@ -712,6 +771,8 @@ class GraphWriter {
   std::map<std::pair<std::string, const Rotation*>, std::string> rotated_;
   std::map<const Rotation*, std::string> rotations_;
   std::map<const Rotation*, std::string> inverse_rotations_;  // Q^T constants
+  // +outliers: (masked x, gathered x) per (x, channels)
+  std::map<std::pair<std::string, std::vector<int>>, std::pair<std::string, std::string>> split_;
   std::string embed_;
   std::map<bool, std::pair<std::string, std::string>> rope_;  // LocalRope -> (cos, sin)
   std::string seq_len_, seq_len_scalar_;                      // scoring: T as [1] and as a scalar

@@ -67,6 +67,7 @@ struct OnnxExportReport {
   int quantized_linears = 0;      // linears written with integer weights
   int float_linears = 0;          // linears written as float MatMuls
   int act_quantized_linears = 0;  // linears whose input is fake-quantized per token
+  int outlier_sides = 0;          // +outliers: linears with an outlier-channel side linear
   // Linear weights as written (codes + scales + zero points) and the same weights in f32 and
   // in the checkpoint's own dtype. Biases, norms, embeddings and tables are `other_bytes`.
   int64_t linear_bytes = 0, linear_f32_bytes = 0, linear_source_bytes = 0;

@@ -60,7 +60,8 @@ class ActQuantLinear : public Linear {
 };
 
 // A Linear behind an online input transform (e.g. a Hadamard rotation of the down_proj input):
-// y = inner(Transform(x)). Online transforms (quant/online_rotation.h) subclass it;
+// y = inner(Transform(x)), plus whatever a subclass adds beside `inner` (quant/outlier_channels.h
+// adds its 8-bit side). Online transforms (quant/online_rotation.h) subclass it;
 // QuantizeModel quantizes `inner`, collects GPTQ Hessians on Transform(x), and re-wraps the
 // result with WithInner.
 class InputTransformLinear : public Linear {
@@ -69,7 +70,7 @@ class InputTransformLinear : public Linear {
   virtual const std::shared_ptr<const Linear>& inner() const = 0;
   virtual std::shared_ptr<const Linear> WithInner(std::shared_ptr<const Linear> inner) const = 0;
 
-  void Apply(const Mat& x, Mat& y) const final {
+  void Apply(const Mat& x, Mat& y) const override {
     Mat xt;
     TransformInput(x, xt);
     inner()->Apply(xt, y);

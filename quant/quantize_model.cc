@@ -12,6 +12,7 @@
 #include "quant/act_clip.h"
 #include "quant/gptq.h"
 #include "quant/kv_quant.h"
+#include "quant/outlier_channels.h"
 #include "quant/quant_linear.h"
 
 namespace sq {
@@ -73,6 +74,10 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
     out.push_back({"a_clip_min", f(a_clip_min)});
   }
   if (seq_calib) out.push_back({"seq_calib", b(seq_calib)});
+  if (outliers) {
+    out.push_back({"outlier_channels", std::to_string(outlier_channels)});
+    out.push_back({"outlier_bits", std::to_string(outlier_bits)});
+  }
   return out;
 }
 
@@ -100,14 +105,27 @@ void QuantConfig::Validate() const {
   Check(learn_steps >= 0, "--learn-steps must be >= 0, got " + std::to_string(learn_steps));
   Check(learn_lr > 0, "--learn-lr must be positive, got " + std::to_string(learn_lr));
   Check(learn_tokens > 0, "--learn-tokens must be positive, got " + std::to_string(learn_tokens));
+  Check(!outliers || outlier_channels > 0,
+        "--outlier-channels must be positive, got " + std::to_string(outlier_channels));
+  Check(!outliers || (outlier_bits >= 2 && outlier_bits <= 8),
+        "--outlier-bits must be in [2, 8] (a float side is not supported), got " +
+            std::to_string(outlier_bits));
+  Check(!outliers || w_bits < 16,
+        "+outliers moves channels out of quantized weights: it needs --w-bits below 16");
   Check(gptq_block > 0, "GPTQ block must be positive");
   Check(gptq_damp > 0, "GPTQ dampening must be positive");
+}
+
+std::string QuantConfig::CalibrationUser() const {
+  if (w_bits < 16 && gptq) return "GPTQ";
+  return SearchesActClip() ? "the activation clip search" : "+outliers' channel choice";
 }
 
 std::string BitSetting::Name() const {
   char b[32];
   std::snprintf(b, sizeof b, "W%dA%dKV%d", w_bits, a_bits, kv_bits);
-  return b + (sensitive_layers > 0 ? "+" + std::to_string(sensitive_layers) + "L" : "");
+  return b + (sensitive_layers > 0 ? "+" + std::to_string(sensitive_layers) + "L" : "") +
+         (outlier_channels > 0 ? "+" + std::to_string(outlier_channels) + "C" : "");
 }
 
 void QuantConfig::CheckLayers(int n_layers) const {
@@ -131,6 +149,46 @@ std::shared_ptr<const Linear> MakeQuantLinear(const std::shared_ptr<const Linear
     LinearPtr w = qw ? std::make_shared<QuantWeightLinear>(qw, FloatWeightOf(*inner).bias) : inner;
     return act.enabled() ? std::make_shared<ActQuantLinear>(std::move(w), act) : w;
   });
+}
+
+// +outliers: the channels that leave a linear's main path and the side weight [out, k] that
+// takes them (QuantConfig::outlier_bits, RTN per output channel).
+struct OutlierSide {
+  std::vector<int> channels;
+  std::shared_ptr<const QuantizedWeight> w;
+};
+
+// Moves columns `channels` of `w` [out, in] into an outlier side (w keeps zeros there).
+OutlierSide SplitOutliers(Mat& w, std::vector<int> channels, const QuantConfig& cfg) {
+  const WeightQuantSpec spec{cfg.outlier_bits, 0, cfg.w_sym, cfg.clip_search};
+  OutlierSide side{std::move(channels), nullptr};
+  side.w =
+      std::make_shared<const QuantizedWeight>(QuantizeRtn(GatherColumns(w, side.channels), spec));
+  ZeroColumns(w, side.channels);
+  return side;
+}
+
+// `lin` with the linear inside its transforms given the outlier side; `quantize_acts`: the side's
+// activations are quantized (at outlier_bits) as the main path's are.
+LinearPtr WithOutlierSide(const LinearPtr& lin, const OutlierSide& side, const QuantConfig& cfg,
+                          bool quantize_acts) {
+  LinearPtr w = std::make_shared<QuantWeightLinear>(side.w);
+  if (quantize_acts) w = std::make_shared<ActQuantLinear>(w, ActQuantSpec{cfg.outlier_bits, 1.0f});
+  return ReplaceInsideTransforms(lin, [&](const LinearPtr& inner) -> LinearPtr {
+    return std::make_shared<OutlierChannelsLinear>(inner, side.channels, w);
+  });
+}
+
+// Zeroes the rows and columns `channels` of a Hessian (the Hessian of the masked inputs);
+// returns how many of them were not already zero (not dead inputs).
+int MaskHessian(Eigen::MatrixXd& h, const std::vector<int>& channels) {
+  int live = 0;
+  for (int c : channels) {
+    live += h(c, c) != 0;
+    h.row(c).setZero();
+    h.col(c).setZero();
+  }
+  return live;
 }
 
 struct Key {
@@ -195,8 +253,15 @@ class HessianObserver : public ForwardObserver {
   // `split`: the windows are this rank's block (core/dist.h); the inputs are kept until
   // CombineRanks adds them to the Hessians in rank order. `hessian`: accumulate Hessians (GPTQ);
   // `keep_inputs`: keep every window's input (the activation clip search).
-  HessianObserver(Site site, int layer, bool split, bool hessian = true, bool keep_inputs = false)
-      : site_(site), layer_(layer), split_(split), hessian_(hessian), keep_inputs_(keep_inputs) {}
+  // `absmax`: track each slot's per-channel max |x| (+outliers' channel choice).
+  HessianObserver(Site site, int layer, bool split, bool hessian = true, bool keep_inputs = false,
+                  bool absmax = false)
+      : site_(site),
+        layer_(layer),
+        split_(split),
+        hessian_(hessian),
+        keep_inputs_(keep_inputs),
+        absmax_(absmax) {}
   // Returns the slot of `lin`'s Hessian.
   int Track(const Linear& lin) {
     const auto* t = dynamic_cast<const InputTransformLinear*>(&lin);
@@ -214,6 +279,10 @@ class HessianObserver : public ForwardObserver {
       if (s.transform) s.transform->TransformInput(x, xt);
       const Mat& seen = s.transform ? xt : x;
       if (keep_inputs_) s.inputs.push_back(seen);
+      if (absmax_) {
+        const Vec m = seen.cwiseAbs().colwise().maxCoeff().transpose();
+        s.absmax = s.absmax.size() ? Vec(s.absmax.cwiseMax(m)) : m;
+      }
       if (!hessian_) continue;
       if (split_) {
         s.kept.push_back(seen);
@@ -226,10 +295,16 @@ class HessianObserver : public ForwardObserver {
   const HessianAccumulator& Hessian(int slot) const { return slots_[slot].h; }
   Eigen::MatrixXd TakeHessian(int slot) { return slots_[slot].h.TakeH(); }
   const std::vector<Mat>& Inputs(int slot) const { return slots_[slot].inputs; }
+  const Vec& AbsMax(int slot) const { return slots_[slot].absmax; }
+  // The kept inputs of `slot` with columns `channels` zeroed (what the masked main path sees).
+  void MaskInputs(int slot, const std::vector<int>& channels) {
+    for (Mat& x : slots_[slot].inputs) ZeroColumns(x, channels);
+  }
   void CombineRanks() override {
     for (Slot& s : slots_) {
       s.h.AddInRankOrder(s.kept);
       s.kept.clear();
+      if (absmax_) dist::Max(std::span<float>(s.absmax.data(), size_t(s.absmax.size())));
     }
   }
 
@@ -239,10 +314,11 @@ class HessianObserver : public ForwardObserver {
     HessianAccumulator h;
     std::vector<Mat> kept = {};    // split: this rank's inputs, until CombineRanks
     std::vector<Mat> inputs = {};  // keep_inputs: every window's input
+    Vec absmax = {};               // absmax: per channel, over every window
   };
   Site site_;
   int layer_;
-  bool split_, hessian_, keep_inputs_;
+  bool split_, hessian_, keep_inputs_, absmax_;
   std::vector<Slot> slots_;
 };
 
@@ -305,7 +381,8 @@ class GptqRunner {
   void Stage(int l, Site site, const std::vector<Proj>& projs) {
     const int at = l < 0 ? work_.config.n_layers : l;
     const bool seq = cfg_.seq_calib;
-    HessianObserver obs(site, at, split_, gptq(), cfg_.SearchesActClip() || seq);
+    HessianObserver obs(site, at, split_, gptq(), cfg_.SearchesActClip() || seq,
+                        cfg_.SplitsOutliers());
     HessianObserver float_obs(site, at, /*split=*/false, /*hessian=*/false, seq);
     std::vector<int> slot;
     std::vector<LinearPtr> float_linears;  // inside their transforms, before quantization
@@ -317,6 +394,7 @@ class GptqRunner {
     ObserveSite(work_, hs_, at, obs);
     if (seq) ObserveSite(fp_, fhs_, at, float_obs);
     if (split_) obs.CombineRanks();  // once per stage: each stage needs the last's weights
+    if (cfg_.SplitsOutliers()) ChooseOutliers(l, projs, slot, obs, seq ? &float_obs : nullptr);
     if (gptq()) {
       QuantizeSharingFactors(l, projs, slot, obs, float_obs);
     } else {
@@ -334,6 +412,37 @@ class GptqRunner {
           return std::make_shared<ActQuantLinear>(inner, act);
         });
       }
+    }
+  }
+
+  // +outliers: each linear's channels (shared by the linears of a slot) from the largest
+  // calibration |x|; the kept inputs are masked, so the clip search and +seq fit the main path.
+  void ChooseOutliers(int l, const std::vector<Proj>& projs, const std::vector<int>& slot,
+                      HessianObserver& obs, HessianObserver* float_obs) {
+    for (size_t i = 0; i < projs.size(); ++i) {
+      const bool first = std::find(slot.begin(), slot.begin() + i, slot[i]) == slot.begin() + i;
+      channels_[{l, projs[i]}] = LargestChannels(obs.AbsMax(slot[i]), cfg_.outlier_channels);
+      if (!first) continue;
+      obs.MaskInputs(slot[i], channels_[{l, projs[i]}]);
+      if (float_obs) float_obs->MaskInputs(slot[i], channels_[{l, projs[i]}]);
+    }
+  }
+
+  // (l, p)'s float weight, moved out of the way of its outlier side when +outliers split it.
+  Mat MainWeight(int l, Proj p, const Mat& w) {
+    auto it = channels_.find({l, p});
+    if (it == channels_.end()) return w;
+    Mat main = w;
+    outlier_sides_[{l, p}] = SplitOutliers(main, it->second, cfg_.ForLayer(l));
+    return main;
+  }
+
+  // The weight-only quantized replacement of (l, p) during calibration, with its outlier side.
+  void InstallWeightOnly(int l, Proj p, std::shared_ptr<const QuantizedWeight> qw) {
+    LinearPtr& lin = LinearAt(work_, l, p);
+    lin = MakeQuantLinear(lin, std::move(qw), ActQuantSpec{});
+    if (auto it = outlier_sides_.find({l, p}); it != outlier_sides_.end()) {
+      lin = WithOutlierSide(lin, it->second, cfg_, /*quantize_acts=*/false);
     }
   }
 
@@ -359,6 +468,10 @@ class GptqRunner {
     for (size_t i = 0; i < projs.size(); ++i) {
       if (std::find(slot.begin(), slot.begin() + i, slot[i]) != slot.begin() + i) continue;
       Eigen::MatrixXd h = obs.TakeHessian(slot[i]);
+      int masked = 0;  // outlier channels GPTQ will see as dead: not counted as dead inputs
+      if (auto it = channels_.find({l, projs[i]}); it != channels_.end()) {
+        masked = MaskHessian(h, it->second);
+      }
       Eigen::MatrixXd retarget;
       if (cfg_.seq_calib) {
         retarget =
@@ -366,7 +479,10 @@ class GptqRunner {
       }
       const GptqFactor f = FactorHessian(std::move(h), Options());
       for (size_t j = i; j < projs.size(); ++j) {
-        if (slot[j] == slot[i]) Quantize(l, projs[j], f, cfg_.seq_calib ? &retarget : nullptr);
+        if (slot[j] == slot[i]) {
+          Quantize(l, projs[j], f, cfg_.seq_calib ? &retarget : nullptr);
+          gptq_stats_[{l, projs[j]}].dead_columns -= masked;
+        }
       }
     }
   }
@@ -379,28 +495,27 @@ class GptqRunner {
 
   // `retarget` (+seq, may be null): W <- W (I + P) before GPTQ.
   void Quantize(int l, Proj p, const GptqFactor& f, const Eigen::MatrixXd* retarget = nullptr) {
-    std::shared_ptr<const Linear>& lin = LinearAt(work_, l, p);
     GptqStats stats;
-    Mat w = FloatWeightOf(*lin).w;
-    if (retarget) {
+    Mat w = FloatWeightOf(*LinearAt(work_, l, p)).w;
+    if (retarget) {  // leaves outlier columns as they were (the masked Hessian's P is 0 there)
       const Eigen::MatrixXd wd = w.cast<double>();
       w = (wd + wd * *retarget).cast<float>();
     }
     auto qw = std::make_shared<const QuantizedWeight>(
-        GptqQuantize(w, f, cfg_.ForLayer(l).weight_spec(), Options(), &stats));
+        GptqQuantize(MainWeight(l, p, w), f, cfg_.ForLayer(l).weight_spec(), Options(), &stats));
     weights_[{l, p}] = qw;
     gptq_stats_[{l, p}] = stats;
-    lin = MakeQuantLinear(lin, qw, ActQuantSpec{});  // weight-only while calibrating
+    InstallWeightOnly(l, p, qw);  // weight-only while calibrating
   }
 
   // Round to nearest, as QuantizeModel without calibration (nothing for float weights).
   void QuantizeRtnAt(int l, Proj p) {
     if (cfg_.w_bits >= 16) return;
-    std::shared_ptr<const Linear>& lin = LinearAt(work_, l, p);
-    auto qw = std::make_shared<const QuantizedWeight>(
-        QuantizeRtn(FloatWeightOf(*lin).w, cfg_.ForLayer(l).weight_spec()));
+    const Mat w = MainWeight(l, p, FloatWeightOf(*LinearAt(work_, l, p)).w);
+    auto qw =
+        std::make_shared<const QuantizedWeight>(QuantizeRtn(w, cfg_.ForLayer(l).weight_spec()));
     weights_[{l, p}] = qw;
-    lin = MakeQuantLinear(lin, qw, ActQuantSpec{});
+    InstallWeightOnly(l, p, qw);
   }
 
   // The clip ratio of (l, p)'s activations: err(c) on this rank's inputs, continued across
@@ -432,8 +547,10 @@ class GptqRunner {
 
  public:
   std::map<Key, GptqStats> gptq_stats_;
+  std::map<Key, OutlierSide> outlier_sides_;
 
  private:
+  std::map<Key, std::vector<int>> channels_;  // +outliers: chosen before the weights
   Model& work_;
   const Model& fp_;  // the float model (+seq: its states are the targets)
   const QuantConfig& cfg_;
@@ -461,10 +578,10 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
   std::map<Key, GptqStats> gptq_stats;
   const int L = fp.config.n_layers;
   std::map<Key, GptqRunner::ActClip> act_clips;
+  std::map<Key, OutlierSide> outlier_sides;
   if (cfg.Calibrates()) {
     Check(!calib.empty() || (calib_states && !calib_states->empty()),
-          std::string(cfg.SearchesActClip() ? "the activation clip search" : "GPTQ") +
-              " needs calibration windows (--calib FILE)");
+          cfg.CalibrationUser() + " needs calibration windows (--calib FILE)");
     Model work = fp;
     work.kv_quant = nullptr;  // +seq: the KV quantizer joins the stream
     if (cfg.seq_calib && cfg.kv_bits < 16) {
@@ -478,6 +595,7 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
     if (!cfg.KeepsFloat(Proj::kLmHead)) runner.LmHead();
     gptq_stats = runner.gptq_stats_;
     act_clips = runner.act_clips_;
+    outlier_sides = runner.outlier_sides_;
   } else if (cfg.w_bits < 16) {
     for (size_t i = 0; i < keys.size(); ++i) {
       const Key& k = keys[i];
@@ -511,6 +629,14 @@ Model QuantizeModel(const Model& fp, const QuantConfig& cfg, const std::vector<W
     if (qw || act.enabled()) {
       std::shared_ptr<const Linear>& lin = LinearAt(q, k.layer, k.proj);
       lin = MakeQuantLinear(lin, qw, act);
+      if (auto it = outlier_sides.find(k); it != outlier_sides.end()) {
+        lin = WithOutlierSide(lin, it->second, lc, act.enabled());
+        lr.outlier_channels = it->second.channels;
+        lr.format += " + " + std::to_string(lr.outlier_channels.size()) + " outlier channels w" +
+                     std::to_string(lc.outlier_bits) +
+                     (act.enabled() ? "a" + std::to_string(lc.outlier_bits) : "");
+        rep.weight_bytes += it->second.w->bytes();
+      }
     } else {
       lr.format = "float";
     }

@@ -20,7 +20,9 @@ struct BitSetting {
   int w_bits = 4, a_bits = 4, kv_bits = 16;
   // Mixed precision: this many layers, those most sensitive to the bits above, at W8A8.
   int sensitive_layers = 0;
-  std::string Name() const;  // "W4A8KV16", "W4A4KV16+2L"
+  // 8-bit outlier channels (+outliers) per linear; 0: none.
+  int outlier_channels = 0;
+  std::string Name() const;  // "W4A8KV16", "W4A4KV16+2L", "W4A4KV16+32C"
 };
 
 struct QuantConfig {
@@ -43,6 +45,12 @@ struct QuantConfig {
   // float model's output on the float model's inputs (the GPTAQ objective, quant/gptq.h's
   // AsymmetricRetarget) and the clip search measures against that same float output.
   bool seq_calib = false;
+  // +outliers (quant/outlier_channels.h): per quantized linear, the outlier_channels input
+  // channels with the largest calibration |x| leave the w_bits/a_bits path for an
+  // outlier_bits weights-and-activations side linear.
+  bool outliers = false;
+  int outlier_channels = 32;
+  int outlier_bits = 8;
   int kv_bits = 16;          // 2..8, or 16: KV cache stays float
   int kv_group = 0;          // 0: one group per head (head_dim)
   // Linears left entirely in float (weights and input). Embeddings are a table lookup and are
@@ -69,8 +77,12 @@ struct QuantConfig {
   bool KeepsFloat(Proj p) const;           // named in keep_float
   bool QuantizesWeight(Proj p) const;      // w_bits < 16 and not kept float
   bool SearchesActClip() const { return a_clip_search && a_bits < 16; }
-  // GPTQ or the activation clip search: calibration states run layer by layer.
-  bool Calibrates() const { return (w_bits < 16 && gptq) || SearchesActClip(); }
+  bool SplitsOutliers() const { return outliers && outlier_channels > 0; }
+  // GPTQ, the activation clip search or +outliers' channel choice: calibration states run layer
+  // by layer.
+  bool Calibrates() const { return (w_bits < 16 && gptq) || SearchesActClip() || SplitsOutliers(); }
+  // What needs the calibration text when Calibrates() ("GPTQ"), for error messages.
+  std::string CalibrationUser() const;
   // Every setting as (key, value) text, in a fixed order, for printing and JSON
   // (a_clip_search and a_clip_min only when the search is on, seq_calib only when set).
   std::vector<std::pair<std::string, std::string>> Settings() const;
@@ -85,6 +97,7 @@ struct LinearReport {
   // +act-clip: err(c) over ActClipGrid(QuantConfig::a_clip_min) (quant/act_clip.h)
   std::vector<double> act_clip_errors = {};
   int dead_columns = 0;     // GPTQ: input channels that were always 0
+  std::vector<int> outlier_channels = {};  // +outliers: the channels of the side linear
   double gptq_damp = 0;     // GPTQ: the dampening that was used
 };
 struct QuantizeReport {

@@ -33,6 +33,7 @@ constexpr StepDef kSteps[] = {
 // Flags read by a quantizer setting rather than by a step: GPTQ's, and +act-clip's floor.
 constexpr std::string_view kGptqFlags = "act-order,gptq-block,gptq-damp";
 constexpr std::string_view kActClipFlags = "a-clip-min";
+constexpr std::string_view kOutlierFlags = "outlier-channels,outlier-bits";
 
 // What a recipe sets in the QuantConfig: the quantizer (a modifier leaves the base's).
 enum class Quantizer { kBase, kRtn, kGptq };
@@ -52,6 +53,7 @@ struct RecipeDef {
 
 void SearchActClip(QuantConfig& c) { c.a_clip_search = true; }
 void SequentialCalibration(QuantConfig& c) { c.seq_calib = true; }
+void SplitOutliers(QuantConfig& c) { c.outliers = true; }
 
 constexpr RecipeDef kRecipes[] = {
     {"rtn", "round to nearest (with the MSE clip search unless --no-clip-search)", "",
@@ -86,6 +88,11 @@ constexpr RecipeDef kRecipes[] = {
      "modifier (rotate-gptq+seq, ...): calibration states run with activation and KV "
      "quantization; GPTQ and +act-clip fit the float model's outputs (GPTAQ's objective)",
      "", Quantizer::kBase, /*modifier=*/true, SequentialCalibration},
+    {"outliers",
+     "modifier (rotate-gptq+outliers, ...): per linear, the --outlier-channels input channels "
+     "with the largest calibration |x| kept at --outlier-bits weights and activations in a side "
+     "linear (Atom, QUIK); the rest as the recipe quantizes it",
+     "", Quantizer::kBase, /*modifier=*/true, SplitOutliers},
 };
 
 const StepDef* FindStep(std::string_view name) {
@@ -131,6 +138,7 @@ std::string RecipeNames() {
 std::vector<std::string> RecipeOnlyFlags() {
   std::vector<std::string> out = SplitList(std::string(kGptqFlags), ',');
   out.push_back(std::string(kActClipFlags));
+  for (const std::string& f : SplitList(std::string(kOutlierFlags), ',')) out.push_back(f);
   for (const StepDef& d : kSteps) {
     for (const std::string& f : SplitList(std::string(d.flags), ',')) {
       if (!f.empty()) out.push_back(f);
@@ -148,6 +156,7 @@ bool RecipeReadsFlag(const Recipe& r, const std::string& flag) {
   };
   if (r.config.gptq && listed(kGptqFlags)) return true;
   if (r.config.a_clip_search && listed(kActClipFlags)) return true;
+  if (r.config.outliers && listed(kOutlierFlags)) return true;
   for (const auto* steps : {&r.transforms, &r.post}) {
     for (const std::string& s : *steps) {
       if (const StepDef* d = FindStep(s); d && listed(d->flags)) return true;

@@ -103,7 +103,8 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
     // stream runs through them (quant/recipe_pipeline.h).
     RecipePipeline pipe(fp, recipe, calib, opt.integer_kernels);
     const QuantConfig& rc = recipe.config;
-    row.bit_setting = {rc.w_bits, rc.a_bits, rc.kv_bits, static_cast<int>(rc.alt_layers.size())};
+    row.bit_setting = {rc.w_bits, rc.a_bits, rc.kv_bits, static_cast<int>(rc.alt_layers.size()),
+                       rc.SplitsOutliers() ? rc.outlier_channels : 0};
     row.act_bits = 0;
     for (int l = 0; l < fp.config.n_layers; ++l) row.act_bits += rc.ForLayer(l).a_bits;
     row.act_bits /= fp.config.n_layers;
@@ -145,6 +146,7 @@ namespace {
 
 void SetBits(QuantConfig& c, const BitSetting& b) {
   c.w_bits = b.w_bits, c.a_bits = b.a_bits, c.kv_bits = b.kv_bits;
+  if (b.outlier_channels > 0) c.outliers = true, c.outlier_channels = b.outlier_channels;
 }
 
 // Layers by decreasing sensitivity to `b`'s bits (CompareBitSettings says how it is measured),
@@ -191,9 +193,10 @@ std::vector<RecipeRow> CompareBitSettings(const Model& fp, const std::vector<Win
   Check(!each.methods.empty(), "--pareto: --methods names no recipe besides fp");
   const int L = fp.config.n_layers;
   for (const BitSetting& b : settings) {  // validate every name and setting before the runs
-    SetBits(each.base, b);
-    each.base.Validate();
-    for (const std::string& m : each.methods) MakeRecipe(m, each.base);
+    QuantConfig c = each.base;
+    SetBits(c, b);
+    c.Validate();
+    for (const std::string& m : each.methods) MakeRecipe(m, c);
     Check(b.sensitive_layers <= L, "--pareto-bits: " + b.Name() + " keeps " +
                                        std::to_string(b.sensitive_layers) +
                                        " layers at W8A8, but the model has " + std::to_string(L));
@@ -208,7 +211,7 @@ std::vector<RecipeRow> CompareBitSettings(const Model& fp, const std::vector<Win
     SetBits(run.base, b);
     std::string mixed;
     if (b.sensitive_layers > 0) {
-      const BitSetting uniform{b.w_bits, b.a_bits, b.kv_bits};
+      const BitSetting uniform{b.w_bits, b.a_bits, b.kv_bits};  // ranked without outliers
       auto it = ranked.find(uniform.Name());
       if (it == ranked.end()) {
         std::string why;

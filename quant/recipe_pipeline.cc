@@ -106,8 +106,7 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
   const QuantConfig& c = recipe_.config;
   calibrates_ = c.Calibrates();
   Check(!calibrates_ || !calib_.empty(),
-        std::string(c.SearchesActClip() ? "the activation clip search" : "GPTQ") +
-            " needs calibration windows (--calib FILE)");
+        c.CalibrationUser() + " needs calibration windows (--calib FILE)");
   for (size_t w = mine.begin; calibrates_ && w < mine.end; ++w) {
     calib_q_.push_back(Embed(t_, calib_[w].tokens));
     if (c.seq_calib) calib_tf_.push_back(calib_q_.back());

@@ -289,6 +289,10 @@ row "--pareto-bits W4 (no activation width)" compare --model "$model" --calib "$
 row "--pareto-bits W4A4KV99" compare --model "$model" --calib "$valid" --data "$valid" --pareto --pareto-bits W4A4KV99
 row "--a-clip-min 0 (+act-clip grid)" compare --model "$model" --calib "$T/data_copy.txt" --data "$valid" --methods rotate+act-clip --a-clip-min 0
 row "rotate+seq (nothing calibrated to make sequential)" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate+seq --w-bits 4
+row "rtn+outliers with float weights" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rtn+outliers --w-bits 16 --a-bits 4
+row "rtn+outliers without --calib" quantize --model "$model" --out "$T/q.onnx" --method rtn+outliers --w-bits 4
+row "--outlier-channels without +outliers" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate --w-bits 4 --outlier-channels 8
+row "--pareto-bits W4A4+0C (no outlier channels)" compare --model "$model" --calib "$T/data_copy.txt" --data "$valid" --pareto --pareto-bits W4A4+0C
 row "--learn-steps -1 (rotate-learned)" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate-learned --w-bits 4 --learn-steps -1
 row "--learn-lr 0 (rotate-learned)" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate-learned --w-bits 4 --learn-lr 0
 row "--learn-tokens 8 (too few to learn from)" quantize --model "$model" --out "$T/q.onnx" --calib "$T/data_copy.txt" --method rotate-learned --w-bits 4 --learn-tokens 8

@@ -14,6 +14,18 @@
 
 namespace sq::test {
 
+// Captures the input of one site of one layer (every window that reaches it).
+struct Capture : ForwardObserver {
+  Site site;
+  int layer;
+  std::vector<Mat> seen;
+  Capture(Site s, int l) : site(s), layer(l) {}
+  bool Wants(Site s, int l) const override { return s == site && l == layer; }
+  void Observe(const Where& at, const Mat& x) override {
+    if (at.site == site && at.layer == layer) seen.push_back(x);
+  }
+};
+
 // Two float computations of the same logits (another summation order, a fused kernel) agree
 // to this, absolutely; more means a different computation, not rounding.
 inline constexpr double kLogitTolerance = 1e-4;

@@ -53,6 +53,8 @@ TEST_CASE("compare, eval and quantize accept and refuse the same quantization fl
       {"--alpha 2", "flag --alpha must be between 0 and 1, got 2"},
       {"--sink-ratio 0.5", "flag --sink-ratio must be between 1 and 1e+09, got 0.5"},
       {"--gptq-block 0", "flag --gptq-block must be between 1 and 65536, got 0"},
+      {"--outlier-bits 16", "flag --outlier-bits must be between 2 and 8, got 16"},
+      {"--outlier-channels 0", "flag --outlier-channels must be between 1 and 1048576, got 0"},
       {"--gptq-damp 0", "flag --gptq-damp must be between 1e-09 and 1000, got 0"},
       {"--w-asym yes", "flag --w-asym takes no value, got 'yes'"},
       {"--keep-float lm_head,bogus", "unknown linear 'bogus'"},
@@ -78,6 +80,7 @@ TEST_CASE("a recipe's own flag given to methods that do not read it is refused",
       {"rotate-gptq", "--learn-steps 5", "--learn-steps: not read by --method"},
       {"smooth", "--sink-ratio 8", "--sink-ratio: not read by --method"},
       {"", "--a-clip-min 0.7", "--a-clip-min: not read by"},
+      {"rotate-gptq", "--outlier-channels 8", "--outlier-channels: not read by --method"},
   };
   for (const Case& c : cases) {
     for (const std::string& cmd : Commands(dir, c.method)) {

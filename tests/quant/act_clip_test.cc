@@ -13,6 +13,7 @@
 #include "tests/test_util.h"
 
 using namespace sq;
+using sq::test::Capture;
 using sq::test::RandomMat;
 using sq::test::RandomWindows;
 using sq::test::SmallConfig;
@@ -40,18 +41,6 @@ std::vector<double> ReferenceErrors(const std::vector<Mat>& xs, const Mat& w,
 Mat HeavyTailed(int rows, int cols, uint64_t seed) {
   return RandomMat(rows, cols, seed).array().cube().matrix();
 }
-
-// Captures the input of one site of one layer.
-struct Capture : ForwardObserver {
-  Site site;
-  int layer;
-  std::vector<Mat> seen;
-  Capture(Site s, int l) : site(s), layer(l) {}
-  bool Wants(Site s, int l) const override { return s == site && l == layer; }
-  void Observe(const Where& at, const Mat& x) override {
-    if (at.site == site && at.layer == layer) seen.push_back(x);
-  }
-};
 
 }  // namespace
 

@@ -99,3 +99,31 @@ TEST_CASE("compare runs the float model's layers once: later methods replay its 
   CHECK(after_fp.top1 == alone.top1);
   CHECK(after_fp.delta_ppl == alone.delta_ppl);
 }
+
+TEST_CASE("a bit setting with +kC runs every method with k 8-bit outlier channels per linear",
+          "[quant][pareto][outliers]") {
+  test::SmallShape shape;
+  shape.hidden = 64;
+  const ModelConfig c = test::SmallConfig(shape);
+  const Model fp = BuildDenseModel(c, RandomWeights(c, 5));
+  CompareRecipesOptions opt;
+  opt.methods = {"rtn"};
+  opt.ratio_windows = 0;
+  // The plain setting after the split one: each setting starts from the user's config.
+  const std::vector<BitSetting> settings = {{4, 4, 16, 0, 8}, {4, 4, 16}};
+  const std::vector<RecipeRow> rows =
+      CompareBitSettings(fp, test::RandomWindows(2, 16, c.vocab, 1),
+                         test::RandomWindows(2, 16, c.vocab, 2), opt, settings);
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[1].bit_setting.Name() == "W4A4KV16+8C");
+  CHECK(rows[2].bit_setting.Name() == "W4A4KV16");
+  const auto has = [](const RecipeRow& r, const std::string& k, const std::string& v) {
+    return std::find(r.settings.begin(), r.settings.end(), std::pair{k, v}) != r.settings.end();
+  };
+  CHECK(has(rows[1], "outlier_channels", "8"));
+  CHECK_FALSE(has(rows[2], "outlier_channels", "8"));
+  // Each layer linear's side: 8 int8 codes and a float scale per output row.
+  const double kv = c.n_kv_heads * c.head_dim, q = c.n_heads * c.head_dim;
+  const double rows_out = q + 2 * kv + c.hidden + 2.0 * c.intermediate + c.hidden;
+  CHECK(rows[1].weight_bytes == rows[2].weight_bytes + c.n_layers * rows_out * (8 + 4));
+}

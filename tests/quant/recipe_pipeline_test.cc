@@ -69,7 +69,9 @@ TEST_CASE("recipe pipeline equals ApplyRecipe on stories260K, every recipe", "[q
   for (const char* m :
        {"rtn", "gptq", "smooth", "rotate", "rotate-gptq", "smooth-rotate", "rotate+sink-aware",
         "gptq+sink-aware", "rotate+kv-rotate", "rotate+act-clip", "rotate-gptq+act-clip",
-        "rotate-gptq+kv-rotate+act-clip", "rotate-gptq+seq", "rotate-gptq+act-clip+seq"}) {
+        "rotate-gptq+kv-rotate+act-clip", "rotate-gptq+seq", "rotate-gptq+act-clip+seq",
+        "rtn+outliers", "rotate-gptq+outliers+sink-aware",
+        "rotate-gptq+kv-rotate+act-clip+seq+outliers"}) {
     RequirePipelineMatches(lm, m, base, calib, eval, true);
   }
   RequirePipelineMatches(lm, "rotate-gptq", base, calib, eval, false);
