@@ -1,10 +1,12 @@
 // sinkquant compare: every recipe against the float model on the same text, one table.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
+#include <utility>
 
 #include "calib/dataset.h"
 #include "cli/command.h"
@@ -77,14 +79,26 @@ CompareCliOptions ParseCompareOptions(Args& a) {
   return o;
 }
 
+// The widths of the method and bits columns: at least 20 and 10, wider for longer names
+// ("rotate-gptq+act-clip+seq+outliers", "W4A4KV16+32C"), so the columns stay aligned.
+std::pair<int, int> NameWidths(const std::vector<RecipeRow>& rows) {
+  size_t m = 20, b = 10;
+  for (const RecipeRow& r : rows) {
+    m = std::max(m, r.method.size());
+    b = std::max(b, r.bit_setting.Name().size());
+  }
+  return {static_cast<int>(m), static_cast<int>(b)};
+}
+
 void PrintTable(const std::vector<RecipeRow>& rows) {
-  std::printf("%-20s %-10s %8s %8s %7s %6s %8s %-18s %8s %-18s %6s\n", "method", "bits", "ppl",
-              "dppl", "KL", "top-1", "max/med", "(worst input)", "tok m/m", "(worst input)",
+  const auto [mw, bw] = NameWidths(rows);
+  std::printf("%-*s %-*s %8s %8s %7s %6s %8s %-18s %8s %-18s %6s\n", mw, "method", bw, "bits",
+              "ppl", "dppl", "KL", "top-1", "max/med", "(worst input)", "tok m/m", "(worst input)",
               "time s");
   for (const RecipeRow& r : rows) {
-    std::printf("%-20s %-10s %8.4f %+8.4f %7.4f %6.3f %8.1f %-18s %8.1f %-18s %6.1f\n",
-                r.method.c_str(), r.bit_setting.Name().c_str(), r.ppl, r.delta_ppl, r.kld, r.top1,
-                r.worst_ratio, r.worst_site.c_str(), r.worst_token_ratio,
+    std::printf("%-*s %-*s %8.4f %+8.4f %7.4f %6.3f %8.1f %-18s %8.1f %-18s %6.1f\n", mw,
+                r.method.c_str(), bw, r.bit_setting.Name().c_str(), r.ppl, r.delta_ppl, r.kld,
+                r.top1, r.worst_ratio, r.worst_site.c_str(), r.worst_token_ratio,
                 r.worst_token_site.c_str(), r.quantize_seconds + r.eval_seconds);
   }
   for (const RecipeRow& r : rows) {
@@ -132,17 +146,19 @@ std::string WhatItBuys(const RecipeRow& r, const std::vector<RecipeRow>& frontie
 // The size / quality table of a --pareto sweep, then what each frontier row buys over the
 // frontier row below it. `md`: a markdown table (the --json file's .md) instead of aligned text.
 std::string ParetoTable(const std::vector<RecipeRow>& rows, bool md) {
+  const auto [mw, bw] = md ? std::pair{0, 0} : NameWidths(rows);  // width 0: as long as it is
+  char b[512];
+  std::snprintf(b, sizeof b, "%-*s %-*s weights MiB  bits/w      ppl      KL  top-1  frontier\n",
+                mw, "method", bw, "bits");
   std::string s =
       md ? "| method | bits | weights MiB | bits/weight | ppl | KL | top-1 | frontier |\n"
            "|---|---|---|---|---|---|---|---|\n"
-         : "method               bits       weights MiB  bits/w      ppl      KL  top-1 "
-           " frontier\n";
-  const char* fmt = md ? "| %s | %s | %.2f | %.2f | %.4f | %.4f | %.3f | %s |\n"
-                       : "%-20s %-10s %11.2f %7.2f %8.4f %7.4f %6.3f  %s\n";
-  char b[512];
+         : std::string(b);
+  const char* fmt = md ? "| %-*s | %-*s | %.2f | %.2f | %.4f | %.4f | %.3f | %s |\n"
+                       : "%-*s %-*s %11.2f %7.2f %8.4f %7.4f %6.3f  %s\n";
   std::vector<RecipeRow> frontier;
   for (const RecipeRow& r : ByCost(rows)) {
-    std::snprintf(b, sizeof b, fmt, r.method.c_str(), r.bit_setting.Name().c_str(),
+    std::snprintf(b, sizeof b, fmt, mw, r.method.c_str(), bw, r.bit_setting.Name().c_str(),
                   r.weight_bytes / 1048576.0, r.bits_per_weight, r.ppl, r.kld, r.top1,
                   r.pareto ? "*" : "");
     s += b;

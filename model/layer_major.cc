@@ -88,7 +88,8 @@ void ForwardLayerMajor(std::span<const LayerMajorStream> streams,
     if (hooks.before_layer) hooks.before_layer(l);
     for (size_t s = 0; s < streams.size(); ++s) {
       const LayerMajorStream& st = streams[s];
-      for (size_t i = 0; !st.final_states && i < hidden[s].size(); ++i) {
+      if (st.final_states) continue;  // replayed: its layers ran in an earlier pass
+      for (size_t i = 0; i < hidden[s].size(); ++i) {
         Tell(st, static_cast<int>(mine.begin + i), windows[mine.begin + i]);
         Timed(st, [&] { ForwardBlock(*st.model, l, hidden[s][i], st.obs); });
       }

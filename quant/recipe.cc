@@ -235,7 +235,8 @@ std::string RecipesReading(const std::string& flag) {
   for (const RecipeDef& d : kRecipes) {
     std::string name(d.name);
     if (d.modifier) name.insert(0, 1, '+');
-    const Recipe r = BuildRecipe(d.modifier ? std::string("rtn").append(name) : name, {});
+    const Recipe r =
+        BuildRecipe(d.modifier ? std::string("rtn").append(name) : name, QuantConfig{});
     if (!RecipeReadsFlag(r, flag) || (d.modifier && by_rtn)) continue;
     if (!s.empty()) s += ", ";
     s += name;
