@@ -269,6 +269,8 @@ class HessianObserver : public ForwardObserver {
       if (slots_[i].transform == t) return static_cast<int>(i);
     }
     slots_.push_back({t, HessianAccumulator(hessian_ ? lin.in_features() : 0)});
+    // Sized up front: a rank with no windows still adds its zeros in CombineRanks.
+    if (absmax_) slots_.back().absmax = Vec::Zero(lin.in_features());
     return static_cast<int>(slots_.size()) - 1;
   }
   bool Wants(Site site, int layer) const override { return site == site_ && layer == layer_; }
@@ -279,10 +281,7 @@ class HessianObserver : public ForwardObserver {
       if (s.transform) s.transform->TransformInput(x, xt);
       const Mat& seen = s.transform ? xt : x;
       if (keep_inputs_) s.inputs.push_back(seen);
-      if (absmax_) {
-        const Vec m = seen.cwiseAbs().colwise().maxCoeff().transpose();
-        s.absmax = s.absmax.size() ? Vec(s.absmax.cwiseMax(m)) : m;
-      }
+      if (absmax_) s.absmax = s.absmax.cwiseMax(seen.cwiseAbs().colwise().maxCoeff().transpose());
       if (!hessian_) continue;
       if (split_) {
         s.kept.push_back(seen);

@@ -86,7 +86,8 @@ TEST_CASE("mpirun -np 2: eval, compare, profile and the ONNX export match one pr
     CheckSame(ReadJson(dir + "/1.json"), ReadJson(dir + "/2.json"));
   }
   SECTION("compare") {
-    const std::string cmp = "compare " + Stories() + data + "--methods fp,gptq,smooth,rotate";
+    const std::string cmp =
+        "compare " + Stories() + data + "--methods fp,gptq,smooth,rotate,gptq+outliers";
     both(cmp, " --json " + dir + "/1.json", " --json " + dir + "/2.json");
     CheckSame(ReadJson(dir + "/1.json"), ReadJson(dir + "/2.json"));
   }
