@@ -142,12 +142,13 @@ std::string KernelNote(int integer_linears, bool fake_quant) {
 
 int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window>& windows) {
   const std::vector<Window> calib = CalibWindows(o, *lm.tokenizer);
-  const Recipe recipe = MakeRecipe(o.recipe.method, o.config);
-  Check(!recipe.config.gptq || !calib.empty(),
-        "--method " + recipe.name + " needs calibration text: --calib FILE");
+  const Recipe asked = MakeRecipe(o.recipe.method, o.config);
+  Check(!asked.config.gptq || !calib.empty(),
+        "--method " + asked.name + " needs calibration text: --calib FILE");
   // Quantized one layer at a time while both models run (quant/recipe_pipeline.h). The integer
   // kernels give the same logits as the fake-quant path, bit for bit, faster.
-  RecipePipeline pipe(lm.model, recipe, calib, !o.fake_quant);
+  RecipePipeline pipe(lm.model, asked, calib, !o.fake_quant);
+  const Recipe& recipe = pipe.recipe();  // what auto chose, or the one asked for
   CompareOptions co;
   co.sqnr_windows = o.sqnr_windows;
   co.sqnr_reference = recipe.transforms.empty() ? nullptr : &pipe.transformed();

@@ -152,20 +152,21 @@ int RunQuantize(Args& a) {
   std::optional<Recipe> recipe_used;
   std::string kv = "float";
   if (o.recipe.quant) {
-    const Recipe recipe = MakeRecipe(o.recipe.method, o.config);
-    recipe_used = recipe;
+    const Recipe asked = MakeRecipe(o.recipe.method, o.config);
     std::vector<Window> calib;
     if (!o.recipe.calib.empty()) {
       WindowOptions wo = o.windows;
       wo.max_tokens = o.recipe.calib_tokens;
       calib = Windows(o.recipe.calib, *lm.tokenizer, wo);
     }
-    Check(!recipe.config.gptq || !calib.empty(),
-          "--method " + recipe.name + " needs calibration text: --calib FILE");
+    Check(!asked.config.gptq || !calib.empty(),
+          "--method " + asked.name + " needs calibration text: --calib FILE");
     // One layer at a time (quant/recipe_pipeline.h), keeping only the packed layers; with
     // --data (a folder's quantization.json) the float and quantized models are measured in
     // the same layer loop.
-    RecipePipeline pipe(lm.model, recipe, calib, /*integer_kernels=*/false);
+    RecipePipeline pipe(lm.model, asked, calib, /*integer_kernels=*/false);
+    const Recipe& recipe = pipe.recipe();  // what auto chose, or the one asked for
+    recipe_used = recipe;
     pipe.KeepQuantizedLayers();
     if (o.folder && !windows.empty()) {
       CompareOptions co;

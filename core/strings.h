@@ -1,6 +1,8 @@
-// Splitting the lists flags take ("lm_head,down", "rotate+sink-aware", "1024x1024,4096x4096").
+// The lists flags take ("lm_head,down", "rotate+sink-aware", "1024x1024,4096x4096"): splitting
+// them, and looking an item up.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,11 @@ inline std::vector<std::string> SplitList(const std::string& s, char sep) {
     if (end == std::string::npos) return out;
     start = end + 1;
   }
+}
+
+// Whether a list (of recipe steps, of modifiers) holds `s`.
+inline bool Has(const std::vector<std::string>& list, const std::string& s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
 }
 
 }  // namespace sq

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "quant/auto_recipe.h"
 #include "quant/recipe_steps.h"
 
 namespace sq {
@@ -132,7 +133,7 @@ std::string RecipeNames() {
     if (d.modifier) s += '+';
     s += d.name;
   }
-  return s;
+  return s + ", auto";
 }
 
 std::vector<std::string> RecipeOnlyFlags() {
@@ -183,17 +184,21 @@ SettingList Recipe::Settings() const {
 
 namespace {
 
-// MakeRecipe without the final validation of its settings.
-Recipe BuildRecipe(const std::string& method, const QuantConfig& base) {
+// MakeRecipe without the final validation of its settings. Errors name `shown` (the method the
+// user wrote; auto builds another).
+Recipe BuildRecipe(const std::string& method, const QuantConfig& base,
+                   const std::string& shown = "") {
   const std::vector<std::string> parts = SplitList(method, '+');  // rotate, sink-aware
   auto find = [&](const std::string& name, bool modifier) -> const RecipeDef& {
     for (const RecipeDef& d : kRecipes) {
       if (d.name == name && d.modifier == modifier) return d;
     }
-    throw Error("--method: unknown " + std::string(modifier ? "modifier" : "recipe") + " '" +
-                name + "' in '" + method + "' (known: " + RecipeNames() + ")");
+    throw Error("--method: unknown " + std::string(modifier ? "modifier" : "recipe") + " '" + name +
+                "' in '" + (shown.empty() ? method : shown) + "' (known: " + RecipeNames() + ")");
   };
-  Recipe r{method, {}, base, {}};
+  Recipe r;
+  r.name = method;
+  r.config = base;
   for (size_t i = 0; i < parts.size(); ++i) {
     const RecipeDef& d = find(parts[i], /*modifier=*/i > 0);
     if (d.quantizer != Quantizer::kBase) r.config.gptq = d.quantizer == Quantizer::kGptq;
@@ -210,14 +215,17 @@ Recipe BuildRecipe(const std::string& method, const QuantConfig& base) {
 }  // namespace
 
 Recipe MakeRecipe(const std::string& method, const QuantConfig& base) {
-  Recipe r = BuildRecipe(method, base);
+  const bool automatic = IsAutoMethod(method);
+  Recipe r = BuildRecipe(automatic ? AutoUnionMethod(method, base) : method, base, method);
+  if (automatic) r.name = method, r.auto_select = true, r.base_config = base;
   r.config.Validate();
   return r;
 }
 
-RecipeResult ApplyRecipe(const Model& fp, const Recipe& r, const std::vector<Window>& calib,
+RecipeResult ApplyRecipe(const Model& fp, const Recipe& chosen, const std::vector<Window>& calib,
                          const std::function<void(int, int)>& progress) {
   RecipeResult out;
+  const Recipe r = ResolveRecipe(fp, chosen, calib, out.log);
   out.transformed = fp;
   for (const std::string& name : r.transforms) {
     out.transformed = FindTransform(name, r.name)(out.transformed, r.config, calib, out.log);

@@ -38,6 +38,11 @@ struct Recipe {
   std::vector<std::string> transforms;
   QuantConfig config;
   std::vector<std::string> post;
+  // `--method auto` (quant/auto_recipe.h): chosen on the calibration text by ResolveRecipe from
+  // the user's flags in base_config; until then transforms, config and post are the union of
+  // the candidates' (for flag checks and validation).
+  bool auto_select = false;
+  QuantConfig base_config;
   // ("method", name), ("transforms", "a,b" or "none"), then QuantConfig::Settings(), then what
   // each step adds (smooth_alpha, ("post", name), sink_ratio).
   SettingList Settings() const;
@@ -49,8 +54,9 @@ PostQuantStep FindPostStep(const std::string& name, const std::string& recipe);
 std::string RecipeNames();         // "rtn, gptq, ..., +sink-aware" for messages
 
 // `base` holds the user's flags; the recipe's own settings are applied on top. `method` is a
-// recipe name optionally followed by modifiers ("rotate+sink-aware"). Throws Error listing the
-// known names for an unknown method.
+// recipe name optionally followed by modifiers ("rotate+sink-aware"), or "auto" (optionally
+// with modifiers), which ResolveRecipe turns into one. Throws Error listing the known names for
+// an unknown method.
 Recipe MakeRecipe(const std::string& method, const QuantConfig& base);
 
 // The flags only some recipes read (--alpha by smooth, --learn-* by the learned rotation,
@@ -68,7 +74,8 @@ struct RecipeResult {
   std::vector<std::string> log;    // what each transform did
 };
 
-// Runs the transforms, then QuantizeModel on the transformed model, then the post steps.
+// Resolves `r` (auto), runs the transforms, then QuantizeModel on the transformed model, then the
+// post steps.
 RecipeResult ApplyRecipe(const Model& fp, const Recipe& r, const std::vector<Window>& calib,
                          const std::function<void(int, int)>& progress = {});
 

@@ -97,11 +97,12 @@ std::vector<RecipeRow> CompareRecipes(const Model& fp, const std::vector<Window>
       rows.push_back(row);
       continue;
     }
-    const Recipe& recipe = recipes[next++];
+    const Recipe& asked = recipes[next++];
     const auto t0 = std::chrono::steady_clock::now();
     // Layer by layer: the recipe's transformed and quantized layers exist only while every
     // stream runs through them (quant/recipe_pipeline.h).
-    RecipePipeline pipe(fp, recipe, calib, opt.integer_kernels);
+    RecipePipeline pipe(fp, asked, calib, opt.integer_kernels);
+    const Recipe& recipe = pipe.recipe();  // what auto chose, or the one asked for
     const QuantConfig& rc = recipe.config;
     row.bit_setting = {rc.w_bits, rc.a_bits, rc.kv_bits, static_cast<int>(rc.alt_layers.size()),
                        rc.SplitsOutliers() ? rc.outlier_channels : 0};

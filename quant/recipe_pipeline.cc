@@ -5,6 +5,8 @@
 
 #include "core/dist.h"
 #include "core/error.h"
+#include "core/strings.h"
+#include "quant/auto_recipe.h"
 #include "quant/integer_linear.h"
 #include "quant/recipe_steps.h"
 #include "quant/smooth.h"
@@ -12,10 +14,6 @@
 namespace sq {
 
 namespace {
-
-bool Has(const std::vector<std::string>& v, const std::string& s) {
-  return std::find(v.begin(), v.end(), s) != v.end();
-}
 
 // The model-level tensors of `fp` as a model without layers.
 Model HeadOnly(const Model& fp) {
@@ -67,6 +65,7 @@ RecipePipeline::RecipePipeline(const Model& fp, const Recipe& recipe,
                                const std::vector<Window>& calib, bool integer_kernels)
     : fp_(fp), recipe_(recipe), calib_(calib), integer_kernels_(integer_kernels) {
   Stopwatch clock(seconds_);
+  recipe_ = ResolveRecipe(fp_, recipe, calib_, log_);
   recipe_.config.CheckLayers(fp_.config.n_layers);  // slices are quantized with ForLayer(l)
   const std::vector<std::string>& steps = recipe_.transforms;
   // Smoothing statistics come from the float model, so smoothing must come first.

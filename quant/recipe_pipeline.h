@@ -43,6 +43,8 @@ class RecipePipeline {
   // The float model after the transforms and the quantized model. Between the hooks'
   // before_layer(l) and after_layer(l) their layer l is present; other layers are empty.
   const Model& transformed() const { return t_; }
+  // The recipe it runs: the one given, or what `--method auto` chose (its reasons in log()).
+  const Recipe& recipe() const { return recipe_; }
   const Model& quantized() const { return q_; }
   LayerMajorHooks Hooks();
   // Keep each quantized layer after its pass (for an export): the packed weights, norms and

@@ -291,6 +291,9 @@ row "--a-clip-min 0 (+act-clip grid)" compare --model "$model" --calib "$T/data_
 row "rotate+seq (nothing calibrated to make sequential)" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate+seq --w-bits 4
 row "rtn+outliers with float weights" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rtn+outliers --w-bits 16 --a-bits 4
 row "rtn+outliers without --calib" quantize --model "$model" --out "$T/q.onnx" --method rtn+outliers --w-bits 4
+row "auto with one calibration window" eval --model "$model" --data "$valid" --calib "$T/hello.txt" --method auto --a-bits 4
+row "auto+bogus (unknown modifier)" compare --model "$model" --calib "$T/data_copy.txt" --data "$valid" --methods rtn,auto+bogus
+row "--alpha with auto (no candidate smooths)" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method auto --alpha 0.5
 row "--outlier-channels without +outliers" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate --w-bits 4 --outlier-channels 8
 row "--pareto-bits W4A4+0C (no outlier channels)" compare --model "$model" --calib "$T/data_copy.txt" --data "$valid" --pareto --pareto-bits W4A4+0C
 row "--learn-steps -1 (rotate-learned)" eval --model "$model" --data "$valid" --calib "$T/data_copy.txt" --method rotate-learned --w-bits 4 --learn-steps -1
