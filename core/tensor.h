@@ -16,6 +16,12 @@ using Vec = Eigen::VectorXf;
 using MatMap = Eigen::Map<Mat>;
 using ConstMatMap = Eigen::Map<const Mat>;
 
+// Raises each channel's running max |x| (`absmax`, one entry per column) to what the rows of
+// `x` reach: the per-channel statistic SmoothQuant's scales and +outliers' channel choice read.
+inline void RaiseChannelAbsMax(Vec& absmax, const Mat& x) {
+  absmax = absmax.cwiseMax(x.cwiseAbs().colwise().maxCoeff().transpose());
+}
+
 enum class DType { kF32, kF16, kBF16, kI32, kI64, kU8, kI8 };
 
 const char* DTypeName(DType t);      // "F32", "F16", ... as safetensors spells them

@@ -281,7 +281,7 @@ class HessianObserver : public ForwardObserver {
       if (s.transform) s.transform->TransformInput(x, xt);
       const Mat& seen = s.transform ? xt : x;
       if (keep_inputs_) s.inputs.push_back(seen);
-      if (absmax_) s.absmax = s.absmax.cwiseMax(seen.cwiseAbs().colwise().maxCoeff().transpose());
+      if (absmax_) RaiseChannelAbsMax(s.absmax, seen);
       if (!hessian_) continue;
       if (split_) {
         s.kept.push_back(seen);
@@ -404,13 +404,10 @@ class GptqRunner {
         SearchActClip(l, projs[i], obs.Inputs(slot[i]), seq ? &float_obs.Inputs(slot[i]) : nullptr,
                       *float_linears[i]);
       }
-      if (seq && cfg_.ForLayer(l).a_bits < 16) {  // the next stages see this linear's quantized activations
-        LinearPtr& lin = LinearAt(work_, l, projs[i]);
-        const ActQuantSpec act = ActSpecOf(l, projs[i]);
-        lin = ReplaceInsideTransforms(lin, [&](const LinearPtr& inner) -> LinearPtr {
-          return std::make_shared<ActQuantLinear>(inner, act);
-        });
-      }
+      // +seq: the next stages see this linear's quantized activations.
+      if (seq && cfg_.ForLayer(l).a_bits < 16)
+        InstallCalibrating(l, projs[i], ActSpecOf(l, projs[i]));
+      float_linears_.erase({l, projs[i]});  // its float weights are not needed past its stage
     }
   }
 
@@ -436,12 +433,16 @@ class GptqRunner {
     return main;
   }
 
-  // The weight-only quantized replacement of (l, p) during calibration, with its outlier side.
-  void InstallWeightOnly(int l, Proj p, std::shared_ptr<const QuantizedWeight> qw) {
+  // (l, p)'s quantized replacement in the calibration stream, built from its float linear: its
+  // weights (if quantized), activations quantized as `act` says, and its outlier side with
+  // activations at outlier_bits when `act` quantizes them (as the final model runs it).
+  void InstallCalibrating(int l, Proj p, const ActQuantSpec& act) {
     LinearPtr& lin = LinearAt(work_, l, p);
-    lin = MakeQuantLinear(lin, std::move(qw), ActQuantSpec{});
+    const LinearPtr& original = float_linears_.try_emplace({l, p}, lin).first->second;
+    auto w = weights_.find({l, p});
+    lin = MakeQuantLinear(original, w == weights_.end() ? nullptr : w->second, act);
     if (auto it = outlier_sides_.find({l, p}); it != outlier_sides_.end()) {
-      lin = WithOutlierSide(lin, it->second, cfg_, /*quantize_acts=*/false);
+      lin = WithOutlierSide(lin, it->second, cfg_, act.enabled());
     }
   }
 
@@ -504,7 +505,7 @@ class GptqRunner {
         GptqQuantize(MainWeight(l, p, w), f, cfg_.ForLayer(l).weight_spec(), Options(), &stats));
     weights_[{l, p}] = qw;
     gptq_stats_[{l, p}] = stats;
-    InstallWeightOnly(l, p, qw);  // weight-only while calibrating
+    InstallCalibrating(l, p, ActQuantSpec{});  // weight-only while calibrating
   }
 
   // Round to nearest, as QuantizeModel without calibration (nothing for float weights).
@@ -514,7 +515,7 @@ class GptqRunner {
     auto qw =
         std::make_shared<const QuantizedWeight>(QuantizeRtn(w, cfg_.ForLayer(l).weight_spec()));
     weights_[{l, p}] = qw;
-    InstallWeightOnly(l, p, qw);
+    InstallCalibrating(l, p, ActQuantSpec{});
   }
 
   // The clip ratio of (l, p)'s activations: err(c) on this rank's inputs, continued across
@@ -550,6 +551,7 @@ class GptqRunner {
 
  private:
   std::map<Key, std::vector<int>> channels_;  // +outliers: chosen before the weights
+  std::map<Key, LinearPtr> float_linears_;    // each linear of the current stage, unquantized
   Model& work_;
   const Model& fp_;  // the float model (+seq: its states are the targets)
   const QuantConfig& cfg_;

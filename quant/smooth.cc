@@ -22,8 +22,7 @@ class AbsMaxObserver : public ForwardObserver {
   }
   bool Wants(Site site, int) const override { return IsLayerLinearInput(site); }
   void Observe(const Where& at, const Mat& x) override {
-    Vec& v = Slot(at.site)[at.layer];
-    v = v.cwiseMax(x.cwiseAbs().colwise().maxCoeff().transpose());
+    RaiseChannelAbsMax(Slot(at.site)[at.layer], x);
   }
   ChannelAbsMax Take() { return std::move(s_); }
 
