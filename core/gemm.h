@@ -1,6 +1,6 @@
 // A packed float GEMM for the forward pass's linears: y = x W^T with W [N, K] row-major in its
 // stored dtype (F32, F16 or BF16), widened to float while it is packed, so no float copy of a
-// whole weight is ever made. BLIS-style cache blocking around an AVX2+FMA register-tile kernel;
+// whole weight is ever made. BLIS-style cache blocking around an AVX2+FMA or AVX-512 register tile;
 // a product of 1-3 rows (decoding) takes dot products with W's rows in place instead.
 // Builds without AVX2/FMA/F16C (the portable x86-64-v2 one) have no kernel: kHavePackedGemm is
 // false there and callers use Eigen instead.
