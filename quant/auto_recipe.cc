@@ -109,10 +109,8 @@ std::string AutoUnionMethod(const std::string& method, const QuantConfig& base) 
 Recipe ResolveRecipe(const Model& fp, const Recipe& r, const std::vector<Window>& calib,
                      std::vector<std::string>& why) {
   if (!r.auto_select) return r;
-  // Each rank would score its own block of windows and could choose differently.
-  Check(dist::Size() == 1, "--method " + r.name +
-                               ": not under mpirun (choose in one process, then pass the chosen "
-                               "--method to mpirun)");
+  // Under mpirun every rank scores its block of the windows and CompareRecipes gathers the KL in
+  // rank order, so every rank holds the same KL and makes the same choice.
   Check(calib.size() >= 2, "--method " + r.name +
                                ": needs at least 2 calibration windows (it fits candidates on "
                                "some and scores them on the rest): --calib FILE");
@@ -135,6 +133,10 @@ Recipe ResolveRecipe(const Model& fp, const Recipe& r, const std::vector<Window>
 
   for (const std::string& m : Modifiers(c)) {
     if (Has(SplitList(forced, '+'), m)) continue;  // the user's: in every candidate
+    if (m == "seq" && dist::Size() > 1) {
+      why.push_back("+seq: not tried (it does not run under mpirun yet)");
+      continue;
+    }
     const std::string tried = best + "+" + m;
     const double kl = scorer.KL(tried);
     const double change = kl / best_kl - 1;

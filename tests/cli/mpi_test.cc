@@ -91,6 +91,16 @@ TEST_CASE("mpirun -np 2: eval, compare, profile and the ONNX export match one pr
     both(cmp, " --json " + dir + "/1.json", " --json " + dir + "/2.json");
     CheckSame(ReadJson(dir + "/1.json"), ReadJson(dir + "/2.json"));
   }
+  SECTION("eval --method auto: every rank makes the one process's choice") {
+    // W4A16: the candidates are the base recipes alone (+seq, which mpirun cannot run, is an
+    // activation or KV modifier), so both runs choose among the same ones.
+    const std::string eval = "eval " + Stories() + data +
+                             "--method auto --w-bits 4 --a-bits 16 --learn-steps 10";
+    both(eval, " --json " + dir + "/1.json", " --json " + dir + "/2.json");
+    const nlohmann::json one = ReadJson(dir + "/1.json"), two = ReadJson(dir + "/2.json");
+    CHECK(one.dump().find("gptq") != std::string::npos);  // a base recipe was chosen
+    CheckSame(one, two);
+  }
   SECTION("profile") {
     const std::string prof = "profile " + Stories() + " --data " +
                              RequireShared("corpora/tinystories-valid.txt") +
