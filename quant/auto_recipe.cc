@@ -133,10 +133,6 @@ Recipe ResolveRecipe(const Model& fp, const Recipe& r, const std::vector<Window>
 
   for (const std::string& m : Modifiers(c)) {
     if (Has(SplitList(forced, '+'), m)) continue;  // the user's: in every candidate
-    if (m == "seq" && dist::Size() > 1) {
-      why.push_back("+seq: not tried (it does not run under mpirun yet)");
-      continue;
-    }
     const std::string tried = best + "+" + m;
     const double kl = scorer.KL(tried);
     const double change = kl / best_kl - 1;

@@ -12,18 +12,28 @@
 namespace sq {
 
 Eigen::MatrixXd AsymmetricRetarget(const Eigen::MatrixXd& h, const std::vector<Mat>& x_float,
-                                   const std::vector<Mat>& x_quant, double damp) {
+                                   const std::vector<Mat>& x_quant, double damp,
+                                   bool in_rank_order) {
   Check(x_float.size() == x_quant.size(), "AsymmetricRetarget: one float input per quantized one");
   const Eigen::Index k = h.rows();
   Eigen::MatrixXd d = Eigen::MatrixXd::Zero(k, k);
-  long n = 0;
-  for (size_t w = 0; w < x_quant.size(); ++w) {
-    Check(x_float[w].rows() == x_quant[w].rows() && x_float[w].cols() == k,
-          "AsymmetricRetarget: the float and quantized inputs differ in shape");
-    const Eigen::MatrixXd xq = x_quant[w].cast<double>();
-    d.noalias() += (x_float[w].cast<double>() - xq).transpose() * xq;
-    n += x_quant[w].rows();
+  int64_t rows[] = {0};
+  auto add_mine = [&] {
+    for (size_t w = 0; w < x_quant.size(); ++w) {
+      Check(x_float[w].rows() == x_quant[w].rows() && x_float[w].cols() == k,
+            "AsymmetricRetarget: the float and quantized inputs differ in shape");
+      const Eigen::MatrixXd xq = x_quant[w].cast<double>();
+      d.noalias() += (x_float[w].cast<double>() - xq).transpose() * xq;
+    }
+  };
+  for (const Mat& x : x_quant) rows[0] += x.rows();
+  if (in_rank_order) {
+    dist::SumInRankOrder(rows);
+    dist::FoldInRankOrder(std::span<double>(d.data(), static_cast<size_t>(d.size())), add_mine);
+  } else {
+    add_mine();
   }
+  const int64_t n = rows[0];
   if (n == 0) return Eigen::MatrixXd::Zero(k, k);
   d *= 2.0 / static_cast<double>(n);
   Eigen::MatrixXd hd = h;

@@ -41,8 +41,12 @@ class HessianAccumulator {
 // vanishes (exactly without dampening). GPTQ on W' with H then minimises the objective. GPTAQ
 // folds P into GPTQ's column loop instead; this forms W' once ([in, in] per input site).
 // `h` is that H; `x_float`, `x_quant` the windows' inputs in the two models, row for row.
+// `in_rank_order`: the windows are this MPI rank's block (core/dist.h) and D is summed over every
+// rank's, rank 0's first, as HessianAccumulator::AddInRankOrder does: every rank gets one
+// process's P, bit for bit.
 Eigen::MatrixXd AsymmetricRetarget(const Eigen::MatrixXd& h, const std::vector<Mat>& x_float,
-                                   const std::vector<Mat>& x_quant, double damp);
+                                   const std::vector<Mat>& x_quant, double damp,
+                                   bool in_rank_order = false);
 
 struct GptqOptions {
   double damp = 0.01;      // added to the diagonal: damp * mean(diag(H))

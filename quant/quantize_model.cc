@@ -343,9 +343,6 @@ class GptqRunner {
       for (const Window& w : calib) hs_.push_back(Embed(work_, w.tokens));
     }
     if (cfg_.seq_calib) {
-      Check(!split_,
-            "+seq does not run under mpirun yet (its cross term is not added across "
-            "ranks)");
       Check(!states || float_states, "+seq needs the float model's calibration states");
       if (!float_states) {
         for (const Window& w : calib) fhs_.push_back(Embed(fp_, w.tokens));
@@ -474,8 +471,8 @@ class GptqRunner {
       }
       Eigen::MatrixXd retarget;
       if (cfg_.seq_calib) {
-        retarget =
-            AsymmetricRetarget(h, float_obs.Inputs(slot[i]), obs.Inputs(slot[i]), cfg_.gptq_damp);
+        retarget = AsymmetricRetarget(h, float_obs.Inputs(slot[i]), obs.Inputs(slot[i]),
+                                      cfg_.gptq_damp, split_);
       }
       const GptqFactor f = FactorHessian(std::move(h), Options());
       for (size_t j = i; j < projs.size(); ++j) {

@@ -92,8 +92,8 @@ TEST_CASE("mpirun -np 2: eval, compare, profile and the ONNX export match one pr
     CheckSame(ReadJson(dir + "/1.json"), ReadJson(dir + "/2.json"));
   }
   SECTION("eval --method auto: every rank makes the one process's choice") {
-    // W4A16: the candidates are the base recipes alone (+seq, which mpirun cannot run, is an
-    // activation or KV modifier), so both runs choose among the same ones.
+    // W4A16: the candidates are the base recipes alone (the modifiers are for quantized
+    // activations or KV), which keeps the section short; +seq across ranks is the next one's.
     const std::string eval = "eval " + Stories() + data +
                              "--method auto --w-bits 4 --a-bits 16 --learn-steps 10";
     both(eval, " --json " + dir + "/1.json", " --json " + dir + "/2.json");
@@ -101,6 +101,21 @@ TEST_CASE("mpirun -np 2: eval, compare, profile and the ONNX export match one pr
     const std::string chosen = one.at("recipe").at("method");
     CHECK((chosen == "gptq" || chosen == "rotate-gptq" || chosen == "rotate-learned-gptq"));
     CheckSame(one, two);
+  }
+  SECTION("quantize +seq: GPTAQ's cross term and the clip search added across ranks") {
+    // The calibration stream runs W4A4KV4 (+seq's quantized activations and KV), each rank on
+    // its block of the windows; the cross term is added in rank order like the Hessians, so
+    // the weights, clip ratios and ONNX bytes are one process's.
+    const std::string q = "quantize " + Stories() + data +
+                          "--method rotate-gptq+act-clip+seq --w-bits 4 --a-bits 4 --kv-bits 4";
+    both(q, " --out " + dir + "/s1", " --out " + dir + "/s2");
+    for (const char* f : {"/onnx/model.onnx", "/onnx/model.onnx_data"}) {
+      INFO(f);
+      CHECK(ReadBytes(dir + "/s1" + f) == ReadBytes(dir + "/s2" + f));
+    }
+    const nlohmann::json one = ReadJson(dir + "/s1/quantization.json");
+    CHECK(one.at("recipe") == "rotate-gptq+act-clip+seq");
+    CheckSame(one, ReadJson(dir + "/s2/quantization.json"));
   }
   SECTION("profile") {
     const std::string prof = "profile " + Stories() + " --data " +
