@@ -18,15 +18,17 @@ Eigen::MatrixXd AsymmetricRetarget(const Eigen::MatrixXd& h, const std::vector<M
   const Eigen::Index k = h.rows();
   Eigen::MatrixXd d = Eigen::MatrixXd::Zero(k, k);
   int64_t rows[] = {0};
+  for (size_t w = 0; w < x_quant.size(); ++w) {  // checked before any rank-to-rank exchange
+    Check(x_float[w].rows() == x_quant[w].rows() && x_float[w].cols() == k,
+          "AsymmetricRetarget: the float and quantized inputs differ in shape");
+    rows[0] += x_quant[w].rows();
+  }
   auto add_mine = [&] {
     for (size_t w = 0; w < x_quant.size(); ++w) {
-      Check(x_float[w].rows() == x_quant[w].rows() && x_float[w].cols() == k,
-            "AsymmetricRetarget: the float and quantized inputs differ in shape");
       const Eigen::MatrixXd xq = x_quant[w].cast<double>();
       d.noalias() += (x_float[w].cast<double>() - xq).transpose() * xq;
     }
   };
-  for (const Mat& x : x_quant) rows[0] += x.rows();
   if (in_rank_order) {
     dist::SumInRankOrder(rows);
     dist::FoldInRankOrder(std::span<double>(d.data(), static_cast<size_t>(d.size())), add_mine);
