@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/gemm.h"
+#include "core/parallel_blocks.h"
 
 namespace sq {
 
@@ -38,11 +39,16 @@ void EigenLinear(const Mat& x, const TensorView& w, Mat& y) {
   y.resize(x.rows(), out);
   if (w.dtype == DType::kF32) {
     ConstMatMap wf(reinterpret_cast<const float*>(w.data), out, in);
-    y.noalias() = x * wf.transpose();
+    ForEachBlock(out, [&](Eigen::Index r0, Eigen::Index n) {
+      y.middleCols(r0, n).noalias() = x * wf.middleRows(r0, n).transpose();
+    });
   } else {
     for (int64_t r0 = 0; r0 < out; r0 += kWidenRows) {
       const int64_t n = std::min(kWidenRows, out - r0);
-      y.middleCols(r0, n).noalias() = x * WidenRows(w, r0, n).transpose();
+      const auto wide = WidenRows(w, r0, n);
+      ForEachBlock(n, [&](Eigen::Index c0, Eigen::Index m) {
+        y.middleCols(r0 + c0, m).noalias() = x * wide.middleRows(c0, m).transpose();
+      });
     }
   }
 }

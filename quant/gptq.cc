@@ -1,6 +1,7 @@
 #include "quant/gptq.h"
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -8,8 +9,36 @@
 
 #include "core/dist.h"
 #include "core/error.h"
+#include "core/parallel_blocks.h"
 
 namespace sq {
+
+namespace {
+
+// Floating-point addition is not associative: per-rank partial sums added afterwards would round
+// differently from one process, so with `in_rank_order` the accumulator itself travels rank to
+// rank, each adding its own rows (add_mine) as one process would add all of them in order.
+// Returns the number of rows added over all ranks (this process's alone otherwise).
+int64_t AddRows(Eigen::MatrixXd& acc, int64_t my_rows, bool in_rank_order,
+                const std::function<void()>& add_mine) {
+  if (!in_rank_order) {
+    add_mine();
+    return my_rows;
+  }
+  int64_t rows[] = {my_rows};
+  dist::SumInRankOrder(rows);
+  dist::FoldInRankOrder(std::span<double>(acc.data(), static_cast<size_t>(acc.size())), add_mine);
+  return rows[0];
+}
+
+void CheckHessianInput(const Mat& x, Eigen::Index k) {
+  Check(x.cols() == k, [&] {
+    return "HessianAccumulator: input has " + std::to_string(x.cols()) + " columns, expected " +
+           std::to_string(k);
+  });
+}
+
+}  // namespace
 
 Eigen::MatrixXd AsymmetricRetarget(const Eigen::MatrixXd& h, const std::vector<Mat>& x_float,
                                    const std::vector<Mat>& x_quant, double damp,
@@ -17,25 +46,21 @@ Eigen::MatrixXd AsymmetricRetarget(const Eigen::MatrixXd& h, const std::vector<M
   Check(x_float.size() == x_quant.size(), "AsymmetricRetarget: one float input per quantized one");
   const Eigen::Index k = h.rows();
   Eigen::MatrixXd d = Eigen::MatrixXd::Zero(k, k);
-  int64_t rows[] = {0};
+  int64_t my_rows = 0;
   for (size_t w = 0; w < x_quant.size(); ++w) {  // checked before any rank-to-rank exchange
     Check(x_float[w].rows() == x_quant[w].rows() && x_float[w].cols() == k,
           "AsymmetricRetarget: the float and quantized inputs differ in shape");
-    rows[0] += x_quant[w].rows();
+    my_rows += x_quant[w].rows();
   }
-  auto add_mine = [&] {
+  const int64_t n = AddRows(d, my_rows, in_rank_order, [&] {
     for (size_t w = 0; w < x_quant.size(); ++w) {
       const Eigen::MatrixXd xq = x_quant[w].cast<double>();
-      d.noalias() += (x_float[w].cast<double>() - xq).transpose() * xq;
+      const Eigen::MatrixXd diff = x_float[w].cast<double>() - xq;
+      ForEachBlock(k, [&](Eigen::Index c0, Eigen::Index m) {
+        d.middleCols(c0, m).noalias() += diff.transpose() * xq.middleCols(c0, m);
+      });
     }
-  };
-  if (in_rank_order) {
-    dist::SumInRankOrder(rows);
-    dist::FoldInRankOrder(std::span<double>(d.data(), static_cast<size_t>(d.size())), add_mine);
-  } else {
-    add_mine();
-  }
-  const int64_t n = rows[0];
+  });
   if (n == 0) return Eigen::MatrixXd::Zero(k, k);
   d *= 2.0 / static_cast<double>(n);
   Eigen::MatrixXd hd = h;
@@ -50,8 +75,7 @@ Eigen::MatrixXd AsymmetricRetarget(const Eigen::MatrixXd& h, const std::vector<M
 // parallel tasks. Eigen's own rankUpdate is single-threaded, and at K = 8192-14336 it was a
 // tenth of GPTQ's time. The split is fixed, so the sums do not depend on the thread count.
 void HessianAccumulator::Add(const Mat& x) {
-  Check(x.cols() == h_.cols(), "HessianAccumulator: input has " + std::to_string(x.cols()) +
-                                   " columns, expected " + std::to_string(h_.cols()));
+  CheckHessianInput(x, h_.cols());
   const Eigen::MatrixXd xd = x.cast<double>();
   const Eigen::Index k = xd.cols(), k1 = k / 2, k2 = k - k1;
   const auto x1 = xd.leftCols(k1), x2 = xd.rightCols(k2);
@@ -69,15 +93,14 @@ void HessianAccumulator::Add(const Mat& x) {
 }
 
 void HessianAccumulator::AddInRankOrder(const std::vector<Mat>& rows) {
-  // Floating-point addition is not associative: per-rank partial sums added afterwards would
-  // round differently from one process, so the accumulator itself travels rank to rank.
-  int64_t n[] = {0};
-  for (const Mat& x : rows) n[0] += x.rows();
-  dist::SumInRankOrder(n);
-  dist::FoldInRankOrder(std::span<double>(h_.data(), static_cast<size_t>(h_.size())), [&] {
+  int64_t my_rows = 0;
+  for (const Mat& x : rows) {
+    CheckHessianInput(x, h_.cols());  // before any rank-to-rank exchange
+    my_rows += x.rows();
+  }
+  n_ = AddRows(h_, my_rows, true, [&] {
     for (const Mat& x : rows) Add(x);
   });
-  n_ = n[0];
 }
 
 Eigen::MatrixXd HessianAccumulator::H() const {
@@ -269,8 +292,10 @@ QuantizedWeight GptqQuantize(const Mat& w_in, const GptqFactor& f, const WeightQ
       }
       err_block.col(j - i1) = err;
     }
-    if (i2 < K) {
-      w.rightCols(K - i2).noalias() -= err_block * u.block(i1, i2, count, K - i2);
+    if (i2 < K) {  // K^2 x out flops in all: the bulk of GPTQ's time, across the threads
+      ForEachBlock(K - i2, [&](Eigen::Index c0, Eigen::Index n) {
+        w.middleCols(i2 + c0, n).noalias() -= err_block * u.block(i1, i2 + c0, count, n);
+      });
     }
   }
   if (stats) *stats = {static_cast<int>(f.dead_columns.size()), f.damp_used};

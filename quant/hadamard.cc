@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/parallel_blocks.h"
 
 namespace sq {
 
@@ -189,33 +190,40 @@ std::string Rotation::Describe() const {
          std::to_string(base_) + " (random signs)";
 }
 
-void Rotation::ApplyRef(Eigen::Ref<Mat> x) const {
-  Check(x.cols() == n_, [&] {
-    return "Rotation: input width " + std::to_string(x.cols()) + ", expected " + std::to_string(n_);
+namespace {
+
+void CheckWidth(Eigen::Index cols, int n) {
+  Check(cols == n, [&] {
+    return "Rotation: input width " + std::to_string(cols) + ", expected " + std::to_string(n);
   });
-  x = x * q_;
+}
+
+// x <- x M in blocks of rows across the threads: each block's product is a temporary as large as
+// the block, not as x (an embedding has 128k rows: 1 GiB in f32 at 1B), and single-threaded
+// (core/parallel_blocks.h), so x M does not depend on the thread count.
+template <typename M>
+void RightMultiplyRows(Eigen::Ref<Mat> x, const M& m) {
+  ForEachBlock(x.rows(), [&](Eigen::Index r0, Eigen::Index n) {
+    auto rows = x.middleRows(r0, n);
+    rows = rows * m;
+  });
+}
+
+}  // namespace
+
+void Rotation::ApplyRef(Eigen::Ref<Mat> x) const {
+  CheckWidth(x.cols(), n_);
+  RightMultiplyRows(x, q_);
 }
 
 void Rotation::ApplyTransposed(Eigen::Ref<Mat> x) const {
-  Check(x.cols() == n_, [&] {
-    return "Rotation: input width " + std::to_string(x.cols()) + ", expected " + std::to_string(n_);
-  });
-  x = x * q_.transpose();
+  CheckWidth(x.cols(), n_);
+  RightMultiplyRows(x, q_.transpose());
 }
 
 void Rotation::Apply(Eigen::Ref<Mat> x) const {
-  Check(x.cols() == n_, [&] {
-    return "Rotation: input width " + std::to_string(x.cols()) + ", expected " + std::to_string(n_);
-  });
-  if (base_ == 0) {
-    // A dense Q (given or random-orthogonal) in blocks of rows: x = x * q needs a temporary as
-    // large as x, and x can be a 128k-row embedding (1 GiB in f32 at 1B).
-    constexpr Eigen::Index kDenseRows = 4096;
-    for (Eigen::Index r0 = 0; r0 < x.rows(); r0 += kDenseRows) {
-      ApplyRef(x.middleRows(r0, std::min(kDenseRows, x.rows() - r0)));
-    }
-    return;
-  }
+  CheckWidth(x.cols(), n_);
+  if (base_ == 0) return ApplyRef(x);  // a dense Q (given or random-orthogonal)
   // Blocks of rows bound the transposed scratch of the Paley path (an embedding has 10^5 rows).
   constexpr Eigen::Index kRows = 64;
   const Eigen::Index T = x.rows();

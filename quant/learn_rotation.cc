@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "core/parallel_blocks.h"
 #include "core/progress.h"
 #include "model/layer_major.h"
 
@@ -20,14 +21,28 @@ std::string Fixed4(double v) {
   return buf;
 }
 
-// One Cayley step from q along -grad of size lr on the group (see the header).
+// One Cayley step from q along -grad of size lr on the group (see the header). W = G Q^T - Q G^T
+// is A - A^T for A = G Q^T: one product, and exactly skew-symmetric. The products and the
+// solve run in fixed column blocks (core/parallel_blocks.h): at d = 2048 they are most of a
+// step, and Eigen's LU runs on one core.
 Eigen::MatrixXd CayleyStep(const Eigen::MatrixXd& q, const Eigen::MatrixXd& g, double lr) {
-  const Eigen::MatrixXd w = g * q.transpose() - q * g.transpose();
-  const double t = lr / w.norm();
   const Eigen::Index n = q.rows();
-  const Eigen::MatrixXd a = Eigen::MatrixXd::Identity(n, n) + (t / 2) * w;
-  const Eigen::MatrixXd b = q - (t / 2) * (w * q);
-  return a.partialPivLu().solve(b);
+  Eigen::MatrixXd a(n, n);
+  ForEachBlock(n, [&](Eigen::Index c0, Eigen::Index m) {
+    a.middleCols(c0, m).noalias() = g * q.middleRows(c0, m).transpose();
+  });
+  const Eigen::MatrixXd w = a - a.transpose();
+  const double t = lr / w.norm();
+  Eigen::MatrixXd b = q;
+  ForEachBlock(n, [&](Eigen::Index c0, Eigen::Index m) {
+    b.middleCols(c0, m).noalias() -= (t / 2) * (w * q.middleCols(c0, m));
+  });
+  const Eigen::PartialPivLU<Eigen::MatrixXd> lu(Eigen::MatrixXd::Identity(n, n) + (t / 2) * w);
+  Eigen::MatrixXd next(n, n);
+  ForEachBlock(n, [&](Eigen::Index c0, Eigen::Index m) {
+    next.middleCols(c0, m) = lu.solve(b.middleCols(c0, m));
+  });
+  return next;
 }
 
 void PrintLoss(const LossPoint& p, int steps, double lr) {
@@ -77,7 +92,10 @@ Mat CollectResidualInputs(const Model& m, const std::vector<Window>& windows, in
 }
 
 double KurtosisLoss(const Mat& x, const Mat& q, Mat* grad) {
-  const Mat y = x * q;
+  Mat y(x.rows(), q.cols());
+  ForEachBlock(q.cols(), [&](Eigen::Index c0, Eigen::Index m) {
+    y.middleCols(c0, m).noalias() = x * q.middleCols(c0, m);
+  });
   const Eigen::Index n = x.rows(), d = x.cols();
   // |x Q|^4 = |x|^4: the denominator of each token's kurtosis does not depend on Q.
   const Eigen::ArrayXf inv_norm4 = x.rowwise().squaredNorm().array().square().inverse();
@@ -86,7 +104,10 @@ double KurtosisLoss(const Mat& x, const Mat& q, Mat* grad) {
   if (grad) {
     const float scale = 4.0f * static_cast<float>(d) / static_cast<float>(n);
     const Mat dy = (y.array().cube().colwise() * (inv_norm4 * scale)).matrix();
-    *grad = x.transpose() * dy;
+    grad->resize(d, d);
+    ForEachBlock(d, [&](Eigen::Index c0, Eigen::Index m) {
+      grad->middleCols(c0, m).noalias() = x.transpose() * dy.middleCols(c0, m);
+    });
   }
   return loss;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/parallel_blocks.h"
 
 namespace sq {
 
@@ -37,8 +38,11 @@ void CodeProduct(const Mat& codes, const Vec& sa, const QuantizedWeight& w, Mat&
     const int n = std::min(kDequantRows, w.rows - r0);
     for (int g = 0; g < w.n_groups(); ++g) {
       w.CentredCodes(r0, n, g, qw);
-      dot.noalias() = qa.middleCols(Eigen::Index{g} * w.group, qw.cols()) *
-                      qw.cast<Real>().transpose();
+      dot.resize(T, n);
+      const auto a = qa.middleCols(Eigen::Index{g} * w.group, qw.cols());
+      ForEachBlock(n, [&](Eigen::Index c0, Eigen::Index m) {
+        dot.middleCols(c0, m).noalias() = a * qw.middleRows(c0, m).cast<Real>().transpose();
+      });
       const Vec sw = w.scales.block(r0, g, n, 1);
 #pragma omp parallel for schedule(static)
       for (Eigen::Index t = 0; t < T; ++t) {
@@ -69,7 +73,9 @@ void QuantWeightLinear::Apply(const Mat& x, Mat& y) const {
   for (int r0 = 0; r0 < w_->rows; r0 += kDequantRows) {
     const int n = std::min(kDequantRows, w_->rows - r0);
     w_->DequantizeRows(r0, n, chunk);
-    y.middleCols(r0, n).noalias() = x * chunk.transpose();
+    ForEachBlock(n, [&](Eigen::Index c0, Eigen::Index m) {
+      y.middleCols(r0 + c0, m).noalias() = x * chunk.middleRows(c0, m).transpose();
+    });
   }
   if (bias_.size() > 0) y.rowwise() += bias_.transpose();
 }

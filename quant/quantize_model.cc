@@ -8,6 +8,7 @@
 
 #include "core/dist.h"
 #include "core/error.h"
+#include "core/parallel_blocks.h"
 #include "core/strings.h"
 #include "quant/act_clip.h"
 #include "quant/gptq.h"
@@ -496,7 +497,10 @@ class GptqRunner {
     Mat w = FloatWeightOf(*LinearAt(work_, l, p)).w;
     if (retarget) {  // leaves outlier columns as they were (the masked Hessian's P is 0 there)
       const Eigen::MatrixXd wd = w.cast<double>();
-      w = (wd + wd * *retarget).cast<float>();
+      ForEachBlock(w.cols(), [&](Eigen::Index c0, Eigen::Index n) {
+        w.middleCols(c0, n) =
+            (wd.middleCols(c0, n) + wd * retarget->middleCols(c0, n)).cast<float>();
+      });
     }
     auto qw = std::make_shared<const QuantizedWeight>(
         GptqQuantize(MainWeight(l, p, w), f, cfg_.ForLayer(l).weight_spec(), Options(), &stats));
