@@ -41,10 +41,16 @@ std::pair<double, double> GemmGflops(int m, int k, int n, int reps) {
     for (int r = 0; r < reps; ++r) gemm();
     return 2.0 * m * k * n * reps / Seconds(t0) / 1e9;
   };
-  const double eigen = rate([&] {  // in fixed column blocks across the threads, as sinkquant's own
-    ForEachBlock(n, [&](Eigen::Index c0, Eigen::Index width) {  // large products run
-      c.middleCols(c0, width).noalias() = a * b.middleRows(c0, width).transpose();
-    });
+  // One column block per thread, as Eigen's own threaded GEMM splits (the build turns that off:
+  // core/parallel_blocks.h); a speed yardstick, so its sums may depend on the thread count.
+  const Eigen::Index per_thread = (n + NumThreads() - 1) / NumThreads();
+  const double eigen = rate([&] {
+    ForEachBlock(
+        n,
+        [&](Eigen::Index c0, Eigen::Index width) {
+          c.middleCols(c0, width).noalias() = a * b.middleRows(c0, width).transpose();
+        },
+        per_thread);
   });
   const double packed = kHavePackedGemm ? rate([&] { PackedGemm(a, w, c); }) : 0.0;
   return {eigen, packed};
