@@ -59,6 +59,7 @@ QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults) {
   c.smooth_alpha = static_cast<float>(a.Float("alpha", defaults.smooth_alpha, 0.0, 1.0));
   c.sink_ratio = static_cast<float>(a.Float("sink-ratio", defaults.sink_ratio, 1.0, 1e9));
   c.outlier_channels = a.Int("outlier-channels", defaults.outlier_channels, 1, 1 << 20);
+  c.outlier_ratio = a.Float("outlier-ratio", defaults.outlier_ratio, 0.0, 1e9);
   c.outlier_bits = a.Int("outlier-bits", defaults.outlier_bits, 2, 8);
   c.learn_steps = a.Int("learn-steps", defaults.learn_steps, 0, 10000);
   c.learn_lr = a.Float("learn-lr", defaults.learn_lr, 1e-6, 1.0);

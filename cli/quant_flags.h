@@ -21,7 +21,8 @@ QuantConfig FloatDefaults();
 
 // --w-bits --a-bits --kv-bits --w-group --kv-group --a-clip --a-clip-min --w-asym
 // --no-clip-search --act-order --gptq-block --gptq-damp --keep-float --mixed-layers
-// --mixed-bits --alpha --sink-ratio --outlier-channels --outlier-bits --learn-steps --learn-lr
+// --mixed-bits --alpha --sink-ratio --outlier-channels --outlier-ratio --outlier-bits
+// --learn-steps --learn-lr
 // --learn-tokens --seed. An absent flag keeps its value in `defaults` (`compare` defaults to W4A4,
 // `eval` and `quantize` to float).
 QuantConfig ParseQuantConfig(Args& a, const QuantConfig& defaults);
@@ -40,7 +41,8 @@ inline constexpr const char* kQuantFlagsUsage =
     "  [--kv-bits 2..8|16] [--kv-group G] [--keep-float LIST (default lm_head; 'none')]\n"
     "  [--mixed-layers LIST (layers at --mixed-bits, default W8A8)]\n"
     "  [--alpha 0.5 (smooth)] [--sink-ratio 64 (+sink-aware)] [--a-clip-min 0.5 (+act-clip)]\n"
-    "  [--outlier-channels 32] [--outlier-bits 8] (+outliers)\n"
+    "  [--outlier-channels 32] [--outlier-ratio R (per linear only channels >= R x median)]\n"
+    "  [--outlier-bits 8] (+outliers)\n"
     "  [--learn-steps 100] [--learn-lr 0.05] [--learn-tokens 4096] (rotate-learned)\n"
     "  [--seed N]\n";
 

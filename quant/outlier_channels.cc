@@ -4,6 +4,7 @@
 #include <numeric>
 #include <string>
 
+#include "calib/stats.h"
 #include "core/error.h"
 
 namespace sq {
@@ -51,6 +52,15 @@ std::vector<int> LargestChannels(const Vec& absmax, int k) {
   idx.resize(k);
   std::sort(idx.begin(), idx.end());
   return idx;
+}
+
+std::vector<int> OutlierChannelsOf(const Vec& absmax, int k, double ratio) {
+  if (ratio > 0) {
+    const double bar = ratio * Median(std::vector<double>(absmax.begin(), absmax.end()));
+    k = std::min<int>(k, static_cast<int>((absmax.array().cast<double>() >= bar).count()));
+    if (bar <= 0) k = 0;  // a silent site (median 0) has no outliers to speak of
+  }
+  return LargestChannels(absmax, k);
 }
 
 Mat GatherColumns(const Mat& x, const std::vector<int>& channels) {

@@ -39,6 +39,10 @@ class OutlierChannelsLinear : public InputTransformLinear {
 // The k channels with the largest `absmax` (ties: the lower index), in increasing index order;
 // k is clamped to absmax.size().
 std::vector<int> LargestChannels(const Vec& absmax, int k);
+// Per site (issue 14: "k per site chosen from the profile"): those of LargestChannels(absmax, k)
+// that the profiler calls outlier channels, absmax >= ratio x the site's median channel absmax
+// (calib/profiler.h's outlier_ratio, 20 there); possibly none. ratio 0: all k.
+std::vector<int> OutlierChannelsOf(const Vec& absmax, int k, double ratio);
 // x[:, channels] [T, k].
 Mat GatherColumns(const Mat& x, const std::vector<int>& channels);
 // x with columns `channels` set to zero, in place.

@@ -77,6 +77,7 @@ std::vector<std::pair<std::string, std::string>> QuantConfig::Settings() const {
   if (seq_calib) out.push_back({"seq_calib", b(seq_calib)});
   if (outliers) {
     out.push_back({"outlier_channels", std::to_string(outlier_channels)});
+    if (outlier_ratio > 0) out.push_back({"outlier_ratio", f(outlier_ratio)});
     out.push_back({"outlier_bits", std::to_string(outlier_bits)});
   }
   return out;
@@ -415,7 +416,10 @@ class GptqRunner {
                       HessianObserver& obs, HessianObserver* float_obs) {
     for (size_t i = 0; i < projs.size(); ++i) {
       const bool first = std::find(slot.begin(), slot.begin() + i, slot[i]) == slot.begin() + i;
-      channels_[{l, projs[i]}] = LargestChannels(obs.AbsMax(slot[i]), cfg_.outlier_channels);
+      std::vector<int> channels =
+          OutlierChannelsOf(obs.AbsMax(slot[i]), cfg_.outlier_channels, cfg_.outlier_ratio);
+      if (channels.empty()) continue;  // --outlier-ratio: no channel of this input qualifies
+      channels_[{l, projs[i]}] = std::move(channels);
       if (!first) continue;
       obs.MaskInputs(slot[i], channels_[{l, projs[i]}]);
       if (float_obs) float_obs->MaskInputs(slot[i], channels_[{l, projs[i]}]);

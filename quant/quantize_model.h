@@ -50,6 +50,9 @@ struct QuantConfig {
   // outlier_bits weights-and-activations side linear.
   bool outliers = false;
   int outlier_channels = 32;
+  // > 0: per linear only those of its outlier_channels whose calibration max |x| is at least
+  // this times the median channel's (the profiler's outlier test); a linear may keep none.
+  double outlier_ratio = 0;
   int outlier_bits = 8;
   int kv_bits = 16;          // 2..8, or 16: KV cache stays float
   int kv_group = 0;          // 0: one group per head (head_dim)

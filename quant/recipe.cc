@@ -34,7 +34,7 @@ constexpr StepDef kSteps[] = {
 // Flags read by a quantizer setting rather than by a step: GPTQ's, and +act-clip's floor.
 constexpr std::string_view kGptqFlags = "act-order,gptq-block,gptq-damp";
 constexpr std::string_view kActClipFlags = "a-clip-min";
-constexpr std::string_view kOutlierFlags = "outlier-channels,outlier-bits";
+constexpr std::string_view kOutlierFlags = "outlier-channels,outlier-ratio,outlier-bits";
 
 // What a recipe sets in the QuantConfig: the quantizer (a modifier leaves the base's).
 enum class Quantizer { kBase, kRtn, kGptq };
@@ -92,7 +92,8 @@ constexpr RecipeDef kRecipes[] = {
     {"outliers",
      "modifier (rotate-gptq+outliers, ...): per linear, the --outlier-channels input channels "
      "with the largest calibration |x| kept at --outlier-bits weights and activations in a side "
-     "linear (Atom, QUIK); the rest as the recipe quantizes it",
+     "linear (Atom, QUIK); the rest as the recipe quantizes it. --outlier-ratio R: per linear "
+     "only those at least R times its median channel's |x| (the profile's test; 20 there)",
      "", Quantizer::kBase, /*modifier=*/true, SplitOutliers},
 };
 

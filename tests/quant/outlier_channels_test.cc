@@ -32,6 +32,16 @@ double LogitError(const Model& fp, const Model& q, const std::vector<Window>& wi
   return e / static_cast<double>(n);
 }
 
+// The random 2-layer model the recipe tests below give an outlier channel.
+ModelConfig TwoLayers() {
+  return SmallConfig({.hidden = 64,
+                      .intermediate = 96,
+                      .n_layers = 2,
+                      .head_dim = 16,
+                      .vocab = 64,
+                      .max_position = 128});
+}
+
 }  // namespace
 
 TEST_CASE("LargestChannels: the k largest, ties to the lower index, in index order",
@@ -42,6 +52,18 @@ TEST_CASE("LargestChannels: the k largest, ties to the lower index, in index ord
   CHECK(LargestChannels(a, 3) == std::vector<int>{1, 3, 5});
   CHECK(LargestChannels(a, 0).empty());
   CHECK(LargestChannels(a, 10).size() == 6);  // clamped to the width
+}
+
+TEST_CASE("OutlierChannelsOf: of the k largest, only those ratio x the median channel or more",
+          "[quant][outliers]") {
+  Vec a(8);
+  a << 1, 1, 1, 1, 50, 30, 1, 25;  // median channel max 1
+  CHECK(OutlierChannelsOf(a, 2, 20) == std::vector<int>{4, 5});
+  CHECK(OutlierChannelsOf(a, 8, 20) == std::vector<int>{4, 5, 7});
+  CHECK(OutlierChannelsOf(a, 8, 40) == std::vector<int>{4});
+  CHECK(OutlierChannelsOf(a, 8, 60).empty());
+  CHECK(OutlierChannelsOf(a, 3, 0) == LargestChannels(a, 3));  // no ratio: all k
+  CHECK(OutlierChannelsOf(Vec::Zero(8), 4, 20).empty());       // a silent input has none
 }
 
 TEST_CASE("OutlierChannelsLinear: masked main path plus the side is the whole linear",
@@ -70,12 +92,7 @@ TEST_CASE("OutlierChannelsLinear: masked main path plus the side is the whole li
 
 TEST_CASE("rtn+outliers keeps the largest calibration channels of each linear at 8 bits",
           "[quant][outliers][recipe]") {
-  const ModelConfig c = SmallConfig({.hidden = 64,
-                                     .intermediate = 96,
-                                     .n_layers = 2,
-                                     .head_dim = 16,
-                                     .vocab = 64,
-                                     .max_position = 128});
+  const ModelConfig c = TwoLayers();
   ModelWeights wts = RandomWeights(c, 7);
   // A massive channel (as in trained models' residual stream): channel 5 of every embedding 60x.
   Mat embed = ToMat(wts.embed);
@@ -124,6 +141,41 @@ TEST_CASE("rtn+outliers keeps the largest calibration channels of each linear at
   const double outliers = LogitError(fp, rr.quantized, eval);
   INFO("rtn " << rtn << ", rtn+outliers " << outliers);
   CHECK(outliers < 0.5 * rtn);
+}
+
+TEST_CASE("--outlier-ratio keeps a side only where the calibration input has outlier channels",
+          "[quant][outliers][recipe]") {
+  const ModelConfig c = TwoLayers();
+  ModelWeights wts = RandomWeights(c, 7);
+  // A residual sink: channel 5 large on every token. (A channel large on some tokens only, as in
+  // the test above, is capped by RMSNorm at sqrt(64) = 8 and stays under 20x the median max.)
+  Mat embed = ToMat(wts.embed);
+  embed.col(5).setConstant(100.0f * embed.cwiseAbs().maxCoeff());
+  Replace(wts, wts.embed, std::move(embed));
+  const Model fp = BuildDenseModel(c, wts);
+  QuantConfig base;
+  base.a_bits = 4;
+  base.outlier_channels = 4;
+  base.outlier_ratio = 20;
+  const Recipe recipe = MakeRecipe("rtn+outliers", base);
+  const SettingList settings = recipe.Settings();
+  CHECK(std::find(settings.begin(), settings.end(),
+                  std::pair<std::string, std::string>{"outlier_ratio", "20"}) != settings.end());
+  const RecipeResult rr = ApplyRecipe(fp, recipe, RandomWindows(6, 48, c.vocab, 8));
+  int split = 0, plain = 0;
+  for (const LinearReport& lr : rr.report.linears) {
+    if (lr.layer < 0) continue;
+    INFO("layer " << lr.layer << " " << lr.format);
+    const auto* o = FindWrapped<OutlierChannelsLinear>(*LinearAt(rr.quantized, lr.layer, lr.proj));
+    CHECK((o != nullptr) == !lr.outlier_channels.empty());
+    CHECK(lr.outlier_channels.size() <= 4);
+    if (lr.layer == 0 && lr.proj == Proj::kQ) CHECK(lr.outlier_channels == std::vector<int>{5});
+    ++(o ? split : plain);
+  }
+  // The massive channel qualifies where the residual stream is read; a random-weight linear's
+  // own outputs (o_proj, down_proj inputs) have no channel 20x their median.
+  CHECK(split > 0);
+  CHECK(plain > 0);
 }
 
 TEST_CASE("+outliers needs quantized weights and a positive channel count", "[quant][outliers]") {
