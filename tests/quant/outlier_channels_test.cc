@@ -143,7 +143,7 @@ TEST_CASE("rtn+outliers keeps the largest calibration channels of each linear at
   CHECK(outliers < 0.5 * rtn);
 }
 
-TEST_CASE("--outlier-ratio keeps a side only where the calibration input has outlier channels",
+TEST_CASE("+outliers with a ratio keeps a side only where an input has outlier channels",
           "[quant][outliers][recipe]") {
   const ModelConfig c = TwoLayers();
   ModelWeights wts = RandomWeights(c, 7);
