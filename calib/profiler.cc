@@ -441,12 +441,10 @@ namespace {
 void DetectOutlierChannels(ProfileResult& r) {
   for (const SiteProfile& sp : r.sites) {
     const double median = sp.stats.MedianChannelAbsMax();
-    if (median <= 0) continue;  // a silent site has no ratio to speak of
     const std::vector<double>& absmax = sp.stats.absmax();
     for (int c = 0; c < sp.stats.channels(); ++c) {
-      const double ratio = absmax[c] / median;
-      if (ratio >= r.thresholds.outlier_ratio) {
-        r.outlier_channels.push_back({sp.site, sp.layer, c, absmax[c], ratio});
+      if (IsOutlierChannel(absmax[c], median, r.thresholds.outlier_ratio)) {
+        r.outlier_channels.push_back({sp.site, sp.layer, c, absmax[c], absmax[c] / median});
       }
     }
   }

@@ -56,5 +56,10 @@ class ChannelStats {
 
 // Exact median of `v` (mean of the two middle values for even sizes); 0 for empty input.
 double Median(std::vector<double> v);
+// The profile's outlier-channel test: a channel whose max |x| is at least `ratio` times its
+// site's median channel max. A silent site (median 0) has none.
+inline bool IsOutlierChannel(double absmax, double median, double ratio) {
+  return median > 0 && absmax / median >= ratio;
+}
 
 }  // namespace sq

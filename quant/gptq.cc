@@ -128,19 +128,19 @@ using ColMat = Eigen::MatrixXf;  // column-major: one weight column is contiguou
 // single-threaded), each the same way whatever the thread count; only one block of doubles
 // exists per thread, so the inverse costs K^2 floats, not another K^2 doubles.
 Eigen::MatrixXf ReversedLowerInverse(const Eigen::MatrixXd& l) {
-  const int K = static_cast<int>(l.rows()), kBlock = 128;
-  const int n_blocks = (K + kBlock - 1) / kBlock;
+  const Eigen::Index K = l.rows();
   Eigen::MatrixXf u = Eigen::MatrixXf::Zero(K, K);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int b = 0; b < n_blocks; ++b) {  // the largest corners first
-    const int c0 = b * kBlock, n = std::min(kBlock, K - c0), m = K - c0;
+  ForEachBlock(K, [&](Eigen::Index c0, Eigen::Index n) {  // the largest corners first
+    const Eigen::Index m = K - c0;
     Eigen::MatrixXd x = Eigen::MatrixXd::Zero(m, n);
     x.topRows(n).setIdentity();
     l.bottomRightCorner(m, m).triangularView<Eigen::Lower>().solveInPlace(x);
-    for (int j = 0; j < n; ++j) {
-      for (int i = j; i < m; ++i) u(K - 1 - c0 - i, K - 1 - c0 - j) = static_cast<float>(x(i, j));
+    for (Eigen::Index j = 0; j < n; ++j) {
+      for (Eigen::Index i = j; i < m; ++i) {
+        u(K - 1 - c0 - i, K - 1 - c0 - j) = static_cast<float>(x(i, j));
+      }
     }
-  }
+  });
   return u;
 }
 
@@ -157,22 +157,26 @@ bool ParallelCholesky(Eigen::MatrixXd& a) {
     Eigen::Ref<Eigen::MatrixXd> a11 = a.block(k, k, b, b);
     Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(a11);
     if (llt.info() != Eigen::Success) return false;
-    const int n_blocks = (rest + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n_blocks; ++i) {  // A21 := A21 L11^-T, block rows independent
-      const int r0 = i * kBlock, n = std::min(kBlock, rest - r0);
-      auto rows = a.block(k + b + r0, k, n, b);
-      a11.triangularView<Eigen::Lower>().transpose().solveInPlace<Eigen::OnTheRight>(rows);
-    }
+    // A21 := A21 L11^-T, block rows independent
+    ForEachBlock(
+        rest,
+        [&](Eigen::Index r0, Eigen::Index n) {
+          auto rows = a.block(k + b + r0, k, n, b);
+          a11.triangularView<Eigen::Lower>().transpose().solveInPlace<Eigen::OnTheRight>(rows);
+        },
+        kBlock);
     const auto a21 = a.block(k + b, k, rest, b);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int j = 0; j < n_blocks; ++j) {  // A22 -= A21 A21^T, lower part by column blocks
-      const int c0 = j * kBlock, n = std::min(kBlock, rest - c0);
-      const auto cols = a21.middleRows(c0, n);
-      auto a22 = a.block(k + b + c0, k + b + c0, rest - c0, n);
-      a22.topRows(n).triangularView<Eigen::Lower>() -= cols * cols.transpose();
-      a22.bottomRows(rest - c0 - n).noalias() -= a21.bottomRows(rest - c0 - n) * cols.transpose();
-    }
+    // A22 -= A21 A21^T, lower part by column blocks
+    ForEachBlock(
+        rest,
+        [&](Eigen::Index c0, Eigen::Index n) {
+          const auto cols = a21.middleRows(c0, n);
+          auto a22 = a.block(k + b + c0, k + b + c0, rest - c0, n);
+          a22.topRows(n).triangularView<Eigen::Lower>() -= cols * cols.transpose();
+          a22.bottomRows(rest - c0 - n).noalias() -=
+              a21.bottomRows(rest - c0 - n) * cols.transpose();
+        },
+        kBlock);
   }
   return true;
 }

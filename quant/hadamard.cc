@@ -223,14 +223,10 @@ void Rotation::ApplyTransposed(Eigen::Ref<Mat> x) const {
 
 void Rotation::Apply(Eigen::Ref<Mat> x) const {
   CheckWidth(x.cols(), n_);
-  if (base_ == 0) return ApplyRef(x);  // a dense Q (given or random-orthogonal)
+  if (base_ == 0) return RightMultiplyRows(x, q_);  // a dense Q (given or random-orthogonal)
   // Blocks of rows bound the transposed scratch of the Paley path (an embedding has 10^5 rows).
-  constexpr Eigen::Index kRows = 64;
-  const Eigen::Index T = x.rows();
-#pragma omp parallel for schedule(static) if (T > kRows)
-  for (Eigen::Index r0 = 0; r0 < T; r0 += kRows) {
-    ApplyFast(x.middleRows(r0, std::min(kRows, T - r0)));
-  }
+  ForEachBlock(
+      x.rows(), [&](Eigen::Index r0, Eigen::Index n) { ApplyFast(x.middleRows(r0, n)); }, 64);
 }
 
 void Rotation::ApplyFast(Eigen::Ref<Mat> x) const {

@@ -56,9 +56,10 @@ std::vector<int> LargestChannels(const Vec& absmax, int k) {
 
 std::vector<int> OutlierChannelsOf(const Vec& absmax, int k, double ratio) {
   if (ratio > 0) {
-    const double bar = ratio * Median(std::vector<double>(absmax.begin(), absmax.end()));
-    k = std::min<int>(k, static_cast<int>((absmax.array().cast<double>() >= bar).count()));
-    if (bar <= 0) k = 0;  // a silent site (median 0) has no outliers to speak of
+    const double median = Median(std::vector<double>(absmax.begin(), absmax.end()));
+    int outliers = 0;
+    for (float v : absmax) outliers += IsOutlierChannel(v, median, ratio);
+    k = std::min(k, outliers);
   }
   return LargestChannels(absmax, k);
 }
