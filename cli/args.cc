@@ -146,4 +146,11 @@ int CtxFlag(Args& a) { return a.Int("ctx", 0, 0, kMaxCtx); }
 int TokensFlag(Args& a, const std::string& name) { return a.Int(name, 0, 0, kIntMax); }
 int SeedFlag(Args& a) { return a.Int("seed", 0, 0, kIntMax); }
 
+MatmulPrecision MatmulPrecisionFlag(Args& a) {
+  const std::string v = a.Str("matmul-precision", "f32");
+  if (v == "f32") return MatmulPrecision::kF32;
+  Check(v == "bf16", "flag --matmul-precision must be one of f32, bf16, got '" + v + "'");
+  return MatmulPrecision::kBf16;
+}
+
 }  // namespace sq

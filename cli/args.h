@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/gemm.h"
+
 namespace sq {
 
 // The widest range an int flag can take (for flags bounded elsewhere, e.g. by the model).
@@ -47,5 +49,7 @@ int ThreadsFlag(Args& a);
 int CtxFlag(Args& a);
 int TokensFlag(Args& a, const std::string& name);  // --max-tokens, --calib-tokens: 0 = all
 int SeedFlag(Args& a);
+// --matmul-precision f32|bf16 (default f32): what products with bf16 weights compute (core/gemm.h).
+MatmulPrecision MatmulPrecisionFlag(Args& a);
 
 }  // namespace sq

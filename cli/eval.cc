@@ -31,6 +31,7 @@ struct EvalOptions {
   std::string model, tokenizer, data, json;
   WindowOptions windows;
   int threads = 0;
+  MatmulPrecision matmul = MatmulPrecision::kF32;
   // Quantization (any of these given: compare float against quantized).
   QuantConfig config;
   MethodFlags recipe;
@@ -47,6 +48,7 @@ EvalOptions ParseEvalOptions(Args& a) {
   o.windows.max_tokens = TokensFlag(a, "max-tokens");
   o.json = a.OutputFile("json");
   o.threads = ThreadsFlag(a);
+  o.matmul = MatmulPrecisionFlag(a);
   o.fake_quant = a.Flag("fake-quant");
 
   o.config = ParseQuantConfig(a, FloatDefaults());
@@ -63,6 +65,7 @@ void PrintFloat(const EvalOptions& o, size_t n_windows, const PplResult& r) {
   std::printf("mean NLL: %.6f nats\n", r.nll);
   std::printf("PPL = %.4f +/- %.4f\n", r.ppl, r.ppl_stderr);
   std::printf("speed: %.1f tokens/s (%.2f s, %d threads)\n", r.tokens_per_s, r.seconds, NumThreads());
+  if (o.matmul != MatmulPrecision::kF32) std::printf("matmul: %s\n", MatmulPrecisionName());
 }
 
 // How --w-group applies to each input width K of the model (a group must tile K: G >= K is per
@@ -223,6 +226,7 @@ int RunQuantEval(const EvalOptions& o, LoadedModel& lm, const std::vector<Window
 int RunEval(Args& a) {
   EvalOptions o = ParseEvalOptions(a);
   SetNumThreads(o.threads);
+  SetMatmulPrecision(o.matmul);
   LoadedModel lm = LoadModel(o.model, o.tokenizer);
   o.windows.ctx = ResolveCtx(o.windows.ctx, lm.model.config);
   const std::string text = ReadTextFile(o.data);
@@ -232,9 +236,15 @@ int RunEval(Args& a) {
   const PplResult r = EvaluatePerplexity(lm.model, windows, nullptr, {}, StderrProgress("eval", "layer", TokenCount(windows)));
   PrintFloat(o, windows.size(), r);
   if (!o.json.empty()) {
-    nlohmann::json j = {{"ppl", r.ppl},         {"ppl_stderr", r.ppl_stderr}, {"nll", r.nll},
-                        {"tokens", r.tokens},   {"tokens_per_s", r.tokens_per_s},
-                        {"model", o.model},     {"data", o.data},  {"ctx", o.windows.ctx}};
+    nlohmann::json j = {{"ppl", r.ppl},
+                        {"ppl_stderr", r.ppl_stderr},
+                        {"nll", r.nll},
+                        {"tokens", r.tokens},
+                        {"tokens_per_s", r.tokens_per_s},
+                        {"model", o.model},
+                        {"data", o.data},
+                        {"ctx", o.windows.ctx},
+                        {"matmul_precision", MatmulPrecisionName()}};
     WriteFileAtomic(o.json, ReportJson(j));
   }
   return 0;
@@ -243,7 +253,7 @@ int RunEval(Args& a) {
 const bool kRegistered = RegisterCommand(
     {"eval", "perplexity of a model on a text file; float vs quantized with --w-bits/--a-bits",
      std::string("--model PATH [--tokenizer PATH] --data FILE [--ctx N] [--max-tokens N]\n"
-                 "  [--json FILE] [--threads N]\n"
+                 "  [--json FILE] [--threads N] [--matmul-precision f32|bf16]\n"
                  "  quantized (compares float and quantized over the same tokens):\n"
                  "  [--method rtn|gptq|smooth|rotate|...[+kv-rotate][+sink-aware]] [--gptq]\n"
                  "  [--calib FILE]\n"

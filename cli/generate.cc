@@ -15,6 +15,7 @@ int RunGenerate(Args& a) {
   const std::string prompt = a.Str("prompt", "");
   const int steps = a.Int("steps", 64, 1, 1 << 20);
   SetNumThreads(ThreadsFlag(a));
+  SetMatmulPrecision(MatmulPrecisionFlag(a));
   a.Finish();
 
   LoadedModel lm = LoadModel(model, tokenizer);
@@ -47,9 +48,11 @@ int RunGenerate(Args& a) {
   return 0;
 }
 
-const bool kRegistered = RegisterCommand(
-    {"generate", "greedy text generation (a smoke test for a checkpoint)",
-     "--model PATH [--tokenizer PATH] [--prompt TEXT] [--steps N] [--threads N]", RunGenerate});
+const bool kRegistered =
+    RegisterCommand({"generate", "greedy text generation (a smoke test for a checkpoint)",
+                     "--model PATH [--tokenizer PATH] [--prompt TEXT] [--steps N] [--threads N]\n"
+                     "  [--matmul-precision f32|bf16]",
+                     RunGenerate});
 
 }  // namespace
 }  // namespace sq

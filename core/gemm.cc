@@ -1,6 +1,27 @@
 #include "core/gemm.h"
 
 #include "core/error.h"
+#include "core/gemm_amx.h"
+
+namespace sq {
+namespace {
+MatmulPrecision g_precision = MatmulPrecision::kF32;  // set once, at a command's start
+}  // namespace
+
+void SetMatmulPrecision(MatmulPrecision p) {
+  Check(p == MatmulPrecision::kF32 || kHavePackedGemm,
+        "--matmul-precision bf16 needs a build with the packed GEMM (AVX2+FMA+F16C)");
+  g_precision = p;
+}
+
+MatmulPrecision GetMatmulPrecision() { return g_precision; }
+
+const char* MatmulPrecisionName() {
+  if (g_precision == MatmulPrecision::kF32) return "f32";
+  return AmxBf16Available() ? "bf16 (AMX tiles)" : "bf16 (float kernel)";
+}
+
+}  // namespace sq
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
@@ -334,13 +355,14 @@ PanelsFn PanelsFor(DType t) {
   }
 }
 
-}  // namespace
+// x with each value rounded to the nearest bf16 (kept as float).
+Mat RoundedToBf16(const Mat& x) {
+  Mat r(x.rows(), x.cols());
+  for (Eigen::Index i = 0; i < x.size(); ++i) r.data()[i] = Bf16ToFloat(FloatToBf16(x.data()[i]));
+  return r;
+}
 
-void PackedGemm(const Mat& x, const TensorView& w, Mat& y) {
-  Check(w.shape.size() == 2 && w.cols() == x.cols(), [&] {
-    return "PackedGemm: weight " + w.ShapeString() + " does not fit input of " +
-           std::to_string(x.cols()) + " columns";
-  });
+void FloatGemm(const Mat& x, const TensorView& w, Mat& y) {
   const PanelsFn run = PanelsFor(w.dtype);
   y.resize(x.rows(), w.rows());
   if (y.size() == 0) return;
@@ -360,6 +382,20 @@ void PackedGemm(const Mat& x, const TensorView& w, Mat& y) {
   const bool parallel = g.M * g.N * g.K >= kMinParallelWork;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int64_t c = 0; c < chunks; ++c) run(g, c * chunk, std::min(panels, (c + 1) * chunk));
+}
+
+}  // namespace
+
+void PackedGemm(const Mat& x, const TensorView& w, Mat& y) {
+  Check(w.shape.size() == 2 && w.cols() == x.cols(), [&] {
+    return "PackedGemm: weight " + w.ShapeString() + " does not fit input of " +
+           std::to_string(x.cols()) + " columns";
+  });
+  if (GetMatmulPrecision() == MatmulPrecision::kBf16 && w.dtype == DType::kBF16) {
+    if (x.rows() > kMaxDotRows && AmxBf16Available()) return AmxBf16Gemm(x, w, y);
+    return FloatGemm(RoundedToBf16(x), w, y);
+  }
+  FloatGemm(x, w, y);
 }
 
 }  // namespace sq

@@ -22,4 +22,15 @@ inline constexpr bool kHavePackedGemm = false;
 // channels are split across the OpenMP threads. Throws when !kHavePackedGemm.
 void PackedGemm(const Mat& x, const TensorView& w, Mat& y);
 
+// What a product with bf16-stored weights computes. kF32 (the default): x as it is, exact
+// against the reference tests. kBf16 (`--matmul-precision bf16`, as PyTorch's "medium"
+// float32_matmul_precision): x rounded to bf16 first, so every product is exact and only the
+// float sums round; on AMX CPUs (core/gemm_amx.h) such products of 4+ rows run on the tile unit,
+// elsewhere on the float kernel. Weights stored as F32 or F16 are never rounded.
+enum class MatmulPrecision { kF32, kBf16 };
+void SetMatmulPrecision(MatmulPrecision p);
+MatmulPrecision GetMatmulPrecision();
+// "f32", "bf16 (AMX tiles)" or "bf16 (float kernel)": what PackedGemm runs for bf16 weights.
+const char* MatmulPrecisionName();
+
 }  // namespace sq

@@ -2,7 +2,7 @@
 // onnxruntime-node, beside
 // `sinkquant bench --json FILE` on the same checkpoint in the same run: the reference a user
 // would otherwise pick. Same context, same thread count, best of --reps after a warm-up.
-//   node bench-prefill.mjs MODEL.onnx --ctx 512 [--reps 3] [--threads N] [--sinkquant BENCH.json]
+//   node bench-prefill.mjs MODEL.onnx --ctx 512 [--reps 3] [--threads N] [--sinkquant A.json[,B.json]]
 // A benchmark, not a test: it prints figures and asserts only that the logits are finite.
 import { readFileSync } from 'node:fs';
 import { Graph } from './decoder.mjs';
@@ -10,7 +10,7 @@ import { Graph } from './decoder.mjs';
 const args = process.argv.slice(2);
 if (args.length < 1 || args[0].startsWith('--')) {
   console.error('usage: node bench-prefill.mjs MODEL.onnx --ctx N [--reps 3] [--threads N] ' +
-                '[--sinkquant BENCH.json]');
+                '[--sinkquant A.json[,B.json]]');
   process.exit(2);
 }
 const flag = (name, def) => {
@@ -40,11 +40,13 @@ for (let r = 0; r < reps; ++r) {
 }
 console.log(`onnxruntime-node prefill ctx ${ctx}: ${best.toFixed(3)} s, ` +
             `${(ctx / best).toFixed(1)} tokens/s (intra-op threads ${threads || 'default'})`);
-const sq = flag('--sinkquant', '');
-if (sq) {
+// --sinkquant A.json[,B.json]: one line and one ratio per `sinkquant bench` run (e.g. the f32
+// and the bf16 matmul precision of the same checkpoint).
+for (const sq of flag('--sinkquant', '').split(',').filter(Boolean)) {
   const b = JSON.parse(readFileSync(sq, 'utf8'));
   if (b.ctx !== ctx) throw new Error(`${sq}: measured at ctx ${b.ctx}, not ${ctx}`);
-  console.log(`sinkquant prefill ctx ${ctx}: ${b.seconds.toFixed(3)} s, ` +
+  const precision = b.matmul_precision ?? 'f32';
+  console.log(`sinkquant prefill ctx ${ctx}, matmul ${precision}: ${b.seconds.toFixed(3)} s, ` +
               `${b.tokens_per_s.toFixed(1)} tokens/s (${b.threads} threads)`);
-  console.log(`sinkquant / onnxruntime: ${(b.tokens_per_s * best / ctx).toFixed(2)}x`);
+  console.log(`sinkquant (${precision}) / onnxruntime: ${(b.tokens_per_s * best / ctx).toFixed(2)}x`);
 }

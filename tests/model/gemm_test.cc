@@ -1,11 +1,12 @@
 // The packed GEMM (core/gemm.h) against Eigen's product (EigenLinear, the path it replaced), on
 // shapes that are not multiples of any block size, for each weight dtype.
-#include <catch2/catch.hpp>
+#include "core/gemm.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 
-#include "core/gemm.h"
+#include "core/gemm_amx.h"
 #include "core/numeric.h"
 #include "core/threads.h"
 #include "model/linear.h"
@@ -58,6 +59,17 @@ double WorstExcess(const Mat& x, const Mat& w, const Mat& y, const Mat& ref) {
   }
   return worst;  // <= 1 within the bound
 }
+
+// x with every value rounded to the nearest bf16.
+Mat RoundedToBf16(const Mat& x) {
+  return x.unaryExpr([](float v) { return Bf16ToFloat(FloatToBf16(v)); });
+}
+
+// Sets the matmul precision for one scope.
+struct PrecisionScope {
+  explicit PrecisionScope(MatmulPrecision p) { SetMatmulPrecision(p); }
+  ~PrecisionScope() { SetMatmulPrecision(MatmulPrecision::kF32); }
+};
 
 }  // namespace
 
@@ -128,4 +140,51 @@ TEST_CASE("the packed GEMM handles empty products", "[model][gemm]") {
   CHECK(y == Mat::Zero(3, 5));
   PackedGemm(Mat(0, 0), w.View(), y);
   CHECK(y.rows() == 0);
+}
+
+// --matmul-precision bf16: bf16 weights meet x rounded to bf16, on the AMX tiles where the CPU
+// has them (4+ rows) and on the float kernel otherwise. Rounding x moves a product by up to
+// 2^-9 of |x w|, far past the 2 K eps bound for these K, so a path that skipped it fails here.
+TEST_CASE("bf16 matmul precision sums exact products of bf16-rounded inputs", "[model][gemm]") {
+  if (!kHavePackedGemm) return;
+  if (!AmxBf16Available()) WARN("no AMX on this CPU: only the float-kernel bf16 path runs");
+  const PrecisionScope bf16(MatmulPrecision::kBf16);
+  for (int k : {1, 31, 33, 300, 2100}) {  // tails of a 32-deep tile; past two 1024-deep blocks
+    for (int n : {1, 17, 33, 70}) {       // tails of a 32-channel pair
+      const StoredWeight w = MakeWeight(DType::kBF16, n, k, 200 + k + n);
+      for (int m : {1, 3, 4, 17, 33, 70}) {  // the dot path, then tails of a 32-row block
+        INFO("M " << m << " K " << k << " N " << n << ", " << MatmulPrecisionName());
+        const Mat x = RandomMat(m, k, 9 + m);  // float draws: almost none is a bf16 value
+        const Mat xr = RoundedToBf16(x);
+        Mat y;
+        PackedGemm(x, w.View(), y);
+        const Mat ref = (xr.cast<double>() * w.widened.cast<double>().transpose()).cast<float>();
+        CHECK(WorstExcess(xr, w.widened, y, ref) <= 1.0);
+      }
+    }
+  }
+}
+
+TEST_CASE("AMX products depend on neither the row count nor the thread count", "[model][gemm]") {
+  if (!AmxBf16Available()) {
+    WARN("no AMX on this CPU: the AMX kernel is not built or not granted");
+    Mat y;
+    CHECK_THROWS(AmxBf16Gemm(Mat(4, 4), TensorView{DType::kBF16, {4, 4}, nullptr}, y));
+    return;
+  }
+  const PrecisionScope bf16(MatmulPrecision::kBf16);
+  const int before = NumThreads();
+  const StoredWeight w = MakeWeight(DType::kBF16, 300, 1500, 11);
+  const Mat x = RandomMat(70, 1500, 12);
+  Mat all, y;
+  SetNumThreads(1);
+  AmxBf16Gemm(x, w.View(), all);
+  SetNumThreads(2);
+  PackedGemm(x, w.View(), y);  // 4+ rows of bf16 weights: PackedGemm takes the tiles
+  CHECK(y == all);
+  AmxBf16Gemm(x.topRows(5), w.View(), y);  // rows are independent of the block they sit in
+  CHECK(y == all.topRows(5));
+  SetNumThreads(before);
+  const StoredWeight f32 = MakeWeight(DType::kF32, 3, 4, 1);
+  CHECK_THROWS_WITH(AmxBf16Gemm(Mat(4, 4), f32.View(), y), Catch::Contains("not a bf16 weight"));
 }
