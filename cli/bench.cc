@@ -11,6 +11,7 @@
 #include "cli/output.h"
 #include "core/error.h"
 #include "core/gemm.h"
+#include "core/memory.h"
 #include "core/numeric.h"
 #include "core/parallel_blocks.h"
 #include "core/threads.h"
@@ -70,6 +71,7 @@ int RunBench(Args& a) {
   SetNumThreads(ThreadsFlag(a));
   SetMatmulPrecision(MatmulPrecisionFlag(a));
   a.Finish();
+  KeepFreedHeapMemory();
   Check(ctx > 0 && reps > 0, "--ctx and --reps must be positive");
 
   Checkpoint ck = LoadCheckpoint(path);

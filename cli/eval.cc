@@ -16,8 +16,8 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "cli/quant_flags.h"
-
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/threads.h"
 #include "model/loader.h"
 #include "quant/integer_linear.h"
@@ -232,6 +232,7 @@ int RunEval(Args& a) {
   const std::string text = ReadTextFile(o.data);
   const auto windows = MakeWindows(text, *lm.tokenizer, o.windows, o.data);
   if (o.recipe.quant) return RunQuantEval(o, lm, windows);
+  KeepFreedHeapMemory();
 
   const PplResult r = EvaluatePerplexity(lm.model, windows, nullptr, {}, StderrProgress("eval", "layer", TokenCount(windows)));
   PrintFloat(o, windows.size(), r);

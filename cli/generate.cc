@@ -3,6 +3,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/threads.h"
 #include "model/loader.h"
 
@@ -17,6 +18,7 @@ int RunGenerate(Args& a) {
   SetNumThreads(ThreadsFlag(a));
   SetMatmulPrecision(MatmulPrecisionFlag(a));
   a.Finish();
+  KeepFreedHeapMemory();
 
   LoadedModel lm = LoadModel(model, tokenizer);
   std::vector<int> ids = lm.tokenizer->Encode(prompt, /*add_special=*/true);

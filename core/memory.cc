@@ -1,10 +1,13 @@
 #include "core/memory.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -47,6 +50,13 @@ void Record(const Sample& s) {
 }
 
 }  // namespace
+
+void KeepFreedHeapMemory() {
+  // A fixed threshold (glibc's own ceiling for its adaptive one) and no trimming of the heap's
+  // free top: what the heap keeps is memory that was live before, reused by the next buffer.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+}
 
 void StartMemorySampler() {
   static std::once_flag once;
