@@ -90,20 +90,21 @@ void WriteMatMulNBits(const QuantizedWeight& w, const std::string& path) {
   ob.Save();
 }
 
-nlohmann::json BenchLayer(int m, int k, int n, int group, int reps, const std::string& onnx_dir) {
+nlohmann::json BenchLayer(int m, int k, int n, int group, int reps, const std::string& onnx_dir,
+                          Int4Kernel kernel) {
   const Mat x = RandomMat(m, k, 1), wf = RandomMat(n, k, 2);
   const auto owned = MakeOwned(wf, {n, k});
   const DenseLinear dense(owned->View());
   auto qw = std::make_shared<const QuantizedWeight>(QuantizeRtn(wf, {4, group, true, false}));
   const ActQuantLinear fq(std::make_shared<QuantWeightLinear>(qw), {4, 1.0f});
-  const Int4IntegerLinear integer(fq);
+  const Int4IntegerLinear integer(fq, kernel);
   QuantizedActs qa;
   QuantizeActs(x, {4, 1.0f}, integer.packed().group, integer.packed().group_pad, &qa);
   Mat y;
   const double ops = 2.0 * m * k * n;
-  const std::vector<double> t =
-      MinSeconds(reps, {[&] { dense.Apply(x, y); }, [&] { fq.Apply(x, y); },
-                        [&] { integer.Apply(x, y); }, [&] { Int4Gemm(qa, integer.packed(), y); }});
+  const std::vector<double> t = MinSeconds(
+      reps, {[&] { dense.Apply(x, y); }, [&] { fq.Apply(x, y); }, [&] { integer.Apply(x, y); },
+             [&] { Int4Gemm(qa, integer.packed(), y, kernel); }});
   const double t_float = t[0], t_fq = t[1], t_int = t[2], t_kernel = t[3];
   std::printf("%5d %5d %5d | %9.1f %9.1f %9.1f %9.1f | %6.2fx %6.2fx\n", m, k, n,
               ops / t_float / 1e9, ops / t_fq / 1e9, ops / t_int / 1e9, ops / t_kernel / 1e9,
@@ -197,7 +198,8 @@ std::vector<std::pair<double, double>> BenchPrefill(const std::vector<const Mode
   return out;
 }
 
-nlohmann::json BenchModel(const std::string& path, int ctx, int group, int reps) {
+nlohmann::json BenchModel(const std::string& path, int ctx, int group, int reps,
+                          Int4Kernel kernel) {
   Checkpoint ck = LoadCheckpoint(path);
   Check(ctx <= ck.config.max_position, "--ctx exceeds max_position_embeddings");
   const Model fp = BuildDenseModel(ck.config, std::move(ck.weights));
@@ -207,7 +209,7 @@ nlohmann::json BenchModel(const std::string& path, int ctx, int group, int reps)
   cfg.a_bits = 4;
   const Model fq = QuantizeModel(fp, cfg, {});
   Model integer = fq;
-  const int replaced = UseIntegerKernels(integer);
+  const int replaced = UseIntegerKernels(integer, kernel);
   std::mt19937 rng(1);
   std::vector<int> ids(ctx);
   for (int& id : ids) id = static_cast<int>(rng() % ck.config.vocab);
@@ -230,13 +232,14 @@ nlohmann::json BenchModel(const std::string& path, int ctx, int group, int reps)
 int RunBenchKernels(Args& a) {
   const int m = a.Int("m", 512, 1, 1 << 20);
   const auto shapes = ParseShapes(a.Str("shapes", "1024x1024,1024x3072,3072x1024,4096x4096"));
-  const int group = a.Int("group", 128, 1, 1 << 20);
+  const int group = a.Int("group", 128, 0, 1 << 20);
   const int reps = a.Int("reps", 3, 1, 1 << 20);
   const std::string model = a.Str("model", "");
   const int ctx = a.Int("ctx", 512, 1, kMaxCtx);
   const std::string onnx_dir = a.Str("onnx-dir", "");
   const std::string json = a.OutputFile("json");
   const std::string float_dtype = a.Str("float", "");
+  const Int4Kernel kernel = ParseInt4Kernel(a.Str("int4-kernel", "auto"));
   SetNumThreads(ThreadsFlag(a));
   a.Finish();
   Check(m > 0 && reps > 0 && ctx > 0, "--m, --reps and --ctx must be positive");
@@ -253,17 +256,18 @@ int RunBenchKernels(Args& a) {
   }
 
   std::printf("threads %d, integer kernel %s, weights w4 %s sym, activations a4 per token\n",
-              NumThreads(), Int4KernelName(BestInt4Kernel()),
+              NumThreads(), Int4KernelName(kernel),
               group > 0 ? ("g" + std::to_string(group)).c_str() : "per-channel");
   std::printf("%5s %5s %5s | %9s %9s %9s %9s | %7s %7s\n", "M", "K", "N", "float", "fakequant",
               "int4", "kernel", "int/flt", "int/fq");
   std::printf("%17s | %9s %9s %9s %9s |\n", "", "GFLOP/s", "GFLOP/s", "GOP/s", "GOP/s");
   nlohmann::json j = {{"threads", NumThreads()},
-                      {"kernel", Int4KernelName(BestInt4Kernel())},
+                      {"kernel", Int4KernelName(kernel)},
                       {"group", group},
                       {"layers", nlohmann::json::array()}};
-  for (auto [k, n] : shapes) j["layers"].push_back(BenchLayer(m, k, n, group, reps, onnx_dir));
-  if (!model.empty()) j["prefill"] = BenchModel(model, ctx, group, reps);
+  for (auto [k, n] : shapes)
+    j["layers"].push_back(BenchLayer(m, k, n, group, reps, onnx_dir, kernel));
+  if (!model.empty()) j["prefill"] = BenchModel(model, ctx, group, reps, kernel);
   if (!json.empty()) WriteFileAtomic(json, j.dump(2) + "\n");
   return 0;
 }
@@ -273,6 +277,7 @@ const bool kRegistered = RegisterCommand(
      "throughput of float, fake-quant W4A4 and integer W4A4 linears (and model prefill)",
      "[--m 512] [--shapes 1024x1024,...] [--group 128 (0: per channel)] [--reps 3] [--threads N]\n"
      "  [--model DIR --ctx 512] [--onnx-dir DIR (MatMulNBits models for ORT)] [--json FILE]\n"
+     "  [--int4-kernel auto|scalar|avx2|avx512-vnni|amx-int8]\n"
      "  [--float F32|F16|BF16 (instead: packed float GEMM against Eigen on --shapes)]",
      RunBenchKernels});
 

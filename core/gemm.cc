@@ -37,6 +37,7 @@ const char* MatmulPrecisionName() {
 #include <vector>
 
 #include "core/numeric.h"
+#include "core/scratch.h"
 #include "core/threads.h"
 
 namespace sq {
@@ -220,14 +221,6 @@ void PackPanel(const std::byte* w, int64_t K, int64_t n0, int cols, int64_t k0, 
   }
 }
 
-// A float buffer of at least n elements, 64-byte aligned (a zmm load), reused by this thread
-// across calls.
-float* Scratch(std::vector<float>& v, size_t n) {
-  if (v.size() < n + 16) v.resize(n + 16);
-  const auto p = reinterpret_cast<uintptr_t>(v.data());
-  return reinterpret_cast<float*>((p + 63) & ~uintptr_t{63});
-}
-
 struct Problem {
   const float* x;
   const std::byte* w;
@@ -240,7 +233,7 @@ struct Problem {
 template <DType D>
 void GemmPanels(const Problem& g, int64_t p0, int64_t p1) {
   thread_local std::vector<float> b_store;
-  float* b = Scratch(b_store, static_cast<size_t>(kKc) * kNc);
+  float* b = AlignedScratch(b_store, static_cast<size_t>(kKc) * kNc);
   for (int64_t jp = p0; jp < p1; jp += kNc / kNr) {
     const int np = static_cast<int>(std::min<int64_t>(kNc / kNr, p1 - jp));
     for (int64_t k0 = 0; k0 < g.K; k0 += kKc) {

@@ -6,14 +6,14 @@
 
 #include <immintrin.h>
 #include <omp.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "core/amx.h"
 #include "core/numeric.h"
+#include "core/scratch.h"
 #include "core/threads.h"
 
 namespace sq {
@@ -30,20 +30,6 @@ constexpr int kTileElems = kTileRows * kStep;  // bf16 in one tile (1 KB)
 // block of x (32 x kKc bf16, 64 KB) past each of its 32-channel pairs.
 constexpr int kKc = 1024;
 constexpr int kNc = 256;
-
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// Every tile this kernel uses is 16 rows of 64 bytes. Tile state belongs to the thread.
-void ConfigureTiles() {
-  TileConfig c;
-  for (int t = 0; t < 8; ++t) c.rows[t] = kTileRows, c.bytes_per_row[t] = 64;
-  _tile_loadconfig(&c);
-}
 
 // The 16 x 16 matrix of 32-bit elements whose row i is r[i], transposed in place.
 void Transpose16x16(__m512i r[16]) {
@@ -131,18 +117,13 @@ void Block(const uint16_t* a, int64_t lda, const uint16_t* b, int steps, float* 
   _tile_stored(3, c1 + 16, cs);
 }
 
-uint16_t* Aligned(std::vector<uint16_t>& v, size_t n) {
-  if (v.size() < n + 32) v.resize(n + 32);
-  const auto p = reinterpret_cast<uintptr_t>(v.data());
-  return reinterpret_cast<uint16_t*>((p + 63) & ~uintptr_t{63});
-}
-
 // Channel pairs [p0, p1) of y (32 channels each): for each kKc of depth, pack W for them once,
 // then run every 32-row block of x past each pair.
 void RunPairs(const Problem& g, int64_t p0, int64_t p1) {
   thread_local std::vector<uint16_t> store;
-  uint16_t* b = Aligned(store, static_cast<size_t>(kNc / kBlock) * kKc * 2 * kTileRows);
-  ConfigureTiles();
+  uint16_t* b = AlignedScratch(store, static_cast<size_t>(kNc / kBlock) * kKc * 2 * kTileRows);
+  const AmxTileConfig config;
+  _tile_loadconfig(&config);
   for (int64_t k0 = 0; k0 < g.Kp; k0 += kKc) {
     const int steps = static_cast<int>(std::min<int64_t>(kKc, g.Kp - k0) / kStep);
     const int64_t pair_elems = int64_t{steps} * 2 * kTileElems;
@@ -174,12 +155,7 @@ void RoundInputs(const Mat& x, int64_t Mp, int64_t Kp, uint16_t* out) {
 
 }  // namespace
 
-bool AmxBf16Available() {
-  // ARCH_REQ_XCOMP_PERM (0x1023) for XFEATURE_XTILEDATA (18): the kernel refuses on CPUs or
-  // kernels without AMX, and a process that has not asked faults on its first tile load.
-  static const bool granted = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
-  return granted;
-}
+bool AmxBf16Available() { return AmxUsable(AmxOp::kBf16); }
 
 void AmxBf16Gemm(const Mat& x, const TensorView& w, Mat& y) {
   Check(AmxBf16Available(), "AmxBf16Gemm: this process may not use AMX tiles");
@@ -193,7 +169,7 @@ void AmxBf16Gemm(const Mat& x, const TensorView& w, Mat& y) {
   const int64_t Mp = RoundUp(M, kBlock), Kp = RoundUp(std::max<int64_t>(K, 1), kStep),
                 Np = RoundUp(N, kBlock);
   thread_local std::vector<uint16_t> xs;  // kept: a fresh buffer faulted in 5% of a forward
-  uint16_t* xb = Aligned(xs, static_cast<size_t>(Mp * Kp));
+  uint16_t* xb = AlignedScratch(xs, static_cast<size_t>(Mp * Kp));
   RoundInputs(x, Mp, Kp, xb);
   // y itself when the blocks tile it exactly, else a padded buffer copied into it at the end.
   const bool direct = Mp == M && Np == N;

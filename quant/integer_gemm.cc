@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/amx.h"
 #include "core/error.h"
 #include "core/numeric.h"
+#include "quant/integer_gemm_internal.h"
 
 namespace sq {
 
@@ -24,6 +26,8 @@ const char* Int4KernelName(Int4Kernel k) {
       return "avx2";
     case Int4Kernel::kAvx512Vnni:
       return "avx512-vnni";
+    case Int4Kernel::kAmxInt8:
+      return "amx-int8";
   }
   return "?";
 }
@@ -38,12 +42,26 @@ bool Int4KernelSupported(Int4Kernel k) {
     case Int4Kernel::kAvx512Vnni:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vnni");
+    case Int4Kernel::kAmxInt8:  // its tails run on the VNNI kernel
+      return Int4KernelSupported(Int4Kernel::kAvx512Vnni) && AmxUsable(AmxOp::kInt8);
   }
   return false;
 }
 
+Int4Kernel ParseInt4Kernel(const std::string& name) {
+  for (Int4Kernel k : {Int4Kernel::kAuto, Int4Kernel::kScalar, Int4Kernel::kAvx2,
+                       Int4Kernel::kAvx512Vnni, Int4Kernel::kAmxInt8}) {
+    if (name != Int4KernelName(k)) continue;
+    Check(Int4KernelSupported(k), "--int4-kernel " + name + ": this CPU cannot run it");
+    return k;
+  }
+  throw Error("--int4-kernel must be one of auto, scalar, avx2, avx512-vnni, amx-int8, got '" +
+              name + "'");
+}
+
 Int4Kernel BestInt4Kernel() {
-  static const Int4Kernel best = Int4KernelSupported(Int4Kernel::kAvx512Vnni)
+  static const Int4Kernel best = Int4KernelSupported(Int4Kernel::kAmxInt8) ? Int4Kernel::kAmxInt8
+                                 : Int4KernelSupported(Int4Kernel::kAvx512Vnni)
                                      ? Int4Kernel::kAvx512Vnni
                                  : Int4KernelSupported(Int4Kernel::kAvx2) ? Int4Kernel::kAvx2
                                                                           : Int4Kernel::kScalar;
@@ -259,36 +277,12 @@ __attribute__((target("avx2,fma"))) void Avx2Panel(const QuantizedActs& a, const
 // 16 u * a >= 240 * -128 fits vpdpbusd's 16-bit products).
 
 constexpr int kVnniRows = 4;
-
-#define SQ_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+using int4_internal::VnniGroupEnd;
 
 inline int32_t Load4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return v;
-}
-
-// Group-end fix-up of one token row: `acc` holds the raw vpdpbusd sums of NV = 2 NP vectors
-// (even v: low nibbles, odd v: high nibbles, i.e. 16 x the sum). Subtracts z * sum(a), then
-// out = fma(float(int), scale, out).
-template <int NP>
-SQ_VNNI_TARGET inline void VnniGroupEnd(const __m512i* acc, const PackedInt4& w, int p0, int g,
-                                        int32_t act_sum, float* out) {
-  const __m512i sum = _mm512_set1_epi32(act_sum);
-  const __m512i sym_corr = _mm512_set1_epi32(8 * act_sum);
-  for (int v = 0; v < 2 * NP; ++v) {
-    const int j = v / 2, half = v % 2;
-    const __m512 sc = _mm512_loadu_ps(w.panel_scales(p0 + j, g) + 16 * half);
-    __m512i i = half ? _mm512_srai_epi32(acc[v], 4) : acc[v];
-    if (w.sym) {  // z = 8 for every real channel (padded channels have scale 0)
-      i = _mm512_sub_epi32(i, sym_corr);
-    } else {
-      const __m512i z = _mm512_loadu_si512(w.panel_zeros(p0 + j, g) + 16 * half);
-      i = _mm512_sub_epi32(i, _mm512_mullo_epi32(z, sum));
-    }
-    _mm512_store_ps(out + 16 * v,
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), sc, _mm512_load_ps(out + 16 * v)));
-  }
 }
 
 template <int MR, int NV>
@@ -419,6 +413,37 @@ SQ_VNNI_TARGET void VnniPanels(const QuantizedActs& a, const PackedInt4& w, int 
 
 }  // namespace
 
+namespace int4_internal {
+
+SQ_VNNI_TARGET void FinishRows(float* tile, int rows, const QuantizedActs& a, int t0, int p,
+                               Mat& y) {
+  for (int r = 0; r < rows; ++r) {
+    const __m512 sa = _mm512_set1_ps(a.scales[t0 + r]);
+    for (int v = 0; v < 2; ++v) {
+      float* out = tile + r * kPanel + 16 * v;
+      _mm512_store_ps(out, _mm512_mul_ps(_mm512_load_ps(out), sa));
+    }
+  }
+  StoreTile(tile, rows, kPanel, t0, p * kPanel, y);
+}
+
+SQ_VNNI_TARGET void VnniPanelRows(const QuantizedActs& a, const PackedInt4& w, int t, int p,
+                                  Mat& y) {
+  for (; t + kVnniRows <= a.rows; t += kVnniRows) VnniTile<kVnniRows, 1>(a, w, t, p, y);
+  switch (a.rows - t) {
+    case 3:
+      return VnniTile<3, 1>(a, w, t, p, y);
+    case 2:
+      return VnniTile<2, 1>(a, w, t, p, y);
+    case 1:
+      return VnniTile<1, 1>(a, w, t, p, y);
+    default:
+      return;
+  }
+}
+
+}  // namespace int4_internal
+
 // ---------------------------------------------------------------------------------------------
 
 void Int4Gemm(const QuantizedActs& a, const PackedInt4& w, Mat& y, Int4Kernel kernel) {
@@ -430,7 +455,10 @@ void Int4Gemm(const QuantizedActs& a, const PackedInt4& w, Mat& y, Int4Kernel ke
   Check(Int4KernelSupported(kernel),
         std::string("Int4Gemm: this CPU cannot run the ") + Int4KernelName(kernel) + " kernel");
   y.resize(a.rows, w.rows);
-  if (kernel == Int4Kernel::kAvx512Vnni) {
+  if (kernel == Int4Kernel::kAmxInt8 && int4_internal::AmxInt4Fits(w)) {
+    return int4_internal::AmxInt4Gemm(a, w, y);
+  }
+  if (kernel == Int4Kernel::kAvx512Vnni || kernel == Int4Kernel::kAmxInt8) {
     // Work items are pairs of panels (64 channels); an odd last panel runs alone.
     const int items = (w.n_panels + 1) / 2;
 #pragma omp parallel for schedule(dynamic, 1)

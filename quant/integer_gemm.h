@@ -12,12 +12,15 @@
 // products in float) to float rounding.
 //
 // Kernels: a plain scalar reference on the QuantizedWeight itself, a portable scalar kernel on
-// the packed layout, AVX2 (vpmaddubsw + vpmaddwd), and AVX-512 VNNI (vpdpbusd, u8 weights x
-// s8 activations). The SIMD ones are compiled with target attributes, so a portable build
+// the packed layout, AVX2 (vpmaddubsw + vpmaddwd), AVX-512 VNNI (vpdpbusd, u8 weights x
+// s8 activations), and AMX (tdpbsud on 16 x 64-byte tiles, blocks of 32 tokens, for weights
+// whose padded group is a multiple of 64 columns; other weights and the last T mod 32 tokens
+// take the VNNI kernel). The SIMD ones are compiled with target attributes, so a portable build
 // (-DSINKQUANT_NATIVE=OFF) keeps them and the best one is chosen at run time from CPUID.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -26,9 +29,12 @@
 
 namespace sq {
 
-enum class Int4Kernel { kAuto, kScalar, kAvx2, kAvx512Vnni };
+enum class Int4Kernel { kAuto, kScalar, kAvx2, kAvx512Vnni, kAmxInt8 };
 
-const char* Int4KernelName(Int4Kernel k);  // "scalar", "avx2", "avx512-vnni"
+const char* Int4KernelName(Int4Kernel k);  // "scalar", "avx2", "avx512-vnni", "amx-int8"
+// "auto" or a name Int4KernelName gives; throws Error naming the choices, or when this CPU
+// cannot run that kernel.
+Int4Kernel ParseInt4Kernel(const std::string& name);
 // The fastest kernel this CPU runs (never kAuto).
 Int4Kernel BestInt4Kernel();
 bool Int4KernelSupported(Int4Kernel k);

@@ -26,9 +26,21 @@ struct Shape {
   int a_bits;
 };
 const Shape kShapes[] = {
-    {1, 64, 32, 0, true, 4},    {5, 70, 37, 32, true, 4}, {9, 256, 96, 128, true, 4},
-    {4, 128, 64, 32, false, 4}, {7, 70, 33, 0, false, 4}, {3, 130, 70, 64, true, 8},
-    {13, 96, 160, 32, true, 4}, {2, 30, 5, 7, false, 3},  {6, 256, 128, 0, true, 4},
+    {1, 64, 32, 0, true, 4},
+    {5, 70, 37, 32, true, 4},
+    {9, 256, 96, 128, true, 4},
+    {4, 128, 64, 32, false, 4},
+    {7, 70, 33, 0, false, 4},
+    {3, 130, 70, 64, true, 8},
+    {13, 96, 160, 32, true, 4},
+    {2, 30, 5, 7, false, 3},
+    {6, 256, 128, 0, true, 4},
+    // Past the AMX kernel's 32-token blocks (with tails), padded groups of 64 and 128 columns,
+    // per channel at 64 x 5 columns, and a group of 32 that AMX leaves to the VNNI kernel.
+    {70, 256, 96, 128, true, 4},
+    {33, 320, 70, 0, false, 4},
+    {64, 192, 33, 64, true, 8},
+    {40, 96, 64, 32, true, 4},
 };
 
 std::string Describe(const Shape& s) {
@@ -40,7 +52,8 @@ std::string Describe(const Shape& s) {
 
 std::vector<Int4Kernel> PackedKernels() {
   std::vector<Int4Kernel> ks;
-  for (Int4Kernel k : {Int4Kernel::kScalar, Int4Kernel::kAvx2, Int4Kernel::kAvx512Vnni}) {
+  for (Int4Kernel k :
+       {Int4Kernel::kScalar, Int4Kernel::kAvx2, Int4Kernel::kAvx512Vnni, Int4Kernel::kAmxInt8}) {
     if (Int4KernelSupported(k)) ks.push_back(k);
   }
   return ks;
@@ -127,7 +140,11 @@ TEST_CASE("every packed kernel equals the scalar reference bit for bit", "[kerne
 
 TEST_CASE("the fast kernels are really there on a CPU that has them", "[kernels]") {
   // This machine has AVX-512 VNNI; a build that lost the target attributes would fall back.
-  if (__builtin_cpu_supports("avx512vnni")) CHECK(BestInt4Kernel() == Int4Kernel::kAvx512Vnni);
+  if (Int4KernelSupported(Int4Kernel::kAmxInt8)) {
+    CHECK(BestInt4Kernel() == Int4Kernel::kAmxInt8);
+  } else if (__builtin_cpu_supports("avx512vnni")) {
+    CHECK(BestInt4Kernel() == Int4Kernel::kAvx512Vnni);
+  }
   CHECK(Int4KernelSupported(BestInt4Kernel()));
 }
 
