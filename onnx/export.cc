@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <typeinfo>
 
 #include "core/atomic_file.h"
@@ -89,7 +90,19 @@ using Ints = std::vector<int64_t>;
 
 constexpr const char* kMsDomain = "com.microsoft";
 
-std::vector<float> Flat(const Mat& m) { return {m.data(), m.data() + m.size()}; }
+// A matrix's values in row-major order, not copied (an initializer is written from them at once).
+std::span<const float> Flat(const Mat& m) { return {m.data(), static_cast<size_t>(m.size())}; }
+
+// A 2-D weight as a float matrix: a view of its own memory when it is stored as F32 (the
+// transformed model's embedding and lm_head: 2 GB each at 8B, never copied for the export),
+// else widened into `storage`.
+ConstMatMap FloatView(const TensorView& t, Mat& storage) {
+  if (t.dtype == DType::kF32) {
+    return {reinterpret_cast<const float*>(t.data), t.rows(), t.cols()};
+  }
+  storage = ToMat(t);
+  return {storage.data(), storage.rows(), storage.cols()};
+}
 
 // Writes the graph of one model into an OnnxBuilder.
 class GraphWriter {
@@ -315,7 +328,10 @@ class GraphWriter {
 
   std::string Embedding() {
     const TensorView& e = m_.weights.embed;
-    embed_ = b_.Float("embed.weight", {e.rows(), e.cols()}, Flat(ToMat(e)));
+    Mat widened;
+    const ConstMatMap values = FloatView(e, widened);
+    embed_ = b_.Float("embed.weight", {e.rows(), e.cols()},
+                      std::span<const float>(values.data(), static_cast<size_t>(values.size())));
     return embed_;
   }
 
@@ -701,7 +717,9 @@ class GraphWriter {
       // Tied lm_head: reuse the embedding table (ORT folds the constant Transpose).
       wt = Op("Transpose", {embed_}, p + ".weight_t", {{"perm", Ints{1, 0}}});
     } else {
-      const Mat t = ToMat(w).transpose();  // [in, out]
+      Mat widened;
+      const Mat t = FloatView(w, widened).transpose();  // [in, out]
+      widened = Mat();
       wt = b_.Float(p + ".weight_t", {t.rows(), t.cols()}, Flat(t));
       r_.linear_bytes += static_cast<int64_t>(t.size()) * 4;
     }

@@ -20,7 +20,10 @@ constexpr int64_t kDefaultOpset = 21;  // blocked DequantizeLinear and int4 inpu
 constexpr uint64_t kAlign = 64, kAlignLarge = 65536, kLargeTensor = 1 << 20;
 constexpr uint64_t kProtobufLimit = 2000000000;  // just under protobuf's 2 GB message limit
 
-std::string Bytes(const void* p, size_t n) { return std::string(static_cast<const char*>(p), n); }
+template <class T>
+std::span<const char> Bytes(std::span<const T> v) {
+  return {reinterpret_cast<const char*>(v.data()), v.size_bytes()};
+}
 
 int64_t Numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -116,7 +119,7 @@ std::string OnnxBuilder::Unique(const std::string& prefix) {
 }
 
 std::string OnnxBuilder::AddTensor(const std::string& name, OnnxType type,
-                                   const std::vector<int64_t>& shape, std::string raw) {
+                                   const std::vector<int64_t>& shape, std::span<const char> raw) {
   Check(!saved_, "OnnxBuilder: tensor " + name + " added after Save()");
   Check(names_.insert(name).second, "OnnxBuilder: duplicate tensor name " + name);
   auto* t = graph_->add_initializer();
@@ -125,7 +128,7 @@ std::string OnnxBuilder::AddTensor(const std::string& name, OnnxType type,
   for (int64_t d : shape) t->add_dims(d);
   initializer_bytes_ += static_cast<int64_t>(raw.size());
   if (raw.size() <= opt_.external_threshold) {
-    t->set_raw_data(std::move(raw));
+    t->set_raw_data(raw.data(), raw.size());
     return name;
   }
   if (!data_.is_open()) {
@@ -154,25 +157,25 @@ std::string OnnxBuilder::AddTensor(const std::string& name, OnnxType type,
 std::string OnnxBuilder::Float(const std::string& name, const std::vector<int64_t>& shape,
                                std::span<const float> v) {
   Check(Numel(shape) == static_cast<int64_t>(v.size()), "OnnxBuilder: " + name + " shape/size");
-  return AddTensor(name, OnnxType::kFloat, shape, Bytes(v.data(), v.size_bytes()));
+  return AddTensor(name, OnnxType::kFloat, shape, Bytes(v));
 }
 
 std::string OnnxBuilder::Int64(const std::string& name, const std::vector<int64_t>& shape,
                                std::span<const int64_t> v) {
   Check(Numel(shape) == static_cast<int64_t>(v.size()), "OnnxBuilder: " + name + " shape/size");
-  return AddTensor(name, OnnxType::kInt64, shape, Bytes(v.data(), v.size_bytes()));
+  return AddTensor(name, OnnxType::kInt64, shape, Bytes(v));
 }
 
 std::string OnnxBuilder::Uint8(const std::string& name, const std::vector<int64_t>& shape,
                                std::span<const uint8_t> v) {
   Check(Numel(shape) == static_cast<int64_t>(v.size()), "OnnxBuilder: " + name + " shape/size");
-  return AddTensor(name, OnnxType::kUint8, shape, Bytes(v.data(), v.size_bytes()));
+  return AddTensor(name, OnnxType::kUint8, shape, Bytes(v));
 }
 
 std::string OnnxBuilder::Int8(const std::string& name, const std::vector<int64_t>& shape,
                               std::span<const int8_t> v) {
   Check(Numel(shape) == static_cast<int64_t>(v.size()), "OnnxBuilder: " + name + " shape/size");
-  return AddTensor(name, OnnxType::kInt8, shape, Bytes(v.data(), v.size_bytes()));
+  return AddTensor(name, OnnxType::kInt8, shape, Bytes(v));
 }
 
 std::string OnnxBuilder::Int4(const std::string& name, const std::vector<int64_t>& shape,
@@ -184,14 +187,16 @@ std::string OnnxBuilder::Int4(const std::string& name, const std::vector<int64_t
                                        std::to_string(v[i]) + " outside [-8, 7]");
     u[i] = static_cast<uint8_t>(v[i]);
   }
-  return AddTensor(name, OnnxType::kInt4, shape, PackNibbles(u));
+  const std::string packed = PackNibbles(u);
+  return AddTensor(name, OnnxType::kInt4, shape, packed);
 }
 
 std::string OnnxBuilder::Uint4(const std::string& name, const std::vector<int64_t>& shape,
                                std::span<const uint8_t> v) {
   Check(Numel(shape) == static_cast<int64_t>(v.size()), "OnnxBuilder: " + name + " shape/size");
   for (uint8_t x : v) Check(x <= 15, "OnnxBuilder: " + name + " has a UINT4 value above 15");
-  return AddTensor(name, OnnxType::kUint4, shape, PackNibbles(v));
+  const std::string packed = PackNibbles(v);
+  return AddTensor(name, OnnxType::kUint4, shape, packed);
 }
 
 void OnnxBuilder::ImportDomain(const std::string& domain) {

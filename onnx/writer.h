@@ -113,8 +113,10 @@ class OnnxBuilder {
   OnnxFileSizes Save();
 
  private:
+  // `raw` is read, not kept: an external tensor goes straight to the data file, so a 2 GB
+  // embedding costs no copy here.
   std::string AddTensor(const std::string& name, OnnxType type, const std::vector<int64_t>& shape,
-                        std::string raw);
+                        std::span<const char> raw);
   void ImportDomain(const std::string& domain);
 
   std::string out_path_, data_path_, model_tmp_, data_tmp_;
