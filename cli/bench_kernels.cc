@@ -239,7 +239,8 @@ int RunBenchKernels(Args& a) {
   const std::string onnx_dir = a.Str("onnx-dir", "");
   const std::string json = a.OutputFile("json");
   const std::string float_dtype = a.Str("float", "");
-  const Int4Kernel kernel = ParseInt4Kernel(a.Str("int4-kernel", "auto"));
+  Int4Kernel kernel = ParseInt4Kernel(a.Str("int4-kernel", "auto"));
+  if (kernel == Int4Kernel::kAuto) kernel = BestInt4Kernel();  // print the one that runs
   SetNumThreads(ThreadsFlag(a));
   a.Finish();
   Check(m > 0 && reps > 0 && ctx > 0, "--m, --reps and --ctx must be positive");

@@ -55,6 +55,11 @@ EvalOptions ParseEvalOptions(Args& a) {
   o.recipe = ParseMethodFlags(a, o.config);
   o.sqnr_windows = a.Int("sqnr-windows", 4, 0, 1 << 20);
   a.Finish();
+  // A recipe's float baseline and calibration forwards would run on rounded inputs too, and its
+  // model would differ from what `quantize` builds.
+  Check(o.matmul == MatmulPrecision::kF32 || !o.recipe.quant,
+        "--matmul-precision bf16 is for the float model (eval without --w-bits/--a-bits/"
+        "--kv-bits/--method)");
   return o;
 }
 

@@ -23,6 +23,11 @@ bool Granted() {
 
 }  // namespace
 
-bool AmxUsable(AmxOp op) { return CpuHas(op) && Granted(); }
+bool AmxUsable(AmxOp op) {
+  // Asked once: CPUID traps to the hypervisor in a VM, and kernels call this per product.
+  static const bool bf16 = CpuHas(AmxOp::kBf16) && Granted();
+  static const bool int8 = CpuHas(AmxOp::kInt8) && Granted();
+  return op == AmxOp::kBf16 ? bf16 : int8;
+}
 
 }  // namespace sq

@@ -30,7 +30,8 @@ void PackedGemm(const Mat& x, const TensorView& w, Mat& y);
 enum class MatmulPrecision { kF32, kBf16 };
 void SetMatmulPrecision(MatmulPrecision p);
 MatmulPrecision GetMatmulPrecision();
-// "f32", "bf16 (AMX tiles)" or "bf16 (float kernel)": what PackedGemm runs for bf16 weights.
+// "f32", "bf16 (AMX tiles)" or "bf16 (float kernel)": what PackedGemm runs for bf16-stored
+// weights and 4+ rows (1-3 rows always take the float kernel; other dtypes are not rounded).
 const char* MatmulPrecisionName();
 
 }  // namespace sq

@@ -1,9 +1,5 @@
 #include "core/gemm_amx.h"
 
-#include "core/error.h"
-
-#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BW__)
-
 #include <immintrin.h>
 #include <omp.h>
 
@@ -12,12 +8,17 @@
 #include <vector>
 
 #include "core/amx.h"
+#include "core/error.h"
 #include "core/numeric.h"
 #include "core/scratch.h"
 #include "core/threads.h"
 
 namespace sq {
 namespace {
+
+// Compiled for the tile unit whatever the build's -march (as the int4 kernels are), used only
+// where AmxUsable says the CPU and the kernel allow it.
+#define SQ_AMX_BF16_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
 
 // A tile is 16 rows of 64 bytes: 16 x 32 bf16 of x (rows, depth), 16 pairs of depth x 16
 // channels of W (each 4-byte element two consecutive depths of one channel), or 16 x 16 floats
@@ -32,7 +33,7 @@ constexpr int kKc = 1024;
 constexpr int kNc = 256;
 
 // The 16 x 16 matrix of 32-bit elements whose row i is r[i], transposed in place.
-void Transpose16x16(__m512i r[16]) {
+SQ_AMX_BF16_TARGET void Transpose16x16(__m512i r[16]) {
   __m512i t[16], u[16];
   for (int i = 0; i < 16; i += 2) {  // lane L: elements 4L, 4L+1 (lo) or 4L+2, 4L+3 (hi) of 2 rows
     t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
@@ -66,7 +67,8 @@ struct Problem {
 // W's channels [n0, n0 + 32) (zero past N) at depth [k0, k0 + kStep * steps) (zero past K), as
 // `steps` pairs of tiles: out[(s * 2 + h) * kTileElems + p * 32 + 2 * j + e] =
 // W[n0 + 16 h + j, k0 + kStep s + 2 p + e], depth pair p the tile's row.
-void PackPair(const Problem& g, int64_t n0, int64_t k0, int steps, uint16_t* out) {
+SQ_AMX_BF16_TARGET void PackPair(const Problem& g, int64_t n0, int64_t k0, int steps,
+                                 uint16_t* out) {
   for (int s = 0; s < steps; ++s) {
     const int64_t k = k0 + int64_t{kStep} * s;
     const int64_t valid = std::clamp<int64_t>(g.K - k, 0, kStep);
@@ -86,8 +88,8 @@ void PackPair(const Problem& g, int64_t n0, int64_t k0, int steps, uint16_t* out
 
 // y's 32 x 32 block at c (row stride ldc floats) = (accumulate ? c : 0) + x's 32 rows at a (row
 // stride lda bf16) times the packed pair b, over `steps` tiles of depth.
-void Block(const uint16_t* a, int64_t lda, const uint16_t* b, int steps, float* c, int64_t ldc,
-           bool accumulate) {
+SQ_AMX_BF16_TARGET void Block(const uint16_t* a, int64_t lda, const uint16_t* b, int steps,
+                              float* c, int64_t ldc, bool accumulate) {
   const int64_t cs = ldc * 4, as = lda * 2;
   float* c1 = c + kTileRows * ldc;
   if (accumulate) {
@@ -119,7 +121,7 @@ void Block(const uint16_t* a, int64_t lda, const uint16_t* b, int steps, float* 
 
 // Channel pairs [p0, p1) of y (32 channels each): for each kKc of depth, pack W for them once,
 // then run every 32-row block of x past each pair.
-void RunPairs(const Problem& g, int64_t p0, int64_t p1) {
+SQ_AMX_BF16_TARGET void RunPairs(const Problem& g, int64_t p0, int64_t p1) {
   thread_local std::vector<uint16_t> store;
   uint16_t* b = AlignedScratch(store, static_cast<size_t>(kNc / kBlock) * kKc * 2 * kTileRows);
   const AmxTileConfig config;
@@ -193,17 +195,3 @@ void AmxBf16Gemm(const Mat& x, const TensorView& w, Mat& y) {
 }
 
 }  // namespace sq
-
-#else  // the compiler does not target AMX-BF16
-
-namespace sq {
-
-bool AmxBf16Available() { return false; }
-
-void AmxBf16Gemm(const Mat&, const TensorView&, Mat&) {
-  throw Error("AmxBf16Gemm: this build has no AMX kernel (AmxBf16Available() is false)");
-}
-
-}  // namespace sq
-
-#endif

@@ -3,8 +3,9 @@
 // summed in float by the tile unit. The tile unit does ~14x the FP32 FMA rate of a core, so this
 // is how a bf16 checkpoint's forward runs well past ONNX Runtime's FP32 MLAS on the same CPU.
 // It is opt-in (`--matmul-precision bf16`, core/gemm.h) because x loses its low 16 bits.
-// Built when the compiler targets AMX-BF16 (-march=native on such a CPU); used when the kernel
-// also grants this process the tile state (Linux 5.16+, arch_prctl ARCH_REQ_XCOMP_PERM).
+// Compiled into every x86-64 build (target attributes); used where the CPU has AMX-BF16 and
+// Linux grants this process the tile state (core/amx.h). Like vdpbf16ps, the tile unit treats
+// denormal inputs and results as zero.
 #pragma once
 
 #include "core/tensor.h"

@@ -217,6 +217,7 @@ mkdir -p "$T/folder.txt"
 row "--threads 100000" eval --model "$model" --data "$valid" --threads 100000
 row "--threads -1" generate --model "$model" --steps 1 --threads -1
 row "--matmul-precision fp8" bench --model "$model" --matmul-precision fp8
+row "--matmul-precision bf16 with a recipe" eval --model "$model" --data "$valid" --w-bits 4 --matmul-precision bf16
 row "--int4-kernel sse" bench-kernels --int4-kernel sse
 row "--data is a FIFO (nobody writing)" eval --model "$model" --data "$T/fifo.txt"
 row "--data is a folder" eval --model "$model" --data "$T/folder.txt"

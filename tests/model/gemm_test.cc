@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/amx.h"
 #include "core/gemm_amx.h"
 #include "core/numeric.h"
 #include "core/threads.h"
@@ -144,15 +145,17 @@ TEST_CASE("the packed GEMM handles empty products", "[model][gemm]") {
 
 // --matmul-precision bf16: bf16 weights meet x rounded to bf16, on the AMX tiles where the CPU
 // has them (4+ rows) and on the float kernel otherwise. Rounding x moves a product by up to
-// 2^-9 of |x w|, far past the 2 K eps bound for these K, so a path that skipped it fails here.
+// 2^-9 of |x w|: at K = 1 and 31 that is far past the 2 K eps bound, so a path that skipped the
+// rounding fails there (tried); deeper K checks the tiles' depth blocks and tails.
 TEST_CASE("bf16 matmul precision sums exact products of bf16-rounded inputs", "[model][gemm]") {
   if (!kHavePackedGemm) return;
   if (!AmxBf16Available()) WARN("no AMX on this CPU: only the float-kernel bf16 path runs");
   const PrecisionScope bf16(MatmulPrecision::kBf16);
   for (int k : {1, 31, 33, 300, 2100}) {  // tails of a 32-deep tile; past two 1024-deep blocks
-    for (int n : {1, 17, 33, 70}) {       // tails of a 32-channel pair
+    for (int n : {1, 17, 33, 64, 70}) {   // tails of a 32-channel pair; 64 fills pairs
       const StoredWeight w = MakeWeight(DType::kBF16, n, k, 200 + k + n);
-      for (int m : {1, 3, 4, 17, 33, 70}) {  // the dot path, then tails of a 32-row block
+      // The dot path, then tails of a 32-row block; 64 x 64 writes straight into y.
+      for (int m : {1, 3, 4, 17, 33, 64, 70}) {
         INFO("M " << m << " K " << k << " N " << n << ", " << MatmulPrecisionName());
         const Mat x = RandomMat(m, k, 9 + m);  // float draws: almost none is a bf16 value
         const Mat xr = RoundedToBf16(x);
@@ -166,6 +169,8 @@ TEST_CASE("bf16 matmul precision sums exact products of bf16-rounded inputs", "[
 }
 
 TEST_CASE("AMX products depend on neither the row count nor the thread count", "[model][gemm]") {
+  // A CPU and kernel that allow the tiles get the kernel: a build that lost it fails here.
+  CHECK(AmxBf16Available() == AmxUsable(AmxOp::kBf16));
   if (!AmxBf16Available()) {
     WARN("no AMX on this CPU: the AMX kernel is not built or not granted");
     Mat y;

@@ -41,6 +41,9 @@ const Shape kShapes[] = {
     {33, 320, 70, 0, false, 4},
     {64, 192, 33, 64, true, 8},
     {40, 96, 64, 32, true, 4},
+    // 16 panels: the AMX kernel's work items take several panels each (chunks of 4 with one
+    // thread), unpacked side by side.
+    {40, 128, 512, 64, false, 4},
 };
 
 std::string Describe(const Shape& s) {
