@@ -133,7 +133,8 @@ class StripDecoder : public Decoder {
  public:
   explicit StripDecoder(const json& j)
       : content_(unicode::ToCodepoints(Str(j, "content", " "))),
-        start_(j.value("start", 0)), stop_(j.value("stop", 0)) {
+        start_(Int(j, "start", 0, 0, "Strip decoder start")),
+        stop_(Int(j, "stop", 0, 0, "Strip decoder stop")) {
     if (content_.size() != 1) throw Error("Strip decoder content must be one character");
   }
   void Apply(std::vector<std::string>& tokens) const override {

@@ -1,10 +1,10 @@
 #include "formats/tokenizer_parts.h"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/json_util.h"
 #include "formats/unicode_regex.h"
 
 namespace sq::tokenizer_parts {
@@ -31,6 +31,14 @@ std::string Str(const json& j, const char* key, const std::string& def) {
 bool Bool(const json& j, const char* key, bool def) {
   auto it = j.find(key);
   return (it == j.end() || it->is_null()) ? def : it->get<bool>();
+}
+int Int(const json& j, const char* key, int def, int min, const std::string& what) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  const int v = JsonInt(*it, what);
+  if (v < min)
+    throw Error(what + " must be at least " + std::to_string(min) + ", got " + std::to_string(v));
+  return v;
 }
 std::string Type(const json& j) {
   if (!j.is_object() || !j.contains("type")) throw Error("component without a \"type\": " + j.dump().substr(0, 80));

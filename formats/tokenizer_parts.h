@@ -26,6 +26,9 @@ std::string ReplaceAll(const std::string& s, const std::string& from, const std:
 // Optional fields: the default when absent or null.
 std::string Str(const nlohmann::json& j, const char* key, const std::string& def = "");
 bool Bool(const nlohmann::json& j, const char* key, bool def);
+// An optional integer field (JsonInt's checks: a whole number in int's range) that must be at
+// least `min`; `what` names it in the Error.
+int Int(const nlohmann::json& j, const char* key, int def, int min, const std::string& what);
 std::string Type(const nlohmann::json& j);  // throws Error when "type" is missing
 // A field that must hold exactly one character (Metaspace replacement, split delimiter).
 uint32_t SingleChar(const nlohmann::json& j, const char* key, const std::string& what,

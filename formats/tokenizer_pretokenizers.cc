@@ -74,9 +74,7 @@ class ByteLevelPreTokenizer : public PreTokenizer {
 class FixedLengthPreTokenizer : public PreTokenizer {
  public:
   explicit FixedLengthPreTokenizer(const json& j)
-      : length_(j.contains("length") ? JsonInt(j.at("length"), "FixedLength length") : 5) {
-    if (length_ <= 0) throw Error("FixedLength length must be positive, got " + std::to_string(length_));
-  }
+      : length_(Int(j, "length", 5, 1, "FixedLength length")) {}
   void Apply(std::vector<Piece>& pieces) const override {
     std::vector<Piece> out;
     for (const Piece& p : pieces) {

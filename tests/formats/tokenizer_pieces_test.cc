@@ -376,3 +376,28 @@ TEST_CASE("CTC and BPEDecoder decoders, unsupported pieces", "[formats][tokenize
   CHECK_THROWS_WITH(test::LoadTokenizerJson("unsupported_model", j),
                     Catch::Contains("unsupported model type \"Bigram\"") && Catch::Contains("tokenizer.json"));
 }
+
+// Found by hf_tokenizer_fuzz: a Strip decoder's "start" of 3.3e127 was cast to int (undefined
+// behaviour). Integer fields of tokenizer pieces go through JsonInt, with their own lower bound.
+TEST_CASE("integer fields of tokenizer pieces are checked and never cast", "[formats][tokenizer]") {
+  const std::pair<json, std::string> cases[] = {
+      {{{"type", "Strip"}, {"content", " "}, {"start", 3.3e127}, {"stop", 0}},
+       "Strip decoder start must be an integer"},
+      {{{"type", "Strip"}, {"content", " "}, {"start", 0}, {"stop", 1.5}},
+       "Strip decoder stop must be an integer"},
+      {{{"type", "Strip"}, {"content", " "}, {"start", -1}, {"stop", 0}},
+       "Strip decoder start must be at least 0, got -1"},
+  };
+  for (const auto& [decoder, message] : cases) {
+    INFO(decoder.dump());
+    CHECK_THROWS_WITH(test::LoadTokenizerJson("strip", WordLevel({"a"}, nullptr, nullptr, decoder)),
+                      Catch::Contains(message));
+  }
+  json fixed = WordLevel({"a"}, nullptr, {{"type", "FixedLength"}, {"length", 0}});
+  CHECK_THROWS_WITH(test::LoadTokenizerJson("fixed", fixed),
+                    Catch::Contains("FixedLength length must be at least 1, got 0"));
+  json strip = WordLevel({"a", "b"}, nullptr, {{"type", "WhitespaceSplit"}},
+                         {{"type", "Strip"}, {"content", "a"}, {"start", 1}, {"stop", 0}});
+  // Each token loses up to `start` leading "a": "a" "a" "b" -> "" "" "b".
+  CHECK(test::LoadTokenizerJson("strip_ok", strip)->Decode(Ids{1, 1, 2}, false) == "b");
+}
