@@ -147,10 +147,9 @@ int TokensFlag(Args& a, const std::string& name) { return a.Int(name, 0, 0, kInt
 int SeedFlag(Args& a) { return a.Int("seed", 0, 0, kIntMax); }
 
 MatmulPrecision MatmulPrecisionFlag(Args& a) {
-  const std::string v = a.Str("matmul-precision", "f32");
-  if (v == "f32") return MatmulPrecision::kF32;
-  Check(v == "bf16", "flag --matmul-precision must be one of f32, bf16, got '" + v + "'");
-  return MatmulPrecision::kBf16;
+  return a.OneOf<MatmulPrecision>(
+      "matmul-precision", "f32",
+      {{"f32", MatmulPrecision::kF32}, {"bf16", MatmulPrecision::kBf16}});
 }
 
 }  // namespace sq

@@ -6,8 +6,10 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "core/gemm.h"
 
 namespace sq {
@@ -31,6 +33,20 @@ class Args {
   // with an Error naming the flag. The default is returned as given when the flag is absent.
   int Int(const std::string& name, int def, long min, long max);
   int IntOneOf(const std::string& name, int def, const std::vector<int>& allowed);
+  // A flag whose value is one of the names in `choices` (--onnx-format qdq|matmulnbits): the
+  // value paired with it, or with `def` when the flag is absent; any other name is refused with
+  // the list.
+  template <class T>
+  T OneOf(const std::string& name, const std::string& def,
+          const std::vector<std::pair<std::string, T>>& choices) {
+    const std::string v = Str(name, def);
+    for (const auto& [choice, value] : choices) {
+      if (v == choice) return value;
+    }
+    std::string list;
+    for (const auto& choice : choices) list += (list.empty() ? "" : ", ") + choice.first;
+    throw Error(command_ + ": flag --" + name + " must be one of " + list + ", got '" + v + "'");
+  }
   // A comma-separated list of integers ("0,3"), each as Int checks it; empty when absent.
   std::vector<int> IntList(const std::string& name, long min, long max);
   double Float(const std::string& name, double def, double min, double max);

@@ -54,13 +54,16 @@ std::pair<double, double> GemmGflops(int m, int k, int n, int reps) {
         },
         per_thread);
   });
+  if (!kHavePackedGemm) return {eigen, 0.0};
   // The linears' own product; with --matmul-precision bf16, on bf16 weights as a checkpoint's.
-  std::vector<uint16_t> narrow(b.size());
-  for (size_t i = 0; i < narrow.size(); ++i) narrow[i] = FloatToBf16(b.data()[i]);
-  const TensorView wb{DType::kBF16, {n, k}, reinterpret_cast<const std::byte*>(narrow.data())};
-  const TensorView& own = GetMatmulPrecision() == MatmulPrecision::kBf16 ? wb : w;
-  const double packed = kHavePackedGemm ? rate([&] { PackedGemm(a, own, c); }) : 0.0;
-  return {eigen, packed};
+  std::vector<uint16_t> narrow;
+  TensorView own = w;
+  if (GetMatmulPrecision() == MatmulPrecision::kBf16) {
+    narrow.resize(b.size());
+    for (size_t i = 0; i < narrow.size(); ++i) narrow[i] = FloatToBf16(b.data()[i]);
+    own = {DType::kBF16, {n, k}, reinterpret_cast<const std::byte*>(narrow.data())};
+  }
+  return {eigen, rate([&] { PackedGemm(a, own, c); })};
 }
 
 int RunBench(Args& a) {

@@ -239,7 +239,11 @@ int RunBenchKernels(Args& a) {
   const std::string onnx_dir = a.Str("onnx-dir", "");
   const std::string json = a.OutputFile("json");
   const std::string float_dtype = a.Str("float", "");
-  Int4Kernel kernel = ParseInt4Kernel(a.Str("int4-kernel", "auto"));
+  std::vector<std::pair<std::string, Int4Kernel>> kernels;
+  for (Int4Kernel k : kInt4Kernels) kernels.emplace_back(Int4KernelName(k), k);
+  Int4Kernel kernel = a.OneOf("int4-kernel", "auto", kernels);
+  Check(Int4KernelSupported(kernel), std::string("bench-kernels: --int4-kernel ") +
+                                         Int4KernelName(kernel) + ": this CPU cannot run it");
   if (kernel == Int4Kernel::kAuto) kernel = BestInt4Kernel();  // print the one that runs
   SetNumThreads(ThreadsFlag(a));
   a.Finish();

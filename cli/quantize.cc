@@ -42,8 +42,10 @@ QuantizeOptions ParseQuantizeOptions(Args& a) {
   if (std::filesystem::path(o.out).extension() == ".onnx") a.OutputFile("out", true);
   o.config = ParseQuantConfig(a, FloatDefaults());
   o.recipe = ParseMethodFlags(a, o.config);
-  o.onnx.format = ParseOnnxFormat(a.Str("onnx-format", "qdq"));
-  o.onnx.layout = ParseOnnxLayout(a.Str("layout", "decoder"));
+  o.onnx.format = a.OneOf<OnnxFormat>(
+      "onnx-format", "qdq", {{"qdq", OnnxFormat::kQdq}, {"matmulnbits", OnnxFormat::kMatMulNBits}});
+  o.onnx.layout = a.OneOf<OnnxLayout>(
+      "layout", "decoder", {{"decoder", OnnxLayout::kDecoder}, {"scoring", OnnxLayout::kScoring}});
   const int threshold = a.Int("external-threshold", 1024, 0, kIntMax);
   o.onnx.external_threshold = static_cast<size_t>(threshold);
   o.logits_out = a.OutputFile("logits-out");

@@ -27,18 +27,6 @@
 
 namespace sq {
 
-OnnxFormat ParseOnnxFormat(const std::string& name) {
-  if (name == "qdq") return OnnxFormat::kQdq;
-  if (name == "matmulnbits") return OnnxFormat::kMatMulNBits;
-  throw Error("--onnx-format must be qdq or matmulnbits, got '" + name + "'");
-}
-
-OnnxLayout ParseOnnxLayout(const std::string& name) {
-  if (name == "decoder") return OnnxLayout::kDecoder;
-  if (name == "scoring") return OnnxLayout::kScoring;
-  throw Error("--layout must be decoder or scoring, got '" + name + "'");
-}
-
 MatMulNBitsWeight PackMatMulNBits(const QuantizedWeight& w, const std::string& name) {
   Check(w.grid.bits == 4, "--onnx-format matmulnbits: " + name + " has " +
                               std::to_string(w.grid.bits) + "-bit weights; MatMulNBits is "
@@ -91,7 +79,10 @@ using Ints = std::vector<int64_t>;
 constexpr const char* kMsDomain = "com.microsoft";
 
 // A matrix's values in row-major order, not copied (an initializer is written from them at once).
-std::span<const float> Flat(const Mat& m) { return {m.data(), static_cast<size_t>(m.size())}; }
+template <class M>  // a Mat or a ConstMatMap
+std::span<const float> Flat(const M& m) {
+  return {m.data(), static_cast<size_t>(m.size())};
+}
 
 // A 2-D weight as a float matrix: a view of its own memory when it is stored as F32 (the
 // transformed model's embedding and lm_head: 2 GB each at 8B, never copied for the export),
@@ -330,8 +321,7 @@ class GraphWriter {
     const TensorView& e = m_.weights.embed;
     Mat widened;
     const ConstMatMap values = FloatView(e, widened);
-    embed_ = b_.Float("embed.weight", {e.rows(), e.cols()},
-                      std::span<const float>(values.data(), static_cast<size_t>(values.size())));
+    embed_ = b_.Float("embed.weight", {e.rows(), e.cols()}, Flat(values));
     return embed_;
   }
 

@@ -35,12 +35,8 @@ enum class OnnxFormat {
   kQdq,          // INT4 initializer -> DequantizeLinear (axis, block_size) -> MatMul
   kMatMulNBits,  // com.microsoft MatMulNBits (uint8 [N, K/bs, bs/2], scales, zero points)
 };
-// "qdq" / "matmulnbits"; throws Error naming the flag otherwise.
-OnnxFormat ParseOnnxFormat(const std::string& name);
 
 enum class OnnxLayout { kDecoder, kScoring };
-// "decoder" / "scoring"; throws Error naming the flag otherwise.
-OnnxLayout ParseOnnxLayout(const std::string& name);
 
 // A 4-bit weight in com.microsoft MatMulNBits's layout: B uint8 [N, n_blocks, block_size / 2]
 // (column n, element k in block k / block_size, low nibble when k is even), scales

@@ -48,17 +48,6 @@ bool Int4KernelSupported(Int4Kernel k) {
   return false;
 }
 
-Int4Kernel ParseInt4Kernel(const std::string& name) {
-  for (Int4Kernel k : {Int4Kernel::kAuto, Int4Kernel::kScalar, Int4Kernel::kAvx2,
-                       Int4Kernel::kAvx512Vnni, Int4Kernel::kAmxInt8}) {
-    if (name != Int4KernelName(k)) continue;
-    Check(Int4KernelSupported(k), "--int4-kernel " + name + ": this CPU cannot run it");
-    return k;
-  }
-  throw Error("--int4-kernel must be one of auto, scalar, avx2, avx512-vnni, amx-int8, got '" +
-              name + "'");
-}
-
 Int4Kernel BestInt4Kernel() {
   static const Int4Kernel best = Int4KernelSupported(Int4Kernel::kAmxInt8) ? Int4Kernel::kAmxInt8
                                  : Int4KernelSupported(Int4Kernel::kAvx512Vnni)
@@ -285,17 +274,6 @@ inline int32_t Load4(const int8_t* p) {
   return v;
 }
 
-template <int MR, int NV>
-SQ_VNNI_TARGET inline void VnniFinish(float (*tile)[NV * 16], const QuantizedActs& a, int t0,
-                                      int p0, Mat& y) {
-  for (int r = 0; r < MR; ++r) {
-    const __m512 sa = _mm512_set1_ps(a.scales[t0 + r]);
-    for (int v = 0; v < NV; ++v)
-      _mm512_store_ps(&tile[r][16 * v], _mm512_mul_ps(_mm512_load_ps(&tile[r][16 * v]), sa));
-  }
-  StoreTile(&tile[0][0], MR, NV * 16, t0, p0 * kPanel, y);
-}
-
 // Any MR x NP tile (used for the tails; GCC keeps these small arrays in registers).
 template <int MR, int NP>
 SQ_VNNI_TARGET void VnniTile(const QuantizedActs& a, const PackedInt4& w, int t0, int p0, Mat& y) {
@@ -329,7 +307,7 @@ SQ_VNNI_TARGET void VnniTile(const QuantizedActs& a, const PackedInt4& w, int t0
                        tile[r]);
     }
   }
-  VnniFinish<MR, NV>(tile, a, t0, p0, y);
+  int4_internal::FinishRows(&tile[0][0], MR, NV * 16, a, t0, p0, y);
 }
 
 // The hot loop of the main tile (4 tokens x 64 channels, one group): 16 named accumulators,
@@ -383,12 +361,12 @@ SQ_VNNI_TARGET void VnniTile4x2(const QuantizedActs& a, const PackedInt4& w, int
     for (int r = 0; r < 4; ++r)
       VnniGroupEnd<2>(acc + 4 * r, w, p0, g, sums[r * w.n_groups], tile[r]);
   }
-  VnniFinish<4, 4>(tile, a, t0, p0, y);
+  int4_internal::FinishRows(&tile[0][0], 4, 64, a, t0, p0, y);
 }
 
+// Tokens [t, T) of panels p0 .. p0 + NP - 1.
 template <int NP>
-SQ_VNNI_TARGET void VnniPanels(const QuantizedActs& a, const PackedInt4& w, int p0, Mat& y) {
-  int t = 0;
+SQ_VNNI_TARGET void VnniPanels(const QuantizedActs& a, const PackedInt4& w, int p0, int t, Mat& y) {
   for (; t + kVnniRows <= a.rows; t += kVnniRows) {
     if constexpr (NP == 2) {
       VnniTile4x2(a, w, t, p0, y);
@@ -415,31 +393,20 @@ SQ_VNNI_TARGET void VnniPanels(const QuantizedActs& a, const PackedInt4& w, int 
 
 namespace int4_internal {
 
-SQ_VNNI_TARGET void FinishRows(float* tile, int rows, const QuantizedActs& a, int t0, int p,
-                               Mat& y) {
+SQ_VNNI_TARGET void FinishRows(float* tile, int rows, int width, const QuantizedActs& a, int t0,
+                               int p0, Mat& y) {
   for (int r = 0; r < rows; ++r) {
     const __m512 sa = _mm512_set1_ps(a.scales[t0 + r]);
-    for (int v = 0; v < 2; ++v) {
-      float* out = tile + r * kPanel + 16 * v;
+    for (int c = 0; c < width; c += 16) {
+      float* out = tile + r * width + c;
       _mm512_store_ps(out, _mm512_mul_ps(_mm512_load_ps(out), sa));
     }
   }
-  StoreTile(tile, rows, kPanel, t0, p * kPanel, y);
+  StoreTile(tile, rows, width, t0, p0 * kPanel, y);
 }
 
-SQ_VNNI_TARGET void VnniPanelRows(const QuantizedActs& a, const PackedInt4& w, int t, int p,
-                                  Mat& y) {
-  for (; t + kVnniRows <= a.rows; t += kVnniRows) VnniTile<kVnniRows, 1>(a, w, t, p, y);
-  switch (a.rows - t) {
-    case 3:
-      return VnniTile<3, 1>(a, w, t, p, y);
-    case 2:
-      return VnniTile<2, 1>(a, w, t, p, y);
-    case 1:
-      return VnniTile<1, 1>(a, w, t, p, y);
-    default:
-      return;
-  }
+void VnniPanelRows(const QuantizedActs& a, const PackedInt4& w, int t, int p, Mat& y) {
+  VnniPanels<1>(a, w, p, t, y);
 }
 
 }  // namespace int4_internal
@@ -464,9 +431,9 @@ void Int4Gemm(const QuantizedActs& a, const PackedInt4& w, Mat& y, Int4Kernel ke
 #pragma omp parallel for schedule(dynamic, 1)
     for (int it = 0; it < items; ++it) {
       if (2 * it + 1 < w.n_panels) {
-        VnniPanels<2>(a, w, 2 * it, y);
+        VnniPanels<2>(a, w, 2 * it, 0, y);
       } else {
-        VnniPanels<1>(a, w, 2 * it, y);
+        VnniPanels<1>(a, w, 2 * it, 0, y);
       }
     }
     return;

@@ -30,11 +30,11 @@
 namespace sq {
 
 enum class Int4Kernel { kAuto, kScalar, kAvx2, kAvx512Vnni, kAmxInt8 };
+inline constexpr Int4Kernel kInt4Kernels[] = {Int4Kernel::kAuto, Int4Kernel::kScalar,
+                                              Int4Kernel::kAvx2, Int4Kernel::kAvx512Vnni,
+                                              Int4Kernel::kAmxInt8};
 
-const char* Int4KernelName(Int4Kernel k);  // "scalar", "avx2", "avx512-vnni", "amx-int8"
-// "auto" or a name Int4KernelName gives; throws Error naming the choices, or when this CPU
-// cannot run that kernel.
-Int4Kernel ParseInt4Kernel(const std::string& name);
+const char* Int4KernelName(Int4Kernel k);  // "auto", "scalar", "avx2", "avx512-vnni", "amx-int8"
 // The fastest kernel this CPU runs (never kAuto).
 Int4Kernel BestInt4Kernel();
 bool Int4KernelSupported(Int4Kernel k);

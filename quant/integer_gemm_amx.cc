@@ -47,7 +47,7 @@ SQ_AMX_TARGET void UnpackPanel(const PackedInt4& w, int p, uint8_t* out) {
 SQ_AMX_TARGET void Block(const QuantizedActs& a, const PackedInt4& w, const uint8_t* bt, int t0,
                          int p, Mat& y) {
   alignas(64) int32_t acc[kRows][32];
-  alignas(64) float tile[kRows][32] = {};
+  alignas(64) float tile[kRows][kPanel] = {};
   const int steps = w.group_pad / kTileCols, stride = a.stride();
   for (int g = 0; g < w.n_groups; ++g) {
     _tile_zero(0);
@@ -76,7 +76,7 @@ SQ_AMX_TARGET void Block(const QuantizedActs& a, const PackedInt4& w, const uint
                       tile[r]);
     }
   }
-  FinishRows(&tile[0][0], kRows, a, t0, p, y);
+  FinishRows(&tile[0][0], kRows, kPanel, a, t0, p, y);
 }
 
 // Panels [p0, p1): their weight tiles unpacked once (at most kChunkPanels, ~1 MB at K = 4096,

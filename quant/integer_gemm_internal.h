@@ -36,8 +36,9 @@ SQ_VNNI_TARGET inline void VnniGroupEnd(const __m512i* acc, const PackedInt4& w,
   }
 }
 
-// tile [rows][32] times each token's activation scale, stored into y at (t0, panel p).
-void FinishRows(float* tile, int rows, const QuantizedActs& a, int t0, int p, Mat& y);
+// tile [rows][width] (width a multiple of 16: panels p0, p0 + 1, ...) times each token's
+// activation scale, stored into y at rows t0.., the columns of those panels.
+void FinishRows(float* tile, int rows, int width, const QuantizedActs& a, int t0, int p0, Mat& y);
 // Tokens [t_begin, T) of panel p on the VNNI kernel.
 void VnniPanelRows(const QuantizedActs& a, const PackedInt4& w, int t_begin, int p, Mat& y);
 

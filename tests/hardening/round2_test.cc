@@ -193,6 +193,14 @@ TEST_CASE("flags: one table validates syntax, finiteness and range with the flag
   Args b = MakeArgs({"--w-bits", "32"});
   REQUIRE_THROWS_WITH(b.IntOneOf("w-bits", 16, {2, 3, 4, 5, 6, 7, 8, 16}),
                       Contains("--w-bits must be one of 2, 3, 4, 5, 6, 7, 8, 16, got 32"));
+  const std::vector<std::pair<std::string, int>> formats = {{"qdq", 1}, {"matmulnbits", 2}};
+  Args named = MakeArgs({"--onnx-format", "matmulnbits"});
+  CHECK(named.OneOf("onnx-format", "qdq", formats) == 2);
+  Args absent = MakeArgs({});
+  CHECK(absent.OneOf("onnx-format", "qdq", formats) == 1);
+  Args unknown = MakeArgs({"--onnx-format", "QDQ"});
+  REQUIRE_THROWS_WITH(unknown.OneOf("onnx-format", "qdq", formats),
+                      Contains("--onnx-format must be one of qdq, matmulnbits, got 'QDQ'"));
   auto r = test::RunSinkquant("profile --model x --data y --out z --sink-mass 7");
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Contains("--sink-mass must be between 0 and 1"));
