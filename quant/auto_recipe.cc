@@ -30,27 +30,27 @@ std::string Fixed(double v, int digits) {
   return b;
 }
 
-// One candidate quantized on `fit` and scored on `score`: its mean KL to the float model.
+// One candidate (a method at a bit setting) quantized on `fit` and scored on `score`: its mean
+// KL to the float model.
 class Scorer {
  public:
-  Scorer(const Model& fp, const QuantConfig& base, const std::vector<Window>& calib)
-      : fp_(fp), base_(base) {
+  Scorer(const Model& fp, const std::vector<Window>& calib) : fp_(fp) {
     const size_t n_fit = (calib.size() * 3 + 3) / 4;
     fit_.assign(calib.begin(), calib.begin() + std::min(n_fit, calib.size() - 1));
     score_.assign(calib.begin() + fit_.size(), calib.end());
   }
-  double KL(const std::string& method) {
+  double KL(const std::string& method, const QuantConfig& config) {
     const auto t0 = std::chrono::steady_clock::now();
     CompareRecipesOptions o;
     o.methods = {method};
-    o.base = base_;
+    o.base = config;
     o.ratio_windows = 0;
     const double kl = CompareRecipes(fp_, fit_, score_, o)[0].kld;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++tried_;
     if (ProgressEnabled() && dist::Rank() == 0) {
-      std::fprintf(stderr, "auto: candidate %d %s: KL %.6f (%s)\n", tried_, method.c_str(), kl,
-                   FormatDuration(s).c_str());
+      std::fprintf(stderr, "auto: candidate %d %s%s: KL %.6f (%s)\n", tried_, method.c_str(),
+                   config.w_sym ? "" : " --w-asym", kl, FormatDuration(s).c_str());
     }
     return kl;
   }
@@ -62,7 +62,6 @@ class Scorer {
 
  private:
   const Model& fp_;
-  QuantConfig base_;
   std::vector<Window> fit_, score_;
   int tried_ = 0;
 };
@@ -91,6 +90,18 @@ bool ReadProfile(const Model& fp, const std::vector<Window>& fit, std::vector<st
   return heavy;
 }
 
+// "+m: KL 0.123456 (-4.2%): kept" or "...: dropped (not 1% better)"; whether `kl` is kept
+// against `best_kl`.
+bool KeepIfBetter(const std::string& what, double kl, double best_kl,
+                  std::vector<std::string>& why) {
+  const double change = kl / best_kl - 1;
+  const bool keep = change < -kAutoNoise;
+  why.push_back(
+      what + ": KL " + Fixed(kl, 6) + " (" + (change >= 0 ? "+" : "") + Fixed(100 * change, 1) +
+      "%): " + (keep ? "kept" : "dropped (not " + Fixed(100 * kAutoNoise, 0) + "% better)"));
+  return keep;
+}
+
 }  // namespace
 
 bool IsAutoMethod(const std::string& method) {
@@ -114,9 +125,9 @@ Recipe ResolveRecipe(const Model& fp, const Recipe& r, const std::vector<Window>
   Check(calib.size() >= 2, "--method " + r.name +
                                ": needs at least 2 calibration windows (it fits candidates on "
                                "some and scores them on the rest): --calib FILE");
-  const QuantConfig& c = r.base_config;
+  QuantConfig c = r.base_config;
   const std::string forced = ForcedModifiers(r.name);
-  Scorer scorer(fp, r.base_config, calib);
+  Scorer scorer(fp, calib);
   const bool heavy = ReadProfile(fp, scorer.fit(), why);
 
   std::vector<std::string> bases = {"gptq", "rotate-gptq"};
@@ -125,26 +136,30 @@ Recipe ResolveRecipe(const Model& fp, const Recipe& r, const std::vector<Window>
   double best_kl = 0;
   std::string line = "candidates on " + scorer.Split() + ":";
   for (const std::string& b : bases) {
-    const double kl = scorer.KL(b + forced);
+    const double kl = scorer.KL(b + forced, c);
     line += " " + b + " KL " + Fixed(kl, 6);
     if (best.empty() || kl < best_kl) best = b + forced, best_kl = kl;
   }
   why.push_back(line + " -> " + best);
 
+  // A zero point per weight group costs a few bits a row and centres the grid on rows whose
+  // values are not symmetric about 0 (tried before the modifiers, which fit to the weights).
+  if (c.w_bits < 16 && c.w_sym) {
+    QuantConfig asym = c;
+    asym.w_sym = false;
+    const double kl = scorer.KL(best, asym);
+    if (KeepIfBetter("asymmetric weights (--w-asym)", kl, best_kl, why)) c = asym, best_kl = kl;
+  }
   for (const std::string& m : Modifiers(c)) {
     if (Has(SplitList(forced, '+'), m)) continue;  // the user's: in every candidate
     const std::string tried = best + "+" + m;
-    const double kl = scorer.KL(tried);
-    const double change = kl / best_kl - 1;
-    const bool keep = change < -kAutoNoise;
-    why.push_back("+" + m + ": KL " + Fixed(kl, 6) + " (" + (change >= 0 ? "+" : "") +
-                  Fixed(100 * change, 1) + "%): " +
-                  (keep ? "kept" : "dropped (not " + Fixed(100 * kAutoNoise, 0) + "% better)"));
-    if (keep) best = tried, best_kl = kl;
+    const double kl = scorer.KL(tried, c);
+    if (KeepIfBetter("+" + m, kl, best_kl, why)) best = tried, best_kl = kl;
   }
   why.push_back("chose " + best + ", fitted on all " + std::to_string(calib.size()) +
-                " calibration windows");
-  return MakeRecipe(best, r.base_config);
+                " calibration windows" +
+                (c.w_sym == r.base_config.w_sym ? "" : ", with asymmetric weights (--w-asym)"));
+  return MakeRecipe(best, c);
 }
 
 }  // namespace sq

@@ -6,10 +6,12 @@
 // printed with the choice.
 //
 // The search: the base recipes (gptq, rotate-gptq, rotate-learned-gptq), the best kept; then
-// each modifier the bit setting can use (+act-clip, +seq with quantized activations or KV,
-// +kv-rotate with a quantized KV cache) added in turn and kept only when it lowers the KL by more
-// than kAutoNoise. Modifiers the user appends ("auto+outliers") are in every candidate. The
-// chosen recipe is then fitted on all the calibration windows.
+// asymmetric weights (a zero point per row or group, as --w-asym; unless the user asked for
+// them) and each modifier the bit setting can use (+act-clip, +seq with quantized activations
+// or KV, +kv-rotate with a quantized KV cache), added in turn and kept only when it lowers the KL
+// by more than kAutoNoise. Modifiers the user appends ("auto+outliers") are in every candidate.
+// The chosen recipe (its config says whether the weights are asymmetric) is then fitted on all
+// the calibration windows.
 #pragma once
 
 #include <string>

@@ -41,14 +41,17 @@ TEST_CASE("auto is never worse on its scored windows than a fixed base it tried"
   // Measured again, independently of the search: on the held-out windows the choice's KL is
   // at most that of the fixed bases every search starts from.
   CompareRecipesOptions o;
-  o.methods = {"gptq", "rotate-gptq", chosen.name};
+  o.methods = {"gptq", "rotate-gptq"};
   o.base = f.base;
   o.ratio_windows = 0;
   const std::vector<Window> fit(f.calib.begin(), f.calib.begin() + 6);
   const std::vector<Window> scored(f.calib.begin() + 6, f.calib.end());
-  const std::vector<RecipeRow> rows = CompareRecipes(f.fp, fit, scored, o);
-  CHECK(rows[2].kld <= rows[0].kld);
-  CHECK(rows[2].kld <= rows[1].kld);
+  const std::vector<RecipeRow> fixed = CompareRecipes(f.fp, fit, scored, o);
+  o.methods = {chosen.name};
+  o.base.w_sym = chosen.config.w_sym;  // auto may have chosen asymmetric weights
+  const double chosen_kl = CompareRecipes(f.fp, fit, scored, o)[0].kld;
+  CHECK(chosen_kl <= fixed[0].kld);
+  CHECK(chosen_kl <= fixed[1].kld);
 
   // Deterministic: the same text and flags choose the same recipe.
   std::vector<std::string> again;
@@ -67,6 +70,26 @@ TEST_CASE("auto keeps the user's modifiers in every candidate and does not try t
   CHECK(chosen.name.find("kv-rotate+kv-rotate") == std::string::npos);
   for (const std::string& line : why) CHECK(line.rfind("+kv-rotate:", 0) != 0);
   CHECK(chosen.config.kv_bits == 4);  // the user's flags, not the union's
+}
+
+TEST_CASE("auto tries asymmetric weights once and records the choice in the recipe's config",
+          "[quant][auto]") {
+  AutoFixture f;
+  std::vector<std::string> why;
+  const Recipe chosen = ResolveRecipe(f.fp, MakeRecipe("auto", f.base), f.calib, why);
+  int asym_lines = 0;
+  for (const std::string& line : why) {
+    if (line.rfind("asymmetric weights (--w-asym): KL ", 0) != 0) continue;
+    ++asym_lines;
+    CHECK(chosen.config.w_sym == (line.find(": kept") == std::string::npos));
+  }
+  CHECK(asym_lines == 1);
+  CHECK((why.back().find("with asymmetric weights") != std::string::npos) == !chosen.config.w_sym);
+  // Asked for by the user: in every candidate, not tried as a choice.
+  f.base.w_sym = false;
+  std::vector<std::string> asked;
+  CHECK_FALSE(ResolveRecipe(f.fp, MakeRecipe("auto", f.base), f.calib, asked).config.w_sym);
+  for (const std::string& line : asked) CHECK(line.rfind("asymmetric", 0) != 0);
 }
 
 TEST_CASE("auto reads the flags its candidates read and refuses what it cannot do",
