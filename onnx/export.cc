@@ -675,11 +675,16 @@ class GraphWriter {
     return AddBias(y, q->bias(), p);
   }
 
-  // x Q as a constant MatMul over the last axis (the same product Rotation::ApplyRef computes).
-  // q/k/v and gate/up share one rotated input, computed once.
+  // x Q over the last axis (the product Rotation::ApplyRef computes): a Hadamard as its two
+  // Kronecker factors, any other Q as one constant MatMul. q/k/v and gate/up share one rotated
+  // input, computed once.
   std::string Rotate(const std::string& x, const Rotation& q, const std::string& p) {
     auto [it, fresh] = rotated_.try_emplace({x, &q});
     if (!fresh) return it->second;
+    if (q.is_hadamard()) {
+      it->second = RotateFactored(x, q, p);
+      return it->second;
+    }
     auto [qit, new_q] = rotations_.try_emplace(&q);
     if (new_q) {
       const Mat& m = q.matrix();  // [n, n]
@@ -687,6 +692,35 @@ class GraphWriter {
     }
     it->second = Op("MatMul", {x, qit->second}, p + "/rotate");
     return it->second;
+  }
+
+  // The constants of one Hadamard's KroneckerFactors, written once per rotation.
+  struct FactorNames {
+    std::string signs, left, right;
+    int64_t p = 0, m = 0;
+  };
+
+  // x Q for a Hadamard Q (quant/hadamard.h's KroneckerFactors): x * scaled_signs, read as
+  // [.., p, m], right-multiplied by `right` and left-multiplied by `left`, then given x's shape
+  // back (any rank: per head or the whole row). (p + m) n multiply-adds a row instead of n^2,
+  // and two small initializers instead of an n x n one (822 MB at 8B's down_proj).
+  std::string RotateFactored(const std::string& x, const Rotation& q, const std::string& p) {
+    auto [fit, fresh] = factors_.try_emplace(&q);
+    if (fresh) {
+      const KroneckerFactors f = q.Factors();
+      const std::string name = b_.Unique(p + ".online_hadamard");
+      FactorNames& c = fit->second;
+      c.p = f.left.rows(), c.m = f.right.rows();
+      c.signs = b_.Float(name + ".signs", {f.scaled_signs.size()}, Flat(f.scaled_signs));
+      c.left = b_.Float(name + ".left", {c.p, c.p}, Flat(f.left));
+      c.right = b_.Float(name + ".right", {c.m, c.m}, Flat(f.right));
+    }
+    const FactorNames& c = fit->second;
+    std::string y =
+        Op("Reshape", {Op("Mul", {x, c.signs}, p + "/signs"), I({-1, c.p, c.m})}, p + "/blocks");
+    if (c.m > 1) y = Op("MatMul", {y, c.right}, p + "/right");
+    if (c.p > 1) y = Op("MatMul", {c.left, y}, p + "/left");
+    return Op("Reshape", {y, Op("Shape", {x}, p + "/shape")}, p + "/rotate");
   }
 
   // x Q^T as a constant MatMul over the last axis (Rotation::ApplyTransposed).
@@ -777,7 +811,8 @@ class GraphWriter {
   std::map<int64_t, std::string> int_scalars_;
   std::map<uint32_t, std::string> floats_;
   std::map<std::pair<std::string, const Rotation*>, std::string> rotated_;
-  std::map<const Rotation*, std::string> rotations_;
+  std::map<const Rotation*, std::string> rotations_;          // dense Q constants
+  std::map<const Rotation*, FactorNames> factors_;            // Hadamard Q constants
   std::map<const Rotation*, std::string> inverse_rotations_;  // Q^T constants
   // +outliers: (masked x, gathered x) per (x, channels)
   std::map<std::pair<std::string, std::vector<int>>, std::pair<std::string, std::string>> split_;

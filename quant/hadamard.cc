@@ -161,17 +161,40 @@ void FwhtRows(Eigen::Ref<Mat> x) {
 Rotation::Rotation(int n, uint64_t seed) : n_(n) {
   Check(n > 0, "Rotation: size must be positive, got " + std::to_string(n));
   std::mt19937_64 rng(seed);
-  Mat h;
-  if (!HadamardMatrix(n, &h)) {
+  base_ = HadamardBase(n);
+  if (base_ == 0) {
     q_ = RandomOrthogonal(n, rng);
     return;
   }
-  base_ = HadamardBase(n);
   if (base_ > 1) base_h_ = PaleyMatrix(base_);
   signs_.resize(n);
   std::bernoulli_distribution coin(0.5);
   for (int i = 0; i < n; ++i) signs_[i] = coin(rng) ? 1.0f : -1.0f;
-  q_ = signs_.asDiagonal() * h / std::sqrt(static_cast<float>(n));
+}
+
+const Mat& Rotation::matrix() const {
+  if (base_ == 0) return q_;
+  std::call_once(dense_once_, [&] {
+    Mat h;
+    HadamardMatrix(n_, &h);
+    q_ = signs_.asDiagonal() * h / std::sqrt(static_cast<float>(n_));
+  });
+  return q_;
+}
+
+KroneckerFactors Rotation::Factors() const {
+  Check(base_ > 0, "Rotation::Factors: " + Describe() + " is not a Hadamard");
+  // Sylvester(P) = Sylvester(p) (x) Sylvester(P / p) for powers of two, so
+  // H = Sylvester(P) (x) Paley(m) = Sylvester(p) (x) (Sylvester(P / p) (x) Paley(m)).
+  const int big = n_ / base_;  // P
+  int p = 1;
+  while (2 * p <= big && static_cast<long>(2 * p) * (2 * p) <= n_) p *= 2;
+  const Mat syl = Sylvester(big / p);
+  KroneckerFactors f;
+  f.scaled_signs = signs_ / std::sqrt(static_cast<float>(n_));
+  f.left = Sylvester(p);
+  f.right = base_ == 1 ? syl : Kronecker(syl, base_h_);
+  return f;
 }
 
 Rotation::Rotation(Mat q, std::string what)
@@ -213,12 +236,12 @@ void RightMultiplyRows(Eigen::Ref<Mat> x, const M& m) {
 
 void Rotation::ApplyRef(Eigen::Ref<Mat> x) const {
   CheckWidth(x.cols(), n_);
-  RightMultiplyRows(x, q_);
+  RightMultiplyRows(x, matrix());
 }
 
 void Rotation::ApplyTransposed(Eigen::Ref<Mat> x) const {
   CheckWidth(x.cols(), n_);
-  RightMultiplyRows(x, q_.transpose());
+  RightMultiplyRows(x, matrix().transpose());
 }
 
 void Rotation::Apply(Eigen::Ref<Mat> x) const {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "core/tensor.h"
@@ -24,9 +25,22 @@ bool HadamardMatrix(int n, Mat* h);
 // none exists.
 int HadamardBase(int n);
 
+// A randomized Hadamard written as two small products: Q = diag(scaled_signs) (left (x) right),
+// left = Sylvester(p) [p, p] and right [m, m] (a Hadamard too), p m = n, scaled_signs =
+// signs / sqrt(n). For x [n] read as X [p, m] (row-major), x Q = (left^T X' right) with
+// X' = X diag(scaled_signs) reshaped, and left is symmetric. p is about sqrt(n), so the two
+// products cost (p + m) n multiply-adds a row, not n^2 (14336: 288 n).
+struct KroneckerFactors {
+  Vec scaled_signs;  // [n]
+  Mat left, right;
+};
+
 // Q = diag(signs) H / sqrt(n) with random signs (QuaRot's randomized Hadamard), or a Haar-random
 // orthogonal matrix when no Hadamard of order n is constructible. Deterministic per seed.
 // A HeadRotation too, so the engine can rotate queries and keys with it (kv-rotate).
+// A Hadamard's n x n matrix is only built when asked for (matrix(), ApplyRef, ApplyTransposed):
+// Apply runs the fast transform, and the export writes KroneckerFactors, so a model's online
+// down_proj rotation at 8B (14336^2, 822 MB) is never held.
 class Rotation : public HeadRotation {
  public:
   Rotation(int n, uint64_t seed);
@@ -38,7 +52,8 @@ class Rotation : public HeadRotation {
   bool is_hadamard() const { return base_ > 0; }
   // "hadamard 192 = 16 x paley 12", "hadamard 512 (sylvester)", "random-orthogonal 172 (QR)".
   std::string Describe() const;
-  const Mat& matrix() const { return q_; }  // [n, n]
+  const Mat& matrix() const;         // [n, n], built on first use for a Hadamard
+  KroneckerFactors Factors() const;  // is_hadamard() only
 
   // x [T, n] -> x Q. Fast path: signs, the m x m Paley block, then a fast Walsh-Hadamard
   // transform across the 2^k blocks: O(n log n + n m) per row instead of O(n^2). Rows are
@@ -56,7 +71,8 @@ class Rotation : public HeadRotation {
   int base_ = 0;     // Paley factor m; 0 = dense (random orthogonal or given)
   Vec signs_;        // [n] random +-1 (Hadamard only)
   Mat base_h_;       // [m, m] +-1 Paley block (m > 1)
-  Mat q_;            // [n, n]
+  mutable std::once_flag dense_once_;
+  mutable Mat q_;     // [n, n]: given or random-orthogonal, or a Hadamard's once built
   std::string what_;  // Describe() of a given matrix
 };
 

@@ -361,7 +361,7 @@ TEST_CASE("W4A4 RTN exports (QDQ and MatMulNBits) reproduce sinkquant's simulati
   }
 }
 
-TEST_CASE("Online rotations export as a constant MatMul before the quantized linear",
+TEST_CASE("Online Hadamard rotations export as two small products before the quantized linear",
           "[quant][onnx]") {
   const ModelConfig c = FullConfig(RopePairing::kAdjacent);
   Model fp = BuildDenseModel(c, RandomWeights(c, 9));
@@ -387,6 +387,19 @@ TEST_CASE("Online rotations export as a constant MatMul before the quantized lin
   // The float model with rotations: exact up to float rounding.
   const auto r = ExportAndVerify(fp, "rot_float", {}, kFloatPplRtol, kFloatLogitTol);
   CHECK(r["ppl_rel_diff"].get<double>() < kFloatPplRtol);
+  // Every rotation here is a Hadamard: written as its Kronecker factors (96 = 8 x 12: left 8,
+  // right 12), never as an n x n constant.
+  const std::string graph = test::TempDir("onnx_rot_graph") + "/model.onnx";
+  ExportOnnx(fp, graph);
+  int factors = 0;
+  const onnx::ModelProto proto = ReadModel(graph);
+  for (const auto& t : proto.graph().initializer()) {
+    CHECK(t.name().find("online_rotation") == std::string::npos);
+    if (t.name().find("online_hadamard") == std::string::npos || t.dims_size() != 2) continue;
+    ++factors;
+    CHECK(t.dims(0) <= 16);
+  }
+  CHECK(factors == 2 * 3 * c.n_layers);  // left and right of o, down and attention inputs
 }
 
 TEST_CASE("kv-rotate exports its query/key rotation before the KV4 cache", "[quant][onnx]") {

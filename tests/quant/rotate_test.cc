@@ -55,6 +55,33 @@ TEST_CASE("Rotation is orthogonal and its fast path equals the dense reference",
   CHECK((Rotation(64, 1).matrix() - Rotation(64, 1).matrix()).cwiseAbs().maxCoeff() == 0.0f);
 }
 
+TEST_CASE("A Hadamard rotation's Kronecker factors rebuild its matrix, and are small", "[quant]") {
+  // 1792 = 64 x Paley 28 (q = 13), the family of 8B's 14336 = 512 x 28.
+  for (int n : {1, 8, 12, 96, 192, 512, 1792}) {
+    INFO("size " << n);
+    const Rotation r(n, 3);
+    const KroneckerFactors f = r.Factors();
+    REQUIRE(f.left.rows() * f.right.rows() == n);
+    Mat k(n, n);
+    for (Eigen::Index i = 0; i < f.left.rows(); ++i) {
+      for (Eigen::Index j = 0; j < f.left.cols(); ++j) {
+        k.block(i * f.right.rows(), j * f.right.cols(), f.right.rows(), f.right.cols()) =
+            f.left(i, j) * f.right;
+      }
+    }
+    const Mat q = f.scaled_signs.asDiagonal() * k;
+    CHECK((q - r.matrix()).cwiseAbs().maxCoeff() < 1e-6f);
+    CHECK(f.left == f.left.transpose());  // x Q = left^T X right uses left as it is
+    CHECK(f.left.rows() * f.left.rows() <= n);
+  }
+  // 8B's down_proj width: two products of 64 and 224 a row, not one of 14336 (its matrix is
+  // never built here: the constructor and Factors need only the signs and the Paley block).
+  const KroneckerFactors big = Rotation(14336, 3).Factors();
+  CHECK(big.left.rows() == 64);
+  CHECK(big.right.rows() == 224);
+  CHECK_THROWS_WITH(Rotation(172, 3).Factors(), Catch::Contains("is not a Hadamard"));
+}
+
 TEST_CASE("A given (dense) rotation applied in row blocks equals one product", "[quant]") {
   // An embedding-sized input crosses the 4096-row blocks Apply uses to bound its temporary.
   const Rotation r(Rotation(24, 5).matrix(), "given 24");
