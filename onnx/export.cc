@@ -708,12 +708,12 @@ class GraphWriter {
     auto [fit, fresh] = factors_.try_emplace(&q);
     if (fresh) {
       const KroneckerFactors f = q.Factors();
-      const std::string name = b_.Unique(p + ".online_hadamard");
+      const std::string name = p + ".online_hadamard";
       FactorNames& c = fit->second;
       c.p = f.left.rows(), c.m = f.right.rows();
-      c.signs = b_.Float(name + ".signs", {f.scaled_signs.size()}, Flat(f.scaled_signs));
-      c.left = b_.Float(name + ".left", {c.p, c.p}, Flat(f.left));
-      c.right = b_.Float(name + ".right", {c.m, c.m}, Flat(f.right));
+      c.signs = b_.Float(b_.Unique(name + ".signs"), {f.scaled_signs.size()}, Flat(f.scaled_signs));
+      c.left = b_.Float(b_.Unique(name + ".left"), {c.p, c.p}, Flat(f.left));
+      c.right = b_.Float(b_.Unique(name + ".right"), {c.m, c.m}, Flat(f.right));
     }
     const FactorNames& c = fit->second;
     std::string y =

@@ -405,7 +405,8 @@ SQ_VNNI_TARGET void FinishRows(float* tile, int rows, int width, const Quantized
   StoreTile(tile, rows, width, t0, p0 * kPanel, y);
 }
 
-void VnniPanelRows(const QuantizedActs& a, const PackedInt4& w, int t, int p, Mat& y) {
+SQ_VNNI_TARGET void VnniPanelRows(const QuantizedActs& a, const PackedInt4& w, int t, int p,
+                                  Mat& y) {
   VnniPanels<1>(a, w, p, t, y);
 }
 
